@@ -1,0 +1,1 @@
+"""The commune hall kiosk: web app, scanner, printing, queue and staff pages."""

@@ -1,0 +1,91 @@
+"""REST ingest for the provincial system: `POST /api/v1/dossiers`, and its OpenAPI document.
+
+Every failure is a JSON body `{"error": "...", ...}` with a 4xx status naming the problem; a batch
+is validated whole before anything is written, so a bad batch writes nothing.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+
+from flask import Blueprint, Response, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from kiosk.app import get_config, get_engine
+from kiosk.openapi import openapi_document
+from kiosk.store.ingest import Parser, ingest_batch
+
+log = logging.getLogger(__name__)
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def _error(status: int, message: str, **extra) -> Response:  # noqa: ANN003
+    resp = jsonify({"error": message, **extra})
+    resp.status_code = status
+    return resp
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException) -> Response:
+    if isinstance(exc, RequestEntityTooLarge):
+        limit = get_config().ingest.max_body_bytes
+        return _error(413, f"request body larger than the limit of {limit} bytes ([ingest] max_body_bytes)")
+    return _error(exc.code or 500, exc.description or exc.name)
+
+
+def _authorised() -> Response | None:
+    token = get_config().ingest.api_token
+    if not token:
+        return _error(403, "the ingest API is disabled: set [ingest] api_token in the configuration")
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        resp = _error(401, "missing bearer token (Authorization: Bearer <token>)")
+        resp.headers["WWW-Authenticate"] = 'Bearer realm="motcua"'
+        return resp
+    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+        resp = _error(401, "wrong bearer token")
+        resp.headers["WWW-Authenticate"] = 'Bearer realm="motcua", error="invalid_token"'
+        return resp
+    return None
+
+
+@bp.post("/dossiers")
+def ingest_dossiers() -> Response:
+    denied = _authorised()
+    if denied is not None:
+        return denied
+    cfg = get_config()
+    if request.content_length is not None and request.content_length > cfg.ingest.max_body_bytes:
+        return _http_error(RequestEntityTooLarge())
+    if request.mimetype != "application/json":
+        return _error(415, "send the batch as application/json")
+    raw = request.get_data(cache=False)
+    try:
+        body = json.loads(raw)
+    except UnicodeDecodeError:
+        return _error(400, "malformed JSON: the body is not UTF-8")
+    except json.JSONDecodeError as exc:
+        return _error(400, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+    records = body.get("dossiers") if isinstance(body, dict) else body
+    if not isinstance(records, list):
+        return _error(400, 'the body must be {"dossiers": [...]} or a JSON array of dossiers')
+    if len(records) > cfg.ingest.max_batch:
+        return _error(413, f"batch of {len(records)} dossiers exceeds [ingest] max_batch = {cfg.ingest.max_batch}")
+    report = ingest_batch(get_engine(), Parser.from_config(cfg), records, via="api", source=request.remote_addr)
+    if report.errors:
+        first = report.errors[0]
+        return _error(
+            422,
+            f"{len(report.errors)} invalid dossier(s), nothing was written; first: "
+            f"#{first['index']} {first['field']}: {first['error']}",
+            errors=report.errors[:100],
+        )
+    log.info("ingest from %s: %s", request.remote_addr, report.as_dict())
+    return jsonify(report.as_dict())
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(openapi_document(get_config()))

@@ -1,0 +1,51 @@
+"""`kiosk` command line: serve the web app, import exports, seed the demo, and more.
+
+Subcommands live next to what they drive (kiosk/importer.py, kiosk/demo.py, ...) and are added to
+the group here.
+"""
+from __future__ import annotations
+
+import click
+
+from motcua.cli import AppContext, config_option, setup_logging
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@config_option
+@click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
+    """Commune hall kiosk (Bộ phận Một cửa): dossier status, queue tickets, printing."""
+    setup_logging(verbose)
+    ctx.obj = AppContext(config_path)
+
+
+@cli.command()
+@click.option("--bind", default=None, help="host:port (default: [kiosk] bind)")
+@click.option("--workers", type=int, default=None, help="gunicorn workers (default: [kiosk] workers)")
+@click.pass_obj
+def serve(obj: AppContext, bind: str | None, workers: int | None) -> None:
+    """Run the web app under gunicorn."""
+    from kiosk.wsgi import run_gunicorn
+
+    obj.engine  # migrate once before the workers start  # noqa: B018
+    run_gunicorn(obj.config, bind=bind, workers=workers)
+
+
+def _register() -> None:
+    from kiosk.demo import demo
+    from kiosk.importer import import_command
+
+    cli.add_command(import_command)
+    cli.add_command(demo)
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="kiosk")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The dossier store: tables (schema), the one ingest path (ingest) and lookups (dossiers)."""

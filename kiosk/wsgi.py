@@ -1,0 +1,47 @@
+"""Gunicorn entry points.
+
+`gunicorn 'kiosk.wsgi:app()'` works for IT staff who prefer plain gunicorn; `kiosk serve` runs
+the same with settings from the config. The gthread worker class is used so that long-lived
+event streams (scan events, hall display) do not block other requests.
+"""
+from __future__ import annotations
+
+from gunicorn.app.base import BaseApplication
+
+from motcua.config import Config
+
+
+def app():  # noqa: ANN201
+    from kiosk.app import create_app
+
+    return create_app()
+
+
+class _Gunicorn(BaseApplication):
+    def __init__(self, cfg: Config, options: dict):
+        self.cfg_motcua = cfg
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self):  # noqa: ANN201 - runs in each worker after fork: one engine per process
+        from kiosk.app import create_app
+
+        return create_app(self.cfg_motcua)
+
+
+def run_gunicorn(cfg: Config, bind: str | None = None, workers: int | None = None) -> None:
+    options = {
+        "bind": bind or cfg.kiosk.bind,
+        "workers": workers or cfg.kiosk.workers,
+        "worker_class": "gthread",
+        "threads": cfg.kiosk.threads,
+        "timeout": 60,
+        "graceful_timeout": 10,
+        "accesslog": "-",
+        "forwarded_allow_ips": "127.0.0.1",
+    }
+    _Gunicorn(cfg, options).run()

@@ -1,0 +1,123 @@
+"""Shared fixtures: a config in a temporary data folder, its SQLite engine, the Flask app and client,
+and a real PostgreSQL server started for the session (Debian's postgresql package)."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from motcua.config import Config, load_config
+from motcua.db import make_engine
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+TOKEN = "test-token-0123456789"
+
+
+@pytest.fixture
+def make_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Config]:
+    """Build a Config from overrides; nothing is read from /etc or the environment."""
+    monkeypatch.delenv("MOTCUA_CONFIG", raising=False)
+
+    def _make(overrides: dict[str, Any] | None = None, **sections: Any) -> Config:
+        base: dict[str, Any] = {"paths": {"data_dir": str(tmp_path / "data")}, "ingest": {"api_token": TOKEN}}
+        for source in (overrides or {}, sections):
+            for key, value in source.items():
+                base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
+        path = tmp_path / "config.toml"
+        path.write_text("", encoding="utf-8")
+        return load_config(path, base)
+
+    return _make
+
+
+@pytest.fixture
+def config(make_config: Callable[..., Config]) -> Config:
+    return make_config()
+
+
+@pytest.fixture
+def engine(config: Config) -> Iterator[sa.Engine]:
+    eng = make_engine(config)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def app(config: Config, engine: sa.Engine):  # noqa: ANN201
+    from kiosk.app import create_app
+
+    return create_app(config, engine, test_config={"TESTING": True})
+
+
+@pytest.fixture
+def client(app):  # noqa: ANN001, ANN201
+    return app.test_client()
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster on a Unix socket; yields a base URL (no database name)."""
+    if not (PG_BIN / "initdb").exists():
+        pytest.fail("PostgreSQL server binaries missing: run scripts/setup.sh --test")
+    root = Path(tempfile.mkdtemp(prefix="motcua-pg-"))
+    data, sock = root / "data", root / "sock"
+    sock.mkdir()
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        shutil.chown(root, "postgres")
+        shutil.chown(sock, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port = _free_port()
+    subprocess.run([*as_user, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
+                    "-E", "UTF8", "--no-sync"], check=True, capture_output=True)
+    subprocess.run([*as_user, str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w", "start",
+                    "-o", f"-p {port} -k {sock} -c listen_addresses='' -c fsync=off"], check=True, capture_output=True)
+    try:
+        yield f"postgresql+psycopg://postgres@/?host={sock}&port={port}"
+    finally:
+        subprocess.run([*as_user, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_database(pg_server: str) -> Iterator[str]:
+    """A fresh database on the session's server; yields its URL."""
+    name = f"t_{int(time.time() * 1000) % 10**9}_{os.getpid()}_{_free_port()}"
+    admin = sa.create_engine(pg_server.replace("/?", "/postgres?"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield pg_server.replace("/?", f"/{name}?")
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def any_engine(request: pytest.FixtureRequest, make_config: Callable[..., Config]) -> Iterator[sa.Engine]:
+    """The store on both backends: SQLite file and a real PostgreSQL server."""
+    if request.param == "sqlite":
+        cfg = make_config()
+    else:
+        cfg = make_config(database={"url": request.getfixturevalue("pg_database")})
+    eng = make_engine(cfg)
+    yield eng
+    eng.dispose()
