@@ -39,7 +39,8 @@ def _register_optional_blueprints(app: Flask) -> None:
     """Areas built in their own packages register here through `init_app(app)`."""
     import importlib
 
-    for name in ("kiosk.web", "kiosk.scanner.web", "kiosk.printing.web", "kiosk.queue.web", "kiosk.staff"):
+    for name in ("kiosk.security", "kiosk.i18n", "kiosk.web", "kiosk.scanner.web", "kiosk.printing.web",
+                 "kiosk.queue.web", "kiosk.staff", "kiosk.health"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:

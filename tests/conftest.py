@@ -121,3 +121,106 @@ def any_engine(request: pytest.FixtureRequest, make_config: Callable[..., Config
     eng = make_engine(cfg)
     yield eng
     eng.dispose()
+
+
+# --- a real server and a real browser -----------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+]
+
+
+def write_config_file(path: Path, cfg_dict: dict[str, Any]) -> Path:
+    """Write a TOML config (simple nested tables of scalars/lists) for a subprocess."""
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return str(v)
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    lines: list[str] = []
+
+    def table(prefix: str, d: dict[str, Any]) -> None:
+        scalars = {k: v for k, v in d.items() if not isinstance(v, dict)}
+        if scalars:
+            lines.append(f"[{prefix}]")
+            lines.extend(f"{k} = {value(v)}" for k, v in scalars.items())
+        for k, v in d.items():
+            if isinstance(v, dict):
+                table(f"{prefix}.{k}" if prefix else k, v)
+
+    for section, body in cfg_dict.items():
+        table(section, body)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[Callable[..., str]]:
+    """Start `kiosk serve` (real gunicorn) with a config; returns its base URL. Stopped after the test."""
+    procs: list[subprocess.Popen] = []
+
+    def _start(sections: dict[str, Any] | None = None, workers: int = 1) -> str:
+        port = _free_port()
+        data = tmp_path / f"server-{port}"
+        cfg = {"paths": {"data_dir": str(data)}, "ingest": {"api_token": TOKEN}}
+        for k, v in (sections or {}).items():
+            cfg[k] = {**cfg.get(k, {}), **v}
+        path = write_config_file(tmp_path / f"server-{port}.toml", cfg)
+        log = open(tmp_path / f"server-{port}.log", "wb")
+        proc = subprocess.Popen(
+            [str(Path(os.sys.executable)), "-m", "kiosk.cli", "--config", str(path), "serve",
+             "--bind", f"127.0.0.1:{port}", "--workers", str(workers)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        procs.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"kiosk serve exited: {(tmp_path / f'server-{port}.log').read_text()[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    return url
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("kiosk serve did not start in 30 s")
+
+    yield _start
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 15)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, headless, driven by Playwright (no browser download)."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium missing: run scripts/setup.sh --test")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh browser context per test (no cookies/storage carried over), 1280x800."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="vi-VN")
+    pg = context.new_page()
+    yield pg
+    context.close()
+
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
