@@ -188,22 +188,162 @@ class ScannerConfig(Section):
     width: int = Field(640, ge=160)
     height: int = Field(480, ge=120)
     fps: int = Field(15, ge=1, le=60)
-    listen: str = Field("127.0.0.1:8765", description="scan events (SSE) and preview for the kiosk screen")
+    socket: str = Field("", description="Unix socket for scan events and preview; empty: data_dir/scanner.sock")
+    decoders: list[Literal["zxing", "pyzbar", "opencv"]] = Field(
+        default=["zxing", "pyzbar", "opencv"],
+        description="Decoder chain, in order (see docs/scanner.md for the measurements behind it)")
+    fallback_every: int = Field(
+        3, ge=1, description="Run the slower fallback decoders on every Nth frame where the first finds nothing")
+    repeat_interval_s: float = Field(3.0, ge=0, description="The same code is reported once per this interval")
+    patterns: list[str] = Field(
+        default=[], description="Extra payload regexes (full match) with named groups code and optional secret")
+    code_pattern: str = Field("", description="Regex a dossier code must fully match; empty: built-in loose shape")
+    preview_fps: float = Field(3.0, gt=0, le=15, description="MJPEG preview frame rate for aiming")
+    preview_width: int = Field(320, ge=80, description="MJPEG preview width in pixels")
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns_compile(cls, v: list[str]) -> list[str]:
+        import re
+
+        for p in v:  # reported at load time rather than at the first scan
+            try:
+                rx = re.compile(p)
+            except re.error as exc:
+                raise ValueError(f"invalid pattern {p!r}: {exc}") from None
+            if "code" not in rx.groupindex:
+                raise ValueError(f"pattern {p!r} needs a named group (?P<code>...)")
+        return v
+
+    @field_validator("code_pattern")
+    @classmethod
+    def _code_pattern_compiles(cls, v: str) -> str:
+        import re
+
+        try:
+            re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"invalid pattern {v!r}: {exc}") from None
+        return v
 
 
 class PrinterConfig(Section):
     """ESC/POS printer owned by the print worker (kiosk/printing)."""
     kind: Literal["usb", "serial", "network", "cups", "file", "dummy"] = "file"
     target: str = Field("", description="file path, device node, host, serial port or CUPS queue; empty: data_dir/printer.out")
-    paper_dots: int = Field(576, description="384 for 58 mm paper, 576 for 80 mm")
+    paper_dots: Literal[384, 576] = Field(576, description="384 for 58 mm paper, 576 for 80 mm")
+    profile: str = Field("", description="python-escpos printer profile; empty: a generic one for paper_dots")
+    usb_vendor_id: str = Field("", description="usb kind: vendor id in hex, e.g. 0x0416")
+    usb_product_id: str = Field("", description="usb kind: product id in hex, e.g. 0x5011")
+    usb_in_ep: int = Field(0x82, description="usb kind: input endpoint")
+    usb_out_ep: int = Field(0x01, description="usb kind: output endpoint")
+    baudrate: int = Field(9600, ge=1200, description="serial kind")
+    network_port: int = Field(9100, ge=1, le=65535, description="network kind: raw TCP port")
+    timeout_s: float = Field(5.0, gt=0, description="connect/read/write timeout for the printer")
+    poll_s: float = Field(1.0, gt=0, description="how often the print worker looks for new jobs")
+    status_every_s: float = Field(5.0, gt=0, description="how often the worker asks the printer for its state when idle")
+    ticket_max_age_s: int = Field(1800, ge=0, description="queue tickets waiting longer than this (printer out) are not printed late; 0 = always print")
+    cut: bool = Field(True, description="cut the paper after each job")
+    feed_lines: int = Field(3, ge=0, le=10, description="blank lines fed before the cut")
+
+
+class QueueService(Section):
+    """One service of the hall queue (a group of procedures served at the same counters)."""
+    code: str = Field(description="short code used in URLs and the API, e.g. HT")
+    name_vi: str
+    name_en: str = ""
+    prefix: str = Field(description="ticket letter(s), e.g. A -> A012")
+    counters: list[str] = Field(default_factory=list, description="counter names serving this service, e.g. ['1', '2']")
+
+    @field_validator("code", "prefix")
+    @classmethod
+    def _short_token(cls, v: str) -> str:
+        v = v.strip().upper()
+        if not v or len(v) > 8 or not v.isascii() or not v.isalnum():
+            raise ValueError("use 1-8 letters or digits")
+        return v
+
+
+def _default_services() -> list[QueueService]:
+    return [
+        QueueService(code="HT", name_vi="Hộ tịch - Chứng thực", name_en="Civil status - Certification",
+                     prefix="A", counters=["1", "2"]),
+        QueueService(code="DD", name_vi="Đất đai", name_en="Land", prefix="B", counters=["3"]),
+        QueueService(code="LD", name_vi="Lao động - Thương binh và Xã hội",
+                     name_en="Labour, war invalids and social affairs", prefix="C", counters=["4"]),
+    ]
 
 
 class QueueConfig(Section):
     """Hall queue: services, prefixes and counters (kiosk/queue)."""
+    services: list[QueueService] = Field(default_factory=_default_services)
+    number_digits: int = Field(3, ge=1, le=5, description="A7 -> A007 with 3")
+    default_service_min: float = Field(5.0, gt=0, description="minutes per citizen before there is history")
+    estimate_window: int = Field(20, ge=1, description="recent served tickets used for the wait estimate")
+    display_calls: int = Field(4, ge=1, le=12, description="recent calls shown per service on the hall display")
+    display_poll_ms: int = Field(1500, ge=300, description="how often the hall display refreshes")
+    announce: bool = Field(True, description="chime and spoken Vietnamese announcement (espeak-ng) on the display")
+    espeak_voice: str = Field("vi", description="espeak-ng voice for announcements")
+    espeak_speed: int = Field(140, ge=80, le=300, description="espeak-ng words per minute")
+
+    @model_validator(mode="after")
+    def _unique(self) -> "QueueConfig":
+        if not self.services:
+            raise ValueError("at least one service is needed")
+        seen: dict[str, str] = {}
+        for svc in self.services:
+            for token in {svc.code, svc.prefix}:
+                if seen.get(token, svc.code) != svc.code:
+                    raise ValueError(f"{token!r} is used by services {seen[token]} and {svc.code}")
+                seen[token] = svc.code
+        return self
+
+
+DEFAULT_SMS_TEMPLATES: dict[str, str] = {
+    # Placeholders: {commune} {code} {procedure} {place} {hours} {appointment_date} {hotline} {text}.
+    # {procedure} is shortened (never the code) when the notice would need more than max_parts parts.
+    "result_ready": "{commune}: Hồ sơ {code} ({procedure}) đã có kết quả. Mời nhận tại {place}, {hours}.",
+    "more_documents": "{commune}: Hồ sơ {code} ({procedure}) cần bổ sung giấy tờ. Mời đến {place}, {hours}.",
+    "denied": "{commune}: Hồ sơ {code} ({procedure}) bị từ chối. Xin liên hệ {place}, {hours}.",
+    "text": "{text}",
+}
 
 
 class SmsConfig(Section):
     """Notices and their texts (sms_gateway)."""
+    encoding: Literal["ascii", "ucs2"] = Field(
+        "ascii", description="ascii: fold Vietnamese to plain letters (160 chars/part); ucs2: full Vietnamese (70 chars/part)")
+    max_parts: int = Field(1, ge=1, le=6, description="shorten {procedure} so a notice fits this many parts")
+    templates: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_SMS_TEMPLATES),
+                                      description="text per notice kind (dossier status), Vietnamese")
+    place: str = Field("", description="where to collect, as written in SMS; empty: site.collect_place")
+    hours: str = Field("", description="opening hours as written in SMS; empty: derived from site.opening_hours")
+    quiet_start: time = Field(time(21, 0), description="no sending from this local time ...")
+    quiet_end: time = Field(time(7, 0), description="... until this local time (site timezone)")
+    pace_s: float = Field(6.0, ge=0, description="pause between two messages")
+    pace_jitter_s: float = Field(4.0, ge=0, description="random extra pause, 0..this")
+    retry_base_s: float = Field(60.0, gt=0, description="first retry delay after a temporary error; doubles each time")
+    retry_max_s: float = Field(3600.0, gt=0, description="longest retry delay")
+    max_attempts: int = Field(8, ge=1, description="temporary errors after this many attempts fail the notice")
+    delivery_reports: bool = Field(True, description="ask the network for delivery reports")
+    poll_s: float = Field(2.0, gt=0, description="how often an idle gateway looks at the outbox and the modem")
+    balance_ussd: str = Field("*101#", description="USSD code for the prepaid balance; empty disables the check")
+    balance_every_s: float = Field(6 * 3600, gt=0, description="how often to ask the balance")
+    balance_low_below: float = Field(10_000, ge=0, description="warn on the staff health page below this amount (VND)")
+    balance_pattern: str = Field(r"(\d[\d.,]*)\s*(?:d|đ|vnd|dong|đồng)\b",
+                                 description="regex whose first group is the main balance in the USSD answer")
+
+    @field_validator("templates")
+    @classmethod
+    def _templates_complete(cls, v: dict[str, str]) -> dict[str, str]:
+        merged = {**DEFAULT_SMS_TEMPLATES, **v}
+        for kind, text in merged.items():
+            try:
+                text.format(commune="", code="", procedure="", place="", hours="", appointment_date="",
+                            hotline="", text="")
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError(f"template {kind!r}: unknown or malformed placeholder {exc}") from None
+        return merged
 
 
 class ModemConfig(Section):
@@ -211,10 +351,38 @@ class ModemConfig(Section):
     device: str = ""
     connection: str = "none"
     model: str = "dummy"
+    smsc: str = Field("", description="SMS centre number, pinned (Gammu forgets it after an unplug); empty: the SIM's")
+    pin: str = Field("", description="SIM PIN, entered when the SIM asks for one")
+    send_timeout_s: float = Field(60.0, gt=0, description="abort a send the modem has not answered after this")
+    reconnect_s: float = Field(10.0, gt=0, description="first wait before reconnecting a lost modem; doubles up to 5 min")
+    health_every_s: float = Field(60.0, gt=0, description="how often to read SIM, network and signal")
 
 
 class StaffConfig(Section):
     """Staff pages (kiosk/staff)."""
+    allow_kiosk_addresses: bool = Field(
+        False, description="Let the kiosk screen's own addresses ([kiosk] kiosk_addresses) open staff pages"
+    )
+    cookie_name: str = Field("motcua_staff", description="Staff session cookie (separate from the kiosk screen's)")
+    cookie_secure: Literal["auto", "always", "never"] = Field(
+        "auto", description="Secure flag on the staff cookie; auto: when the request came over HTTPS"
+    )
+    session_idle_minutes: int = Field(30, ge=1, description="Sign out after this long without a request")
+    session_max_hours: int = Field(10, ge=1, description="Sign out this long after signing in, whatever happens")
+    login_rate: str = Field("10 per minute", description="Flask-Limiter rate for sign-in attempts per address")
+    lockout_failures: int = Field(5, ge=1, description="Wrong passwords in a row that lock an account")
+    lockout_minutes: int = Field(15, ge=1, description="How long a locked account stays locked")
+    address_failures: int = Field(
+        20, ge=1, description="Failed sign-ins from one address within lockout_minutes before it is refused"
+    )
+    min_password_length: int = Field(10, ge=8)
+    sms_part_price_vnd: int = Field(
+        0, ge=0, description="Price of one SMS part on the SIM's plan, for the cost column; 0 hides it"
+    )
+    disk_warn_mb: int = Field(500, ge=0, description="Device health warns below this much free space in data_dir")
+    disk_error_mb: int = Field(100, ge=0, description="Device health reports an error below this")
+    ingest_stale_hours: int = Field(26, ge=1, description="Warn when the last ingest finished longer ago")
+    quick_check_interval_s: int = Field(300, ge=0, description="Run SQLite PRAGMA quick_check at most this often")
 
 
 class Config(Section):

@@ -1,11 +1,12 @@
-"""`sms-gateway` command line."""
+"""`sms-gateway` command line: run the daemon, queue a message by hand, show health and counts."""
 from __future__ import annotations
 
+import uuid
+
 import click
-import sqlalchemy as sa
 
 from motcua.cli import AppContext, config_option, setup_logging
-from sms_gateway.schema import notices
+from motcua.db import reading
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,13 +20,63 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
 
 
 @cli.command()
+@click.option("--until-idle", is_flag=True, help="Exit once nothing is due (for scripts and tests).")
+@click.pass_obj
+def run(obj: AppContext, until_idle: bool) -> None:
+    """Drain the outbox through the modem (a systemd Type=notify service)."""
+    from sms_gateway.gateway import Gateway
+
+    gateway = Gateway(obj.config, obj.engine)
+    raise SystemExit(gateway.run(until_idle=until_idle))
+
+
+@cli.command()
+@click.option("--to", "to", required=True, help="Vietnamese mobile number (09..., +84..., old 11-digit forms).")
+@click.option("--text", required=True, help="Message text (Vietnamese; the [sms] encoding policy applies).")
+@click.pass_obj
+def send(obj: AppContext, to: str, text: str) -> None:
+    """Queue one message; the running gateway sends it."""
+    from sms_gateway.outbox import enqueue
+    from sms_gateway.phones import InvalidPhone, normalise_vn_mobile
+    from sms_gateway.text import render_notice
+
+    try:
+        normalise_vn_mobile(to)
+    except InvalidPhone as exc:
+        raise click.ClickException(f"invalid number: {exc}") from None
+    if not text.strip():
+        raise click.ClickException("empty text")
+    rendered = render_notice(obj.config, "text", {"text": text})
+    with obj.engine.begin() as conn:
+        notice_id = enqueue(conn, key=f"manual:{uuid.uuid4()}", phone=to, kind="text", params={"text": text})
+    click.echo(f"queued notice {notice_id}: {rendered.parts} part(s), {rendered.encoding}")
+
+
+@cli.command()
 @click.pass_obj
 def status(obj: AppContext) -> None:
-    """Print the outbox counts by state."""
-    with obj.engine.connect() as conn:
-        rows = conn.execute(sa.select(notices.c.state, sa.func.count()).group_by(notices.c.state)).all()
-    counts = dict(rows)
-    click.echo("outbox: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "empty"))
+    """Print the modem's health and the outbox counts by state."""
+    from sms_gateway.health import format_age, read_modem_health
+    from sms_gateway.outbox import counts_by_state
+
+    with reading(obj.engine) as conn:
+        health = read_modem_health(conn)
+        counts = counts_by_state(conn)
+    if health is None:
+        click.echo("modem: no report yet (has the gateway run?)")
+    else:
+        signal = f"{health['signal_percent']}%" if health["signal_percent"] is not None else "?"
+        click.echo(
+            f"modem: {health['state']} ({health['label_vi']})"
+            f"{' [gateway not running]' if health['stale'] else ''}; network {health['network'] or '?'}, "
+            f"signal {signal}, last seen {format_age(health['last_seen_at'])}"
+        )
+        if health["detail"]:
+            click.echo(f"  detail: {health['detail']}")
+        if health["balance_text"] is not None:
+            low = " LOW" if health["balance_low"] else ""
+            click.echo(f"  balance{low}: {health['balance_text']} ({format_age(health['balance_checked_at'])})")
+    click.echo("outbox: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
 def main() -> None:

@@ -3,18 +3,35 @@
 `enqueue` is the one way in. It runs inside the caller's transaction, so a dossier's status change
 and its notice commit together or not at all, and its idempotency key makes a repeated event a
 no-op: the same change never makes two notices.
+
+States (see docs/sms.md):
+
+    queued -> sending -> sent                 (delivery_status: pending -> delivered | failed)
+              sending -> retry -> sending ... (temporary error, exponential backoff)
+              sending -> failed               (permanent: invalid number, operator refused, too many tries)
+              sending -> uncertain            (timeout or crash after the modem may have taken it)
+    queued | retry -> cancelled               (staff)
+    failed | cancelled -> queued              (staff: retry)
+    uncertain -> queued | cancelled           (staff: resolve_uncertain)
+
+The gateway claims a notice (queued -> sending) in its own committed transaction before handing it
+to the modem, so a crash can only leave `sending` rows, which the next start turns into `uncertain`:
+never resent on its own, never lost.
 """
 from __future__ import annotations
 
 import json
-from typing import Any
+from datetime import date, datetime, timedelta
+from typing import Any, Sequence
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from motcua.timeutil import utcnow
-from sms_gateway.schema import notices
+from sms_gateway.phones import InvalidPhone, normalise_vn_mobile
+from sms_gateway.schema import notice_events, notices
 
-# States a notice moves through (see docs/sms.md).
+# States a notice moves through.
 QUEUED = "queued"
 SENDING = "sending"
 SENT = "sent"
@@ -22,7 +39,15 @@ RETRY = "retry"  # waiting to retry after a temporary error
 FAILED = "failed"  # permanent, with the reason in last_error
 UNCERTAIN = "uncertain"  # the modem may have taken it; an official decides
 CANCELLED = "cancelled"
+_BY_KEY = sa.select(notices.c.id).where(notices.c.idempotency_key == sa.bindparam("key"))
 STATES = (QUEUED, SENDING, SENT, RETRY, FAILED, UNCERTAIN, CANCELLED)
+DUE__BY_KEY = sa.select(notices.c.id).where(notices.c.idempotency_key == sa.bindparam("key"))
+STATES = (QUEUED, RETRY)
+
+# Delivery report outcomes.
+DELIVERY_PENDING = "pending"
+DELIVERED = "delivered"
+DELIVERY_FAILED = "failed"
 
 
 def enqueue(
@@ -36,32 +61,233 @@ def enqueue(
 ) -> int | None:
     """Queue one notice unless a notice with this idempotency key exists.
 
-    Returns the new notice id, or None when the key was already used.
+    Returns the new notice id, or None when the key was already used. A number that is not a
+    Vietnamese mobile is stored as `failed` at once, with the reason, so it never loops in retries.
     """
     if not key or len(key) > 200:
         raise ValueError("idempotency key must be 1..200 characters")
-    exists = conn.execute(sa.select(notices.c.id).where(notices.c.idempotency_key == key)).first()
+    exists = conn.execute(_BY_KEY, {"key": key}).first()
     if exists:
         return None
     now = utcnow()
+    state, e164, error = QUEUED, None, None
+    try:
+        e164 = normalise_vn_mobile(phone)
+    except InvalidPhone as exc:
+        state, error = FAILED, f"invalid phone number: {exc}"
     # A concurrent writer with the same key loses on the unique constraint; a savepoint keeps the
     # caller's transaction usable in that case.
     try:
         with conn.begin_nested():
             result = conn.execute(
-                notices.insert().values(
+                notices.insert(),
+                dict(
                     idempotency_key=key,
                     dossier_code=dossier_code,
                     kind=kind,
-                    phone_raw=phone,
+                    phone_raw=str(phone or "")[:64],
+                    phone_e164=e164,
                     params=json.dumps(params or {}, ensure_ascii=False, sort_keys=True, default=str),
-                    state=QUEUED,
+                    state=state,
                     attempts=0,
-                    next_attempt_at=now,
+                    next_attempt_at=now if state == QUEUED else None,
+                    last_error=error,
                     created_at=now,
                     updated_at=now,
-                )
+                ),
             )
     except sa.exc.IntegrityError:
         return None
     return result.inserted_primary_key[0]
+
+
+# --- staff actions ------------------------------------------------------------------------------
+
+def _load(conn: sa.Connection, notice_id: int) -> sa.Row:
+    row = conn.execute(sa.select(notices).where(notices.c.id == notice_id)).first()
+    if row is None:
+        raise ValueError(f"notice {notice_id} does not exist")
+    return row
+
+
+def _move(conn: sa.Connection, row: sa.Row, to_state: str, actor: str | None, detail: str | None,
+          **values: Any) -> None:
+    """Change state only if nobody (the gateway) moved the row since we read it."""
+    now = utcnow()
+    result = conn.execute(
+        notices.update()
+        .where(notices.c.id == row.id, notices.c.state == row.state)
+        .values(state=to_state, updated_at=now, **values)
+    )
+    if result.rowcount != 1:
+        raise ValueError(f"notice {row.id} changed state meanwhile; reload and try again")
+    log_event(conn, row.id, row.state, to_state, actor, detail, now)
+
+
+def log_event(conn: sa.Connection, notice_id: int, from_state: str | None, to_state: str,
+              actor: str | None, detail: str | None, at: datetime | None = None) -> None:
+    conn.execute(notice_events.insert().values(
+        notice_id=notice_id, at=at or utcnow(), actor=actor, from_state=from_state, to_state=to_state,
+        detail=detail,
+    ))
+
+
+def retry(conn: sa.Connection, notice_id: int, actor: str | None = None) -> None:
+    """Send a failed, cancelled or waiting notice again as soon as the gateway can."""
+    row = _load(conn, notice_id)
+    if row.state not in (FAILED, CANCELLED, RETRY):
+        raise ValueError(f"notice {notice_id} is {row.state}; only failed, cancelled or waiting notices can be retried")
+    try:
+        e164 = normalise_vn_mobile(row.phone_raw)
+    except InvalidPhone as exc:
+        raise ValueError(f"notice {notice_id} cannot be sent: invalid phone number: {exc}") from None
+    _move(conn, row, QUEUED, actor, "retry requested", phone_e164=e164, attempts=0,
+          next_attempt_at=utcnow(), last_error=None, cms_code=None)
+
+
+def cancel(conn: sa.Connection, notice_id: int, actor: str | None = None) -> None:
+    """Stop a notice that has not been sent yet."""
+    row = _load(conn, notice_id)
+    if row.state not in (QUEUED, RETRY):
+        raise ValueError(f"notice {notice_id} is {row.state}; only queued or waiting notices can be cancelled")
+    _move(conn, row, CANCELLED, actor, "cancelled", next_attempt_at=None)
+
+
+def resolve_uncertain(conn: sa.Connection, notice_id: int, resend: bool, actor: str | None = None) -> None:
+    """An official decides an uncertain notice: send it again (the citizen may get two) or not."""
+    row = _load(conn, notice_id)
+    if row.state != UNCERTAIN:
+        raise ValueError(f"notice {notice_id} is {row.state}, not uncertain")
+    if resend:
+        _move(conn, row, QUEUED, actor, "uncertain: resend decided", attempts=0, next_attempt_at=utcnow())
+    else:
+        _move(conn, row, CANCELLED, actor, "uncertain: not resent (may have arrived)", next_attempt_at=None)
+
+
+# --- reports ------------------------------------------------------------------------------------
+
+def counts_by_state(conn: sa.Connection) -> dict[str, int]:
+    """Every state with its number of notices (zero included)."""
+    rows = conn.execute(sa.select(notices.c.state, sa.func.count()).group_by(notices.c.state)).all()
+    counts = dict.fromkeys(STATES, 0)
+    counts.update({state: n for state, n in rows})
+    return counts
+
+
+def daily_usage(conn: sa.Connection, days: int = 14, tz: str = "Asia/Ho_Chi_Minh") -> list[dict[str, Any]]:
+    """Messages and billed parts sent per local day, oldest first, every day present."""
+    zone = ZoneInfo(tz)
+    today = utcnow().astimezone(zone).date()
+    first = today - timedelta(days=days - 1)
+    start = datetime.combine(first, datetime.min.time(), zone)
+    rows = conn.execute(
+        sa.select(notices.c.sent_at, notices.c.parts)
+        .where(notices.c.sent_at >= start, notices.c.state == SENT)
+    ).all()
+    out: dict[date, dict[str, Any]] = {
+        first + timedelta(days=i): {"day": first + timedelta(days=i), "sent": 0, "parts": 0} for i in range(days)
+    }
+    for sent_at, parts in rows:
+        bucket = out.get(sent_at.astimezone(zone).date())
+        if bucket is not None:
+            bucket["sent"] += 1
+            bucket["parts"] += parts or 1
+    return list(out.values())
+
+
+# --- the gateway's side ----------------------------------------------------------------------
+
+def due(conn: sa.Connection, now: datetime, limit: int = 50) -> Sequence[sa.Row]:
+    """Notices whose time has come, oldest first."""
+    return conn.execute(
+        sa.select(notices)
+        .where(notices.c.state.in_(DUE_STATES), notices.c.next_attempt_at <= now)
+        .order_by(notices.c.next_attempt_at, notices.c.id)
+        .limit(limit)
+    ).all()
+
+
+def next_due_at(conn: sa.Connection) -> datetime | None:
+    return conn.execute(
+        sa.select(sa.func.min(notices.c.next_attempt_at)).where(notices.c.state.in_(DUE_STATES))
+    ).scalar()
+
+
+def claim(conn: sa.Connection, notice_id: int, *, phone_e164: str, text: str, encoding: str, parts: int) -> bool:
+    """queued/retry -> sending, with the exact text about to go out. False if someone else moved it."""
+    result = conn.execute(
+        notices.update()
+        .where(notices.c.id == notice_id, notices.c.state.in_(DUE_STATES))
+        .values(state=SENDING, phone_e164=phone_e164, text=text, encoding=encoding, parts=parts,
+                attempts=notices.c.attempts + 1, updated_at=utcnow())
+    )
+    return result.rowcount == 1
+
+
+def _finish(conn: sa.Connection, notice_id: int, **values: Any) -> None:
+    conn.execute(
+        notices.update().where(notices.c.id == notice_id, notices.c.state == SENDING)
+        .values(updated_at=utcnow(), **values)
+    )
+
+
+def mark_sent(conn: sa.Connection, notice_id: int, refs: list[int], *, delivery_reports: bool) -> None:
+    _finish(conn, notice_id, state=SENT, sent_at=utcnow(), next_attempt_at=None, last_error=None, cms_code=None,
+            message_ref=refs[-1] if refs else None, message_refs=",".join(map(str, refs)) or None,
+            delivery_status=DELIVERY_PENDING if delivery_reports and refs else None)
+
+
+def mark_retry(conn: sa.Connection, notice_id: int, error: str, cms_code: int | None, at: datetime) -> None:
+    _finish(conn, notice_id, state=RETRY, last_error=error, cms_code=cms_code, next_attempt_at=at)
+
+
+def mark_failed(conn: sa.Connection, notice_id: int, error: str, cms_code: int | None = None) -> None:
+    _finish(conn, notice_id, state=FAILED, last_error=error, cms_code=cms_code, next_attempt_at=None)
+    log_event(conn, notice_id, SENDING, FAILED, "gateway", error)
+
+
+def mark_uncertain(conn: sa.Connection, notice_id: int, reason: str) -> None:
+    _finish(conn, notice_id, state=UNCERTAIN, last_error=reason, next_attempt_at=None)
+    log_event(conn, notice_id, SENDING, UNCERTAIN, "gateway", reason)
+
+
+def fail_unsendable(conn: sa.Connection, notice_id: int, error: str) -> None:
+    """A due notice that cannot be sent at all (bad number, no template): failed before any claim."""
+    result = conn.execute(
+        notices.update().where(notices.c.id == notice_id, notices.c.state.in_(DUE_STATES))
+        .values(state=FAILED, last_error=error, next_attempt_at=None, updated_at=utcnow())
+    )
+    if result.rowcount:
+        log_event(conn, notice_id, None, FAILED, "gateway", error)
+
+
+def recover_interrupted(conn: sa.Connection) -> list[int]:
+    """At start: a notice left `sending` was handed to a modem by a gateway that died. It may have
+    gone out, so it becomes `uncertain` (an official decides), never resent on its own."""
+    ids = list(conn.execute(sa.select(notices.c.id).where(notices.c.state == SENDING)).scalars())
+    for notice_id in ids:
+        mark_uncertain(conn, notice_id, "gateway stopped while sending; the message may have gone out")
+    return ids
+
+
+def record_delivery(conn: sa.Connection, *, phone_e164: str | None, message_ref: int, delivered: bool,
+                    at: datetime | None = None, window_days: int = 7) -> int | None:
+    """Match a status report to the newest sent notice with this reference (TP-MR wraps at 255, so the
+    newest pending one for the same number wins). Returns the notice id or None when nothing matches."""
+    since = utcnow() - timedelta(days=window_days)
+    query = (
+        sa.select(notices.c.id)
+        .where(notices.c.state == SENT, notices.c.message_ref == message_ref,
+               notices.c.delivery_status == DELIVERY_PENDING, notices.c.sent_at >= since)
+        .order_by(notices.c.sent_at.desc(), notices.c.id.desc()).limit(1)
+    )
+    if phone_e164:
+        query = query.where(notices.c.phone_e164 == phone_e164)
+    notice_id = conn.execute(query).scalar()
+    if notice_id is None:
+        return None
+    conn.execute(notices.update().where(notices.c.id == notice_id).values(
+        delivery_status=DELIVERED if delivered else DELIVERY_FAILED,
+        delivered_at=(at or utcnow()) if delivered else None, updated_at=utcnow(),
+    ))
+    return notice_id

@@ -1,4 +1,5 @@
-"""The outbox table, owned by the SMS gateway (created by migration 0001 in motcua/migrations)."""
+"""The gateway's tables: the outbox `notices` (migration 0001), its audit trail and the modem's
+heartbeat row (migration s0002 in motcua/migrations)."""
 import sqlalchemy as sa
 
 from motcua.timeutil import UtcDateTime
@@ -23,10 +24,47 @@ notices = sa.Table(
     sa.Column("next_attempt_at", UtcDateTime),
     sa.Column("last_error", sa.Text),
     sa.Column("cms_code", sa.Integer),
-    sa.Column("message_ref", sa.Integer),
-    sa.Column("delivery_status", sa.String(16)),
+    sa.Column("message_ref", sa.Integer),  # the last part's TP-MR (its delivery report completes the notice)
+    sa.Column("delivery_status", sa.String(16)),  # pending, delivered, failed
     sa.Column("delivered_at", UtcDateTime),
     sa.Column("sent_at", UtcDateTime),
     sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    # s0002
+    sa.Column("message_refs", sa.String(200)),  # every part's TP-MR, comma separated
+)
+
+# Who moved a notice by hand, and the gateway's own decisions worth a trail (uncertain, failed).
+notice_events = sa.Table(
+    "notice_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("notice_id", sa.Integer, sa.ForeignKey("notices.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("actor", sa.String(100)),
+    sa.Column("from_state", sa.String(16)),
+    sa.Column("to_state", sa.String(16), nullable=False),
+    sa.Column("detail", sa.Text),
+)
+
+# One heartbeat row per modem (id 1 on a one-modem appliance), written by the running gateway.
+modem_health = sa.Table(
+    "modem_health",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("sim", sa.String(32)),
+    sa.Column("registered", sa.Boolean),
+    sa.Column("network", sa.String(64)),
+    sa.Column("signal_percent", sa.Integer),
+    sa.Column("model", sa.String(100)),
+    sa.Column("imei", sa.String(32)),
+    sa.Column("balance_text", sa.Text),
+    sa.Column("balance_amount", sa.Float),
+    sa.Column("balance_low", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("balance_checked_at", UtcDateTime),
+    sa.Column("last_seen_at", UtcDateTime),
+    sa.Column("detail", sa.Text),
+    sa.Column("pid", sa.Integer),
     sa.Column("updated_at", UtcDateTime, nullable=False),
 )

@@ -1,0 +1,171 @@
+"""A notice's text: template, NFC, encoding policy and part count.
+
+Gammu left to itself encodes Vietnamese as GSM-7 and half-strips the marks (DOMAIN.md). We decide
+before Gammu sees the text: either full Vietnamese in UCS-2, or a clean fold to plain ASCII, which
+is always inside the GSM-7 alphabet. Either way the text stored in the outbox is exactly what the
+phone will show, and the stored part count is what the operator will bill.
+"""
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date, time
+from typing import Any, Mapping
+
+from motcua.config import Config, SiteConfig
+
+GSM7 = "gsm7"
+UCS2 = "ucs2"
+
+# GSM 03.38 default alphabet and its extension table (extension characters take two septets).
+_GSM_BASIC = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM_EXT = set("^{}\\[~]|€\f")
+# Typography a template or a procedure name may carry, spelled in plain ASCII.
+_ASCII_SUBST = {
+    "đ": "d", "Đ": "D", "“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "–": "-", "—": "-",
+    "…": "...", "•": "-", "\u00a0": " ", "\t": " ", "×": "x", "№": "No", "`": "'",
+}
+_EMPTY_PARENS = re.compile(r"\s*\(\s*\)")
+_SPACES = re.compile(r"[ ]{2,}")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    text: str
+    encoding: str  # "gsm7" or "ucs2"
+    parts: int
+
+
+def fold(text: str) -> str:
+    """Plain-ASCII Vietnamese: marks dropped, đ/Đ to d/D; anything else outside ASCII becomes '?'."""
+    out = []
+    for ch in unicodedata.normalize("NFD", text):
+        if unicodedata.category(ch) == "Mn":
+            continue
+        ch = _ASCII_SUBST.get(ch, ch)
+        out.append(ch if all(32 <= ord(c) < 127 or c in "\n" for c in ch) else "?")
+    return unicodedata.normalize("NFC", "".join(out))
+
+
+def septets(text: str) -> int | None:
+    """Length in GSM-7 septets, or None when the text is not GSM-7."""
+    n = 0
+    for ch in text:
+        if ch in _GSM_BASIC:
+            n += 1
+        elif ch in _GSM_EXT:
+            n += 2
+        else:
+            return None
+    return n
+
+
+def count_parts(text: str, encoding: str) -> int:
+    """Parts the network bills: GSM-7 160 (153 per part), UCS-2 70 (67 per part)."""
+    if encoding == GSM7:
+        n = septets(text)
+        if n is None:
+            raise ValueError("text is not in the GSM-7 alphabet")
+        single, multi = 160, 153
+    else:
+        n = len(text.encode("utf-16-le")) // 2
+        single, multi = 70, 67
+    if n <= single:
+        return 1
+    return math.ceil(n / multi)
+
+
+def prepare(text: str, policy: str) -> Rendered:
+    """Apply the encoding policy ("ascii" fold or "ucs2") to already-rendered text."""
+    text = unicodedata.normalize("NFC", text).strip()
+    if policy == "ascii":
+        text = fold(text)
+        return Rendered(text, GSM7, count_parts(text, GSM7))
+    if policy == "ucs2":
+        # Pure-GSM text (no Vietnamese marks) still goes as UCS-2: the policy is explicit.
+        return Rendered(text, UCS2, count_parts(text, UCS2))
+    raise ValueError(f"unknown encoding policy {policy!r}")
+
+
+_DAY = ["T2", "T3", "T4", "T5", "T6", "T7", "CN"]
+
+
+def _hm(t: time) -> str:
+    return f"{t.hour}h{t.minute:02d}" if t.minute else f"{t.hour}h"
+
+
+def _days(days: list[int]) -> str:
+    days = sorted(set(days))
+    if len(days) > 2 and days == list(range(days[0], days[-1] + 1)):
+        return f"{_DAY[days[0]]}-{_DAY[days[-1]]}"
+    return ",".join(_DAY[d] for d in days)
+
+
+def hours_text(site: SiteConfig) -> str:
+    """Opening hours in a few characters: "T2-T6 7h30-11h30,13h30-17h; T7 7h30-11h30"."""
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for period in site.opening_hours:
+        groups.setdefault(tuple(sorted(set(period.days))), []).append(f"{_hm(period.open)}-{_hm(period.close)}")
+    return "; ".join(f"{_days(list(days))} {','.join(spans)}" for days, spans in groups.items())
+
+
+def _format_date(value: Any) -> str:
+    if isinstance(value, date):
+        return value.strftime("%d/%m/%Y")
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        return date.fromisoformat(value).strftime("%d/%m/%Y")
+    return str(value or "")
+
+
+def _fill(template: str, values: Mapping[str, str]) -> str:
+    text = template.format(**values)
+    return _SPACES.sub(" ", _EMPTY_PARENS.sub("", text))
+
+
+def _shorten(words: str, limit: int, ellipsis: str) -> str:
+    if len(words) <= limit:
+        return words
+    cut = words[: max(0, limit - len(ellipsis))].rstrip()
+    if " " in cut and len(cut) > 12:
+        cut = cut[: cut.rfind(" ")].rstrip(" ,;:-")
+    return (cut + ellipsis) if cut else ""
+
+
+def render_notice(cfg: Config, kind: str, params: Mapping[str, Any]) -> Rendered:
+    """The text a citizen receives for a notice of this kind, within `[sms] max_parts` if possible.
+
+    Only the procedure name is shortened to fit; code, place and hours are never cut.
+    """
+    sms = cfg.sms
+    template = sms.templates.get(kind)
+    if template is None:
+        raise ValueError(f"no SMS template for notice kind {kind!r} (add it to [sms] templates)")
+    values = {
+        "commune": cfg.site.commune_name,
+        "code": str(params.get("code") or ""),
+        "procedure": " ".join(str(params.get("procedure") or "").split()),
+        "place": sms.place or cfg.site.collect_place,
+        "hours": sms.hours or hours_text(cfg.site),
+        "appointment_date": _format_date(params.get("appointment_date")),
+        "hotline": cfg.site.hotline,
+        "text": str(params.get("text") or ""),
+    }
+    rendered = prepare(_fill(template, values), sms.encoding)
+    if rendered.parts <= sms.max_parts or "{procedure}" not in template or not values["procedure"]:
+        return rendered
+    ellipsis = "..." if sms.encoding == "ascii" else "…"
+    full = values["procedure"]
+    lo, hi, best = 0, len(full), None
+    while lo <= hi:  # longest prefix of the procedure name that still fits
+        mid = (lo + hi) // 2
+        candidate = prepare(_fill(template, {**values, "procedure": _shorten(full, mid, ellipsis)}), sms.encoding)
+        if candidate.parts <= sms.max_parts:
+            best, lo = candidate, mid + 1
+        else:
+            hi = mid - 1
+    return best or prepare(_fill(template, {**values, "procedure": ""}), sms.encoding)
