@@ -1,0 +1,6 @@
+"""Camera QR scanner: the process that owns the USB camera, decodes receipt codes and tells the screen.
+
+Modules: payload (what a code says), capture (camera/video, newest frame only), decoders (the chain),
+pipeline (dedup, hints, one frame at a time), channel (the local event socket), service (the scanner
+process and its supervised decode child), status (health for staff pages), web (SSE relay, preview).
+"""
