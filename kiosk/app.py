@@ -47,7 +47,9 @@ def _register_optional_blueprints(app: Flask) -> None:
             if exc.name and name.startswith(exc.name):
                 continue  # that area is not part of this build
             raise
-        module.init_app(app)
+        init = getattr(module, "init_app", None)
+        if init is not None:  # a package without init_app has no routes of its own
+            init(app)
 
 
 def get_engine() -> sa.Engine:

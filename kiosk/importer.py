@@ -1,9 +1,10 @@
 """`kiosk import FILE`: CSV and XLSX exports from the provincial system.
 
 The file is streamed (memory does not grow with it). Columns are found by the header names in
-`[import] columns`. Each row is parsed and applied on its own savepoint inside batches of
-`[import] batch_rows`: a bad row is reported and skipped, never half-written, and never stops the
-good ones. `--dry-run` parses and applies everything, then rolls back.
+`[import] columns`. Rows are parsed one by one (a bad row is reported and skipped) and applied in
+batches of `[import] batch_rows`, one transaction each; should the database refuse a batch, it is
+replayed row by row on savepoints so that a bad row is never half-written and never stops the good
+ones. `--dry-run` parses and applies everything, then rolls back.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from typing import Any, Iterator
 import click
 import sqlalchemy as sa
 
-from kiosk.store.ingest import EventError, IngestReport, Parser, apply_event, record_run
+from kiosk.store.ingest import DossierEvent, EventError, IngestReport, Parser, apply_event, apply_events, record_run
 from motcua.config import Config
 from motcua.timeutil import utcnow
 
@@ -126,27 +127,41 @@ def import_file(engine: sa.Engine, cfg: Config, path: Path, *, dry_run: bool = F
     started = utcnow()
     batch = max(1, cfg.import_.batch_rows)
     conn = engine.connect()
+
+    def flush(pending: list[tuple[int, DossierEvent]]) -> None:
+        try:
+            with conn.begin_nested():
+                outcomes = apply_events(conn, [ev for _, ev in pending], via="import", now=started)
+        except sa.exc.DBAPIError:
+            # Find the row the database refused; the others still go in, each whole or not at all.
+            outcomes = []
+            for number, ev in pending:
+                try:
+                    with conn.begin_nested():
+                        outcomes.append(apply_event(conn, ev, via="import", now=started))
+                except sa.exc.DBAPIError as exc:
+                    errors.append(RowError(number, ev.code, "(database)", str(exc.orig)[:200]))
+        for outcome in outcomes:
+            report.count(outcome)
+
     try:
         tx = conn.begin()
-        pending = 0
+        pending: list[tuple[int, DossierEvent]] = []
         for number, rec in records(path, cfg):
             code = rec.get("code")
             try:
-                ev = parser.parse(rec)
-                with conn.begin_nested():
-                    outcome = apply_event(conn, ev, via="import", now=started)
+                pending.append((number, parser.parse(rec)))
             except EventError as exc:
                 errors.append(RowError(number, str(code)[:100] if code else None, exc.field, exc.message))
                 continue
-            except sa.exc.DBAPIError as exc:
-                errors.append(RowError(number, str(code)[:100] if code else None, "(database)", str(exc.orig)[:200]))
-                continue
-            report.count(outcome)
-            pending += 1
-            if pending >= batch and not dry_run:
-                tx.commit()
-                tx = conn.begin()
-                pending = 0
+            if len(pending) >= batch:
+                flush(pending)
+                pending = []
+                if not dry_run:
+                    tx.commit()
+                    tx = conn.begin()
+        flush(pending)
+        errors.sort(key=lambda e: e.row)
         report.errors = [e.__dict__ for e in errors]
         if dry_run:
             tx.rollback()

@@ -137,3 +137,19 @@ def test_broken_files_get_one_clear_error(tmp_path):
     assert "unsupported file type .pdf" in result.output
     result, _ = run(tmp_path, "import", str(tmp_path / "missing.csv"))
     assert "does not exist" in result.output
+
+
+def test_row_refused_by_the_database_is_reported_and_the_rest_go_in(tmp_path):
+    path = write_csv(tmp_path / "export.csv", rows=[ROWS[0], ROWS[1], ROWS[6]])
+    run(tmp_path, "import", "--dry-run", str(path))  # creates the database
+    eng = sa.create_engine(f"sqlite:///{tmp_path / 'data' / 'motcua.db'}")
+    with eng.begin() as conn:
+        conn.exec_driver_sql("CREATE TRIGGER refuse BEFORE INSERT ON dossiers WHEN NEW.code = 'H42-0002' "
+                             "BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END")
+    eng.dispose()
+    result, _ = run(tmp_path, "import", "--json", str(path))
+    out = json.loads(result.stdout)
+    assert (out["created"], out["errors"]) == (2, 1)
+    assert out["error_rows"][0]["field"] == "(database)" and "refused by test trigger" in out["error_rows"][0]["error"]
+    assert {r["code"] for r in db_rows(tmp_path)} == {"H42-0001", "H42-0006"}
+    assert {r["to_status"] for r in db_rows(tmp_path, dossier_history)} == {"processing", "more_documents"}

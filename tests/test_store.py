@@ -62,3 +62,24 @@ def test_batch_with_one_bad_record_writes_nothing(any_engine):
     assert report.errors and report.errors[0]["field"] == "status"
     with any_engine.connect() as conn:
         assert conn.scalar(sa.select(sa.func.count()).select_from(dossiers)) == 0
+
+
+def test_same_code_twice_in_one_batch_applies_in_order(any_engine):
+    report = ingest_batch(any_engine, parser(), [rec(), rec(status="releasing", source_version=2),
+                                                  rec(status="processing", source_version=1)], via="api")
+    assert (report.created, report.updated, report.stale) == (1, 1, 1)
+    with any_engine.connect() as conn:
+        assert conn.scalar(sa.select(dossiers.c.status)) == "result_ready"
+        assert conn.scalar(sa.select(sa.func.count()).select_from(notices)) == 1
+
+
+def test_large_batch_spans_chunks_with_existing_and_new(any_engine):
+    p = parser()
+    first = [rec(code=f"C-{i}") for i in range(0, 1200, 2)]
+    ingest_batch(any_engine, p, first, via="api")
+    second = [rec(code=f"C-{i}", status="releasing", source_version=2) for i in range(1200)]
+    report = ingest_batch(any_engine, p, second, via="api")
+    assert (report.created, report.updated) == (600, 600)
+    with any_engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(notices)) == 1200
+        assert conn.scalar(sa.select(sa.func.count()).select_from(dossier_history)) == 1800

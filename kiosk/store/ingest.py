@@ -193,6 +193,10 @@ def _order(ev: DossierEvent, row: Mapping[str, Any]) -> int:
     return 1  # neither side versioned, or only the event is: the later arrival wins
 
 
+_BY_CODE = sa.select(dossiers).where(dossiers.c.code == sa.bindparam("code"))
+_BY_CODE_FOR_UPDATE = _BY_CODE.with_for_update()
+_INSERT_DOSSIERS = dossiers.insert().returning(dossiers.c.id, sort_by_parameter_order=True)
+_INSERT_HISTORY = dossier_history.insert().returning(dossier_history.c.id, sort_by_parameter_order=True)
 _CONTENT = ("secret", "procedure", "field", "applicant_name", "phone", "appointment_date", "received_at")
 
 
@@ -210,11 +214,47 @@ def apply_event(
     `force` is for staff updates: they apply whatever the source's version, and keep it.
     """
     now = now or utcnow()
-    query = sa.select(dossiers).where(dossiers.c.code == ev.code)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    row = conn.execute(query).mappings().first()
+    query = _BY_CODE_FOR_UPDATE if conn.dialect.name == "postgresql" else _BY_CODE
+    row = conn.execute(query, {"code": ev.code}).mappings().first()
     if row is None:
+        _create(conn, [ev], via, actor, now)
+        return CREATED
+    return _update(conn, ev, row, via, actor, force, now)
+
+
+def apply_events(
+    conn: sa.Connection, events: list[DossierEvent], *, via: str, now: datetime | None = None, chunk: int = 500
+) -> list[str]:
+    """`apply_event` for many events with the same result, a chunk of rows per statement.
+
+    Existing dossiers are read with one query per chunk and new ones inserted with one
+    multi-row statement; a chunk that names a code twice is applied one event at a time so
+    that the second event sees the first.
+    """
+    now = now or utcnow()
+    outcomes: list[str] = []
+    for i in range(0, len(events), chunk):
+        part = events[i : i + chunk]
+        codes = [ev.code for ev in part]
+        if len(set(codes)) < len(codes):
+            outcomes.extend(apply_event(conn, ev, via=via, now=now) for ev in part)
+            continue
+        query = sa.select(dossiers).where(dossiers.c.code.in_(codes))
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        existing = {row["code"]: row for row in conn.execute(query).mappings()}
+        _create(conn, [ev for ev in part if ev.code not in existing], via, None, now)
+        for ev in part:
+            row = existing.get(ev.code)
+            outcomes.append(CREATED if row is None else _update(conn, ev, row, via, None, False, now))
+    return outcomes
+
+
+def _create(conn: sa.Connection, evs: list[DossierEvent], via: str, actor: str | None, now: datetime) -> None:
+    if not evs:
+        return
+    rows = []
+    for ev in evs:
         values = {f: getattr(ev, f) for f in _CONTENT}
         values.update(
             code=ev.code, status=ev.status, source_status=ev.source_status,
@@ -223,10 +263,16 @@ def apply_event(
         )
         for f in ("procedure", "field", "applicant_name"):
             values[f] = values[f] or ""
-        dossier_id = conn.execute(dossiers.insert().values(**values)).inserted_primary_key[0]
-        _record_change(conn, dossier_id, None, ev, via, actor, now, values)
-        return CREATED
+        rows.append(values)
+    ids = conn.execute(_INSERT_DOSSIERS, rows).scalars().all()
+    _record_changes(conn, [(dossier_id, None, ev, values) for dossier_id, ev, values in zip(ids, evs, rows)],
+                    via, actor, now)
 
+
+def _update(
+    conn: sa.Connection, ev: DossierEvent, row: Mapping[str, Any], via: str, actor: str | None, force: bool,
+    now: datetime,
+) -> str:
     order = 1 if force else _order(ev, row)
     if order < 0:
         return STALE
@@ -245,52 +291,54 @@ def apply_event(
     if not changes:
         return UNCHANGED
     changes["updated_at"] = now
-    conn.execute(dossiers.update().where(dossiers.c.id == row["id"]).values(**changes))
+    conn.execute(dossiers.update().where(dossiers.c.id == row["id"]), changes)
     if "status" in changes:
-        merged = dict(row) | changes
-        _record_change(conn, row["id"], row["status"], ev, via, actor, now, merged)
+        _record_changes(conn, [(row["id"], row["status"], ev, dict(row) | changes)], via, actor, now)
     return UPDATED
 
 
-def _record_change(
+def _record_changes(
     conn: sa.Connection,
-    dossier_id: int,
-    from_status: str | None,
-    ev: DossierEvent,
+    changes: list[tuple[int, str | None, DossierEvent, Mapping[str, Any]]],
     via: str,
     actor: str | None,
     now: datetime,
-    dossier: Mapping[str, Any],
 ) -> None:
-    history_id = conn.execute(
-        dossier_history.insert().values(
-            dossier_id=dossier_id, from_status=from_status, to_status=ev.status,
-            source_status=ev.source_status, source_version=ev.source_version,
-            source_updated_at=ev.source_updated_at, via=via, actor=actor, changed_at=now,
+    """History rows for status changes, and one notice for each change into a notifying status."""
+    history_ids = conn.execute(
+        _INSERT_HISTORY,
+        [
+            dict(
+                dossier_id=dossier_id, from_status=from_status, to_status=ev.status,
+                source_status=ev.source_status, source_version=ev.source_version,
+                source_updated_at=ev.source_updated_at, via=via, actor=actor, changed_at=now,
+            )
+            for dossier_id, from_status, ev, _ in changes
+        ],
+    ).scalars().all()
+    for history_id, (_, _, ev, dossier) in zip(history_ids, changes):
+        if not STATUSES[ev.status].notify or not dossier.get("phone"):
+            continue
+        if ev.source_version is not None:
+            point = f"v{ev.source_version}"
+        elif ev.source_updated_at is not None:
+            point = f"t{int(ev.source_updated_at.timestamp())}"
+        else:
+            point = f"h{history_id}"
+        appointment = dossier.get("appointment_date")
+        enqueue(
+            conn,
+            key=f"{ev.code}:{ev.status}:{point}",
+            phone=dossier["phone"],
+            kind=ev.status,
+            dossier_code=ev.code,
+            params={
+                "code": ev.code,
+                "procedure": dossier.get("procedure") or "",
+                "field": dossier.get("field") or "",
+                "appointment_date": appointment.isoformat() if appointment else None,
+            },
         )
-    ).inserted_primary_key[0]
-    if not STATUSES[ev.status].notify or not dossier.get("phone"):
-        return
-    if ev.source_version is not None:
-        point = f"v{ev.source_version}"
-    elif ev.source_updated_at is not None:
-        point = f"t{int(ev.source_updated_at.timestamp())}"
-    else:
-        point = f"h{history_id}"
-    appointment = dossier.get("appointment_date")
-    enqueue(
-        conn,
-        key=f"{ev.code}:{ev.status}:{point}",
-        phone=dossier["phone"],
-        kind=ev.status,
-        dossier_code=ev.code,
-        params={
-            "code": ev.code,
-            "procedure": dossier.get("procedure") or "",
-            "field": dossier.get("field") or "",
-            "appointment_date": appointment.isoformat() if appointment else None,
-        },
-    )
 
 
 @dataclass
@@ -333,7 +381,7 @@ def ingest_batch(engine: sa.Engine, parser: Parser, records: Iterable[Any], *, v
         return report
     started = utcnow()
     with engine.begin() as conn:
-        for ev in events:
-            report.count(apply_event(conn, ev, via=via, now=started))
+        for outcome in apply_events(conn, events, via=via, now=started):
+            report.count(outcome)
         record_run(conn, via, source, report, started)
     return report
