@@ -41,8 +41,7 @@ UNCERTAIN = "uncertain"  # the modem may have taken it; an official decides
 CANCELLED = "cancelled"
 _BY_KEY = sa.select(notices.c.id).where(notices.c.idempotency_key == sa.bindparam("key"))
 STATES = (QUEUED, SENDING, SENT, RETRY, FAILED, UNCERTAIN, CANCELLED)
-DUE__BY_KEY = sa.select(notices.c.id).where(notices.c.idempotency_key == sa.bindparam("key"))
-STATES = (QUEUED, RETRY)
+DUE_STATES = (QUEUED, RETRY)
 
 # Delivery report outcomes.
 DELIVERY_PENDING = "pending"
