@@ -1,0 +1,173 @@
+"""Durable print jobs: the web app and the CLI submit them, the print worker prints them.
+
+Submitting is a row insert inside the caller's transaction (a ticket and its print job commit
+together). The print worker claims jobs one at a time: pending -> printing -> done. A job still
+"printing" when a worker starts is marked "uncertain" and never re-sent by itself, so no job
+prints twice; staff can reprint it.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from kiosk.printing.content import slip_content, ticket_content
+from kiosk.printing.schema import print_jobs, printer_status
+from motcua.config import Config
+from motcua.timeutil import utcnow
+
+PRINTER = "main"
+HEARTBEAT_STALE = timedelta(seconds=30)  # the worker writes its heartbeat every few seconds
+
+# What a kiosk screen or a staff page shows for each state (Vietnamese, English).
+STATE_MESSAGES: dict[str, tuple[str, str]] = {
+    "ok": ("Máy in sẵn sàng.", "The printer is ready."),
+    "paper_low": ("Máy in sắp hết giấy.", "The printer is running low on paper."),
+    "paper_out": ("Máy in hết giấy, vui lòng báo cán bộ.", "The printer is out of paper, please ask staff."),
+    "offline": ("Máy in đang tạm ngừng, vui lòng báo cán bộ.", "The printer is not available, please ask staff."),
+    "unknown": ("Chưa rõ tình trạng máy in.", "The printer's state is not known yet."),
+}
+
+
+def _insert(conn: sa.Connection, kind: str, ref: str, payload: dict[str, Any], source: str) -> int:
+    now = utcnow()
+    return int(conn.execute(
+        sa.insert(print_jobs).values(
+            kind=kind, ref=ref, payload=json.dumps(payload, ensure_ascii=False), state="pending",
+            source=source, created_at=now, updated_at=now,
+        ).returning(print_jobs.c.id)
+    ).scalar_one())
+
+
+def submit_ticket(conn: sa.Connection, cfg: Config, ticket: Any, *, source: str = "kiosk") -> int:
+    """Queue a ticket for printing; `ticket` is a kiosk.queue.core.Ticket (or its dict). Returns the job id."""
+    content = ticket_content(cfg, ticket)
+    return _insert(conn, "ticket", content["label"], content, source)
+
+
+def submit_slip(conn: sa.Connection, cfg: Config, dossier_code: str, *, source: str = "kiosk") -> int:
+    """Queue a status slip for a dossier. Raises LookupError if there is no such dossier."""
+    from kiosk.store.dossiers import find
+
+    row = find(conn, dossier_code)
+    if row is None:
+        raise LookupError(f"no dossier {dossier_code!r}")
+    content = slip_content(cfg, row)
+    return _insert(conn, "slip", row["code"], content, source)
+
+
+def reprint(conn: sa.Connection, job_id: int, *, source: str = "staff") -> int:
+    """A new job with the same content (for staff, e.g. after an "uncertain" job)."""
+    row = conn.execute(sa.select(print_jobs).where(print_jobs.c.id == job_id)).mappings().first()
+    if row is None:
+        raise LookupError(f"no print job {job_id}")
+    return _insert(conn, row["kind"], row["ref"], json.loads(row["payload"]), source)
+
+
+def get_job(conn: sa.Connection, job_id: int) -> dict[str, Any] | None:
+    row = conn.execute(sa.select(print_jobs).where(print_jobs.c.id == job_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def recent_jobs(conn: sa.Connection, limit: int = 20) -> list[dict[str, Any]]:
+    rows = conn.execute(sa.select(print_jobs).order_by(print_jobs.c.id.desc()).limit(limit)).mappings()
+    return [{k: v for k, v in r.items() if k != "payload"} for r in rows]
+
+
+def printer_state(conn: sa.Connection, *, now: datetime | None = None) -> dict[str, Any]:
+    """The printer as last seen by the print worker: state ok | paper_out | offline | unknown
+    (paper_low is reported as ok with that detail), detail, updated_at, plus messages to show."""
+    now = now or utcnow()
+    row = conn.execute(sa.select(printer_status).where(printer_status.c.name == PRINTER)).mappings().first()
+    pending = int(conn.execute(
+        sa.select(sa.func.count()).select_from(print_jobs).where(print_jobs.c.state == "pending")).scalar_one())
+    if row is None:
+        state, detail, updated, alive = "unknown", "the print worker has not reported yet", None, False
+    else:
+        state, detail, updated = row["state"], row["detail"] or "", row["heartbeat_at"]
+        alive = now - row["heartbeat_at"] <= HEARTBEAT_STALE
+        if not alive:
+            # Nothing will print while the worker is down, whatever the printer last said.
+            state, detail = "offline", f"the print worker has not reported since {row['heartbeat_at']:%Y-%m-%d %H:%M:%S} UTC"
+    shown = state
+    if state == "paper_low":
+        state = "ok"
+    msg_vi, msg_en = STATE_MESSAGES.get(shown, STATE_MESSAGES["unknown"])
+    return {
+        "state": state,
+        "detail": detail,
+        "updated_at": updated.isoformat() if updated else None,
+        "paper_low": shown == "paper_low",
+        "worker_alive": alive,
+        "pending_jobs": pending,
+        "message_vi": msg_vi,
+        "message_en": msg_en,
+    }
+
+
+# --- used by the print worker only -------------------------------------------------------------
+
+def record_state(conn: sa.Connection, state: str, detail: str = "", *, now: datetime | None = None) -> bool:
+    """Write the printer's state and the worker's heartbeat; True if the state changed."""
+    now = now or utcnow()
+    row = conn.execute(sa.select(printer_status).where(printer_status.c.name == PRINTER)).mappings().first()
+    if row is None:
+        conn.execute(sa.insert(printer_status).values(name=PRINTER, state=state, detail=detail, changed_at=now,
+                                                      heartbeat_at=now))
+        return True
+    changed = row["state"] != state
+    values: dict[str, Any] = {"state": state, "detail": detail, "heartbeat_at": now}
+    if changed:
+        values["changed_at"] = now
+    conn.execute(sa.update(printer_status).where(printer_status.c.name == PRINTER).values(**values))
+    return changed
+
+
+def mark_interrupted(conn: sa.Connection) -> list[int]:
+    """At worker start: jobs left "printing" by a dead worker may have printed; never re-send them."""
+    ids = list(conn.execute(sa.select(print_jobs.c.id).where(print_jobs.c.state == "printing")).scalars())
+    if ids:
+        conn.execute(sa.update(print_jobs).where(print_jobs.c.id.in_(ids)).values(
+            state="uncertain", last_error="the print worker stopped while sending this job", updated_at=utcnow()))
+    return ids
+
+
+def expire_old_tickets(conn: sa.Connection, max_age_s: int, *, now: datetime | None = None) -> int:
+    """Tickets that waited out a long paper-out are not printed late (their holder got help or left)."""
+    if max_age_s <= 0:
+        return 0
+    now = now or utcnow()
+    return conn.execute(sa.update(print_jobs).where(
+        print_jobs.c.state == "pending", print_jobs.c.kind == "ticket",
+        print_jobs.c.created_at < now - timedelta(seconds=max_age_s),
+    ).values(state="expired", updated_at=now, last_error="waited too long for the printer")).rowcount
+
+
+def claim_next(conn: sa.Connection) -> dict[str, Any] | None:
+    """Take the oldest pending job: it becomes "printing" (committed before any byte is sent)."""
+    row = conn.execute(
+        sa.select(print_jobs).where(print_jobs.c.state == "pending").order_by(print_jobs.c.id).limit(1)
+    ).mappings().first()
+    if row is None:
+        return None
+    taken = conn.execute(sa.update(print_jobs).where(print_jobs.c.id == row["id"], print_jobs.c.state == "pending")
+                         .values(state="printing", attempts=print_jobs.c.attempts + 1, updated_at=utcnow())).rowcount
+    if not taken:
+        return None
+    job = dict(row)
+    job["payload"] = json.loads(row["payload"])
+    return job
+
+
+def finish_job(conn: sa.Connection, job_id: int) -> None:
+    now = utcnow()
+    conn.execute(sa.update(print_jobs).where(print_jobs.c.id == job_id)
+                 .values(state="done", printed_at=now, updated_at=now, last_error=None))
+
+
+def release_job(conn: sa.Connection, job_id: int, error: str, *, failed: bool = False) -> None:
+    """Nothing reached the printer: the job waits again (or fails for good when it cannot be drawn)."""
+    conn.execute(sa.update(print_jobs).where(print_jobs.c.id == job_id)
+                 .values(state="failed" if failed else "pending", last_error=error[:500], updated_at=utcnow()))

@@ -1,0 +1,220 @@
+"""Draw tickets and status slips as black-and-white images with a Unicode font.
+
+Printer code pages cannot print Vietnamese reliably (see DOMAIN.md), so everything is drawn with
+Pillow and a Debian font (DejaVu, else Noto) and sent to the printer as a raster image. Sizes are
+given for 576-dot (80 mm) paper and scaled for 384-dot (58 mm) paper.
+"""
+from __future__ import annotations
+
+import functools
+import io
+import os
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Mapping
+
+from PIL import Image, ImageDraw, ImageFont
+
+FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/truetype/noto")
+REGULAR = ("DejaVuSans.ttf", "NotoSans-Regular.ttf")
+BOLD = ("DejaVuSans-Bold.ttf", "NotoSans-Bold.ttf")
+CONDENSED_BOLD = ("DejaVuSansCondensed-Bold.ttf", "NotoSans-Bold.ttf")
+
+
+class FontMissing(RuntimeError):
+    """No Unicode font is installed (fonts-dejavu-core or fonts-noto-core)."""
+
+
+def _find(names: tuple[str, ...]) -> str:
+    for name in names:
+        for d in FONT_DIRS:
+            path = os.path.join(d, name)
+            if os.path.exists(path):
+                return path
+    raise FontMissing(f"none of {', '.join(names)} found; install fonts-dejavu-core or fonts-noto-core")
+
+
+@functools.lru_cache(maxsize=64)
+def font(size: int, bold: bool = False, condensed: bool = False) -> ImageFont.FreeTypeFont:
+    names = CONDENSED_BOLD if condensed else (BOLD if bold else REGULAR)
+    return ImageFont.truetype(_find(names), size)
+
+
+@dataclass
+class _Block:
+    image: Image.Image
+    align: str = "center"
+
+
+@dataclass
+class Layout:
+    """A column of text lines and images, drawn top to bottom on paper `width` dots wide."""
+
+    width: int
+    margin: int = 12
+    blocks: list[_Block] = field(default_factory=list)
+
+    @property
+    def scale(self) -> float:
+        return self.width / 576
+
+    def px(self, size_at_576: float) -> int:
+        return max(8, round(size_at_576 * self.scale))
+
+    @property
+    def inner(self) -> int:
+        return self.width - 2 * self.margin
+
+    def text(self, value: str, size: int, *, bold: bool = False, align: str = "center", gap: int = 4) -> None:
+        """Add text wrapped on word boundaries; `size` is the font size in pixels at 576 dots."""
+        f = font(self.px(size), bold)
+        for line in wrap(value, f, self.inner):
+            self._line(line, f, align, gap)
+
+    def _line(self, line: str, f: ImageFont.FreeTypeFont, align: str, gap: int) -> None:
+        ascent, descent = f.getmetrics()
+        img = Image.new("1", (max(1, round(f.getlength(line))) + 2, ascent + descent + gap), 1)
+        ImageDraw.Draw(img).text((0, 0), line, font=f, fill=0)
+        self.blocks.append(_Block(img, align))
+
+    def fit_text(self, value: str, max_height: int, *, max_width: int | None = None) -> None:
+        """One line as large as fits (the queue number)."""
+        max_width = max_width or self.inner
+        size = self.px(max_height)
+        while size > 12:
+            f = font(size, condensed=True)
+            left, top, right, bottom = f.getbbox(value)
+            if right - left <= max_width and bottom - top <= self.px(max_height):
+                break
+            size -= 4
+        f = font(size, condensed=True)
+        left, top, right, bottom = f.getbbox(value)
+        img = Image.new("1", (right - left + 2, bottom - top + self.px(10)), 1)
+        ImageDraw.Draw(img).text((-left, -top), value, font=f, fill=0)
+        self.blocks.append(_Block(img))
+
+    def gap(self, height: int) -> None:
+        self.blocks.append(_Block(Image.new("1", (1, self.px(height)), 1)))
+
+    def rule(self, thickness: int = 2) -> None:
+        img = Image.new("1", (self.inner, self.px(14)), 1)
+        y = img.height // 2
+        ImageDraw.Draw(img).rectangle((0, y, self.inner - 1, y + max(1, thickness) - 1), fill=0)
+        self.blocks.append(_Block(img))
+
+    def image(self, img: Image.Image) -> None:
+        if img.width > self.inner:
+            raise ValueError(f"image {img.width} dots wide does not fit {self.inner}")
+        self.blocks.append(_Block(img.convert("1")))
+
+    def render(self) -> Image.Image:
+        height = sum(b.image.height for b in self.blocks)
+        out = Image.new("1", (self.width, max(1, height)), 1)
+        y = 0
+        for b in self.blocks:
+            if b.align == "left":
+                x = self.margin
+            else:
+                x = (self.width - b.image.width) // 2
+            out.paste(b.image, (x, y))
+            y += b.image.height
+        return out
+
+
+def wrap(value: str, f: ImageFont.FreeTypeFont, width: int) -> list[str]:
+    """Greedy word wrap by rendered width; a word longer than a line is broken by characters."""
+    lines: list[str] = []
+    for paragraph in (value or "").splitlines() or [""]:
+        current = ""
+        for word in paragraph.split():
+            candidate = f"{current} {word}".strip()
+            if f.getlength(candidate) <= width:
+                current = candidate
+                continue
+            if current:
+                lines.append(current)
+            current = ""
+            while f.getlength(word) > width:  # dossier codes have no spaces
+                cut = len(word)
+                while cut > 1 and f.getlength(word[:cut]) > width:
+                    cut -= 1
+                lines.append(word[:cut])
+                word = word[cut:]
+            current = word
+        lines.append(current)
+    return lines
+
+
+# --- the two documents -------------------------------------------------------------------------
+
+def render_ticket(data: Mapping[str, Any], width: int) -> Image.Image:
+    """A queue ticket from `kiosk.printing.content.ticket_content`."""
+    lay = Layout(width)
+    lay.text(data["commune"].upper(), 24, bold=True, gap=2)
+    lay.text(data["department"], 19, gap=2)
+    lay.rule()
+    lay.text(data["service_vi"], 27, bold=True, gap=2)
+    if data.get("service_en"):
+        lay.text(data["service_en"], 17, gap=2)
+    lay.text("SỐ THỨ TỰ · YOUR NUMBER", 18, gap=0)
+    lay.fit_text(data["label"], 150)
+    lay.text(data["ahead_vi"], 22, bold=True, gap=2)
+    lay.text(data["ahead_en"], 17, gap=4)
+    lay.text(data["issued_vi"], 18, gap=2)
+    lay.rule(1)
+    lay.text(data["instruction_vi"], 18, gap=2)
+    lay.text(data["instruction_en"], 15, gap=2)
+    return lay.render()
+
+
+def qr_image(payload: str, max_width: int) -> Image.Image:
+    """The QR code as a 1-bit image with whole-dot modules (4-6 dots each: reads well on thermal paper)."""
+    import segno
+
+    qr = segno.make(payload, error="m", micro=False)
+    modules = qr.symbol_size(scale=1, border=4)[0]
+    scale = max(2, min(6, max_width // modules))
+    buf = io.BytesIO()
+    qr.save(buf, kind="png", scale=scale, border=4)
+    buf.seek(0)
+    return Image.open(buf).convert("1")
+
+
+def render_slip(data: Mapping[str, Any], width: int) -> Image.Image:
+    """A dossier status slip from `kiosk.printing.content.slip_content`."""
+    lay = Layout(width)
+    lay.text(data["commune"].upper(), 24, bold=True, gap=2)
+    lay.text(data["department"], 19, gap=2)
+    lay.rule()
+    lay.text("PHIẾU TRA CỨU HỒ SƠ", 26, bold=True, gap=0)
+    lay.text("Dossier status slip", 17, gap=6)
+    lay.text("Mã hồ sơ · Dossier code", 17, gap=0)
+    lay.text(data["code"], 24, bold=True, gap=4)
+    lay.image(qr_image(data["code"], min(lay.inner, lay.px(300))))
+    lay.gap(6)
+    for label_vi, label_en, value, bold in data["fields"]:
+        lay.text(f"{label_vi} · {label_en}", 16, align="left", gap=0)
+        lay.text(value, 21, bold=bold, align="left", gap=6)
+    lay.rule(1)
+    lay.text("Việc cần làm · Next steps", 17, bold=True, align="left", gap=2)
+    lay.text(data["next_vi"], 20, align="left", gap=2)
+    lay.text(data["next_en"], 16, align="left", gap=6)
+    lay.text("Nơi nhận kết quả · Where to collect", 17, bold=True, align="left", gap=2)
+    lay.text(data["collect_place"], 20, align="left", gap=2)
+    if data.get("hours"):
+        lay.text(data["hours"], 17, align="left", gap=2)
+    lay.rule(1)
+    lay.text(data["printed_vi"], 15, gap=2)
+    return lay.render()
+
+
+def fmt_date(value: date | str | None) -> str:
+    if not value:
+        return "—"
+    if isinstance(value, str):
+        value = date.fromisoformat(value[:10])
+    return f"{value:%d/%m/%Y}"
+
+
+def fmt_time(value: datetime) -> str:
+    return f"{value:%H:%M} ngày {value:%d/%m/%Y}"

@@ -1,0 +1,38 @@
+"""Print tables (created by migration p0002 in motcua/migrations)."""
+import sqlalchemy as sa
+
+from motcua.timeutil import UtcDateTime
+
+metadata = sa.MetaData()
+
+# A job moves pending -> printing -> done. A job found in "printing" when a worker starts was being
+# sent when the previous worker died: it becomes "uncertain" and is never re-sent automatically
+# (staff can reprint), so no job prints twice. "expired": a queue ticket too old to be useful.
+JOB_STATES = ("pending", "printing", "done", "uncertain", "expired", "failed")
+
+print_jobs = sa.Table(
+    "print_jobs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # ticket | slip | test
+    sa.Column("ref", sa.String(100)),  # ticket label or dossier code, for staff and logs
+    sa.Column("payload", sa.Text, nullable=False),  # JSON: what to print, captured at submit time
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text),
+    sa.Column("source", sa.String(32)),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("printed_at", UtcDateTime),
+)
+
+# One row per printer (the appliance has one: name "main"), written by the print worker.
+printer_status = sa.Table(
+    "printer_status",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),  # ok | paper_low | paper_out | offline | unknown
+    sa.Column("detail", sa.Text),
+    sa.Column("changed_at", UtcDateTime, nullable=False),
+    sa.Column("heartbeat_at", UtcDateTime, nullable=False),
+)

@@ -1,0 +1,1 @@
+"""The hall queue: services, daily ticket numbering, counters calling tickets, the hall display."""
