@@ -39,6 +39,19 @@ def _register() -> None:
     cli.add_command(import_command)
     cli.add_command(demo)
 
+    from kiosk.printing.cli import print_group, print_worker
+
+    cli.add_command(print_group)
+    cli.add_command(print_worker)
+
+    from kiosk.scanner.cli import scan_command
+
+    cli.add_command(scan_command)
+
+    from kiosk.staff.cli import user_group
+
+    cli.add_command(user_group)
+
 
 _register()
 

@@ -1,0 +1,228 @@
+"""Scanner benchmark: read rate and speed of each QR decoder and of the scanner's chain, plus the idle
+scanner's CPU use.
+
+    .venv/bin/python bench/bench_scanner.py                 # full run (a few minutes on 2 cores)
+    .venv/bin/python bench/bench_scanner.py --per-category 10 --cpu-seconds 5   # quick look
+
+Part 1 decodes a synthetic corpus (bench/scanner_corpus.py: 12 receipt categories plus empty frames
+and frames with non-dossier QR codes, at 640x480 and 1280x720) with pyzbar, zxing-cpp and OpenCV alone
+and with the chain as configured by default, all on the same grey frames in one run. A "read" is a
+frame whose decoded text parses (kiosk.scanner.payload) to the expected dossier code; a "misread" is a
+dossier code that is not the one in the frame; for empty frames any text found counts against the
+decoder; for foreign frames a dossier code is a misread.
+
+Part 2 runs the real scanner (`kiosk scan --video`, supervisor plus decode child) on a 640x480 15 fps
+video with no code in view and reports its CPU use from /proc, as a share of one core.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from kiosk.scanner.decoders import DecoderChain, make_decoder, to_grey  # noqa: E402
+from kiosk.scanner.payload import PayloadRejected, parse_payload  # noqa: E402
+from motcua.config import ScannerConfig  # noqa: E402
+from scanner_corpus import CATEGORIES, corpus  # noqa: E402
+
+SINGLE = ["pyzbar", "zxing", "opencv"]
+
+
+def _dossier_code(texts: list[str]) -> str | None:
+    for t in texts:
+        try:
+            return parse_payload(t).code
+        except PayloadRejected:
+            continue
+    return None
+
+
+def bench_decoders(per_category: int, chain_names: list[str]) -> tuple[dict, dict]:
+    decoders = {n: make_decoder(n) for n in SINGLE}
+    # Per frame, the chain runs its fallbacks whenever the first decoder finds nothing (fallback_every=1):
+    # that is what a frame held in view gets within `fallback_every` frames in the live scanner.
+    decoders["chain"] = DecoderChain(chain_names, fallback_every=1)
+    stats: dict = defaultdict(lambda: {"n": 0, "read": 0, "misread": 0, "garbled": 0, "found": 0, "ms": []})
+    frames = 0
+    for fr in corpus(per_category=per_category):
+        grey = to_grey(fr.image)
+        frames += 1
+        for name, dec in decoders.items():
+            t0 = time.perf_counter()
+            out = dec.decode(grey)
+            ms = (time.perf_counter() - t0) * 1000
+            st = stats[(fr.size, fr.category, name)]
+            st["n"] += 1
+            st["ms"].append(ms)
+            code = _dossier_code(out.texts)
+            if out.texts:
+                st["found"] += 1
+            if fr.expected_code is not None:
+                if code == fr.expected_code:
+                    st["read"] += 1
+                elif code is not None or any(t != fr.payload for t in out.texts):
+                    st["misread"] += 1
+            elif fr.category == "foreign":
+                if code is not None:
+                    st["misread"] += 1  # a dossier code out of a code that holds none
+                elif any(t != fr.payload for t in out.texts):
+                    st["garbled"] += 1  # wrong text, still rejected by the payload parser
+                elif out.texts:
+                    st["read"] += 1  # read and correctly rejected
+            elif out.texts:
+                st["misread"] += 1  # a code "found" in an empty frame
+    return stats, {"frames": frames}
+
+
+def print_decoder_table(stats: dict) -> list[str]:
+    names = SINGLE + ["chain"]
+    problems: list[str] = []
+    for size in sorted({k[0] for k in stats}):
+        print(f"\n### {size[0]}x{size[1]}: read rate % (mean ms/frame)\n")
+        print("| category | " + " | ".join(names) + " |")
+        print("|---|" + "---|" * len(names))
+        totals = {n: [0, 0] for n in names}
+        for cat in CATEGORIES:
+            cells = []
+            best_single = 0
+            for n in names:
+                st = stats[(size, cat, n)]
+                if not st["n"]:
+                    continue
+                mean = statistics.fmean(st["ms"])
+                if cat == "empty":
+                    cell = f"{st['found']} found ({mean:.1f})"
+                else:
+                    rate = 100 * st["read"] / st["n"]
+                    cell = f"{rate:.0f} ({mean:.1f})"
+                    if n != "chain":
+                        best_single = max(best_single, st["read"])
+                        if cat != "foreign":
+                            totals[n][0] += st["read"]
+                            totals[n][1] += st["n"]
+                    elif cat != "foreign":
+                        totals[n][0] += st["read"]
+                        totals[n][1] += st["n"]
+                if st["garbled"]:
+                    cell += f" ({st['garbled']} garbled)"
+                if st["misread"]:
+                    cell += f" **{st['misread']} misread**"
+                    problems.append(f"{size} {cat} {n}: {st['misread']} misread")
+                cells.append(cell)
+            chain = stats[(size, cat, "chain")]
+            if cat != "empty" and chain["read"] < best_single:
+                problems.append(f"{size} {cat}: chain {chain['read']} < best single {best_single}")
+            print(f"| {cat} | " + " | ".join(cells) + " |")
+        print("| **all receipts** | " + " | ".join(
+            f"**{100 * r / max(n, 1):.1f}**" for r, n in totals.values()) + " |")
+        med = {n: statistics.median([m for (s, c, nn), st in stats.items() if s == size and nn == n for m in st["ms"]])
+               for n in names}
+        print("| median ms/frame | " + " | ".join(f"{med[n]:.2f}" for n in names) + " |")
+        empty_med = {n: statistics.median(stats[(size, "empty", n)]["ms"]) for n in names}
+        print("| median ms, empty frame | " + " | ".join(f"{empty_med[n]:.2f}" for n in names) + " |")
+    return problems
+
+
+def _make_empty_video(path: Path, seconds: float, fps: int = 15, size=(640, 480)) -> None:
+    """A still desk scene with sensor noise (each frame differs, as a real camera's do)."""
+    import random
+
+    from scanner_corpus import _background
+
+    rng = random.Random(7)
+    nrng = np.random.default_rng(7)
+    base = _background(size[0], size[1], rng, nrng)
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    for _ in range(int(seconds * fps)):
+        vw.write(np.clip(base + nrng.normal(0, 2.5, base.shape), 0, 255).astype(np.uint8))
+    vw.release()
+
+
+def _cpu_ticks(pid: int) -> int:
+    """utime+stime of a process and its children (live ones), in clock ticks."""
+    total = 0
+    pids = [pid]
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(c) for c in children]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total
+
+
+def bench_idle_cpu(seconds: float) -> float:
+    tmp = Path(tempfile.mkdtemp(prefix="scanbench-", dir="/tmp"))
+    try:
+        video = tmp / "empty.avi"
+        _make_empty_video(video, seconds=10)
+        cfgfile = tmp / "config.toml"
+        cfgfile.write_text(f'[paths]\ndata_dir = "{tmp}"\n[scanner]\nwidth = 640\nheight = 480\nfps = 15\n')
+        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+        proc = subprocess.Popen([sys.executable, "-m", "kiosk.cli", "--config", str(cfgfile), "scan", "--video",
+                                 str(video), "--loop"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            # Warm-up: imports, the child's start, the first frames.
+            deadline = time.monotonic() + 30
+            status = tmp / "scanner.status.json"
+            while time.monotonic() < deadline and '"ok"' not in (status.read_text() if status.exists() else ""):
+                time.sleep(0.2)
+            time.sleep(2)
+            t0, c0 = time.monotonic(), _cpu_ticks(proc.pid)
+            time.sleep(seconds)
+            t1, c1 = time.monotonic(), _cpu_ticks(proc.pid)
+            if proc.poll() is not None:
+                raise RuntimeError(f"scanner exited: {proc.stderr.read().decode()[-2000:]}")
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        return 100 * (c1 - c0) / os.sysconf("SC_CLK_TCK") / (t1 - t0)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--per-category", type=int, default=30, help="frames per category and resolution")
+    ap.add_argument("--chain", default=",".join(ScannerConfig().decoders), help="chain order to measure")
+    ap.add_argument("--cpu-seconds", type=float, default=20.0, help="idle CPU measurement length (0: skip)")
+    args = ap.parse_args()
+    chain = args.chain.split(",")
+    cv2.setNumThreads(1)  # one core, as on a busy Pi; OpenCV would otherwise use every core
+    print(f"## Decoders on {args.per_category} frames per category and resolution (chain: {' -> '.join(chain)})")
+    t0 = time.monotonic()
+    stats, info = bench_decoders(args.per_category, chain)
+    problems = print_decoder_table(stats)
+    print(f"\n{info['frames']} frames in {time.monotonic() - t0:.0f} s")
+    med640 = statistics.median([m for (s, c, n), st in stats.items() if s == (640, 480) and n == "chain" for m in st["ms"]])
+    print(f"\nchain median decode at 640x480: {med640:.2f} ms/frame (target <= 2 ms)")
+    if args.cpu_seconds:
+        cpu = bench_idle_cpu(args.cpu_seconds)
+        print(f"idle scanner (kiosk scan --video, 640x480 15 fps, no code in view): {cpu:.1f}% of one core "
+              f"over {args.cpu_seconds:.0f} s (target <= 15%)")
+    print("\ntargets:", "all met" if not problems and med640 <= 2 else "NOT MET: " + "; ".join(problems))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,229 @@
+"""Synthetic camera frames of receipts for the scanner benchmark and tests.
+
+Each frame: a cluttered desk-like background, a receipt sheet with text lines and a QR code (made with
+segno) of one of the payload forms from `kiosk.demo.receipt_payloads`, placed by a homography (size,
+rotation, tilt), then one camera fault (blur, noise, low light, JPEG, glare, occlusion, colour).
+Empty frames hold no code; "foreign" frames hold a QR code that is not a dossier reference.
+Everything is seeded, so a run is repeatable.
+"""
+from __future__ import annotations
+
+import io
+import random
+from dataclasses import dataclass
+from typing import Iterator
+
+import cv2
+import numpy as np
+import segno
+
+from kiosk.demo import generate, receipt_payloads
+
+CATEGORIES = ["clean", "small", "rotation", "perspective", "defocus", "motion", "noise", "lowlight", "jpeg",
+              "glare", "occlusion", "colour", "empty", "foreign"]
+RESOLUTIONS = [(640, 480), (1280, 720)]
+FOREIGN_PAYLOADS = [
+    "https://zalo.me/g/ubndxayenhoa",
+    "WIFI:T:WPA;S:UBND-Khach;P:motcua2025;;",
+    "BEGIN:VCARD\nVERSION:3.0\nFN:Nguyen Van A\nTEL:+84912345678\nEND:VCARD",
+    "https://www.facebook.com/ubnd.xa.yenhoa",
+    "00020101021238570010A00000072701270006970436011300110123456780208QRIBFTTA53037045405100005802VN6304ABCD",
+    "Cảm ơn quý khách!",
+    "https://dichvucong.gov.vn/p/home/dvc-trang-chu.html",
+]
+
+
+@dataclass
+class Frame:
+    category: str
+    size: tuple[int, int]
+    image: np.ndarray  # BGR
+    payload: str | None  # the text encoded, if any
+    expected_code: str | None  # the dossier code a correct read yields (None: empty or foreign)
+
+
+def _qr_image(payload: str, rng: random.Random) -> np.ndarray:
+    qr = segno.make(payload, error=rng.choice("mq"), micro=False)
+    buf = io.BytesIO()
+    qr.save(buf, kind="png", scale=1, border=4)
+    arr = cv2.imdecode(np.frombuffer(buf.getvalue(), np.uint8), cv2.IMREAD_GRAYSCALE)
+    return arr
+
+
+def _background(w: int, h: int, rng: random.Random, nrng: np.random.Generator) -> np.ndarray:
+    base = np.array([rng.randint(60, 170) for _ in range(3)], np.float32)
+    gx = np.linspace(-30, 30, w, dtype=np.float32)[None, :, None]
+    gy = np.linspace(-20, 20, h, dtype=np.float32)[:, None, None]
+    img = base[None, None, :] + gx * rng.uniform(-1, 1) + gy * rng.uniform(-1, 1)
+    img = np.broadcast_to(img, (h, w, 3)).copy()
+    for _ in range(rng.randint(3, 8)):  # clutter: papers, pens, a keyboard edge
+        x0, y0 = rng.randrange(w), rng.randrange(h)
+        x1, y1 = x0 + rng.randint(20, w // 2), y0 + rng.randint(5, h // 3)
+        colour = tuple(float(rng.randint(0, 255)) for _ in range(3))
+        cv2.rectangle(img, (x0, y0), (x1, y1), colour, -1 if rng.random() < 0.7 else 2)
+    for _ in range(rng.randint(2, 6)):
+        cv2.putText(img, "".join(rng.choice("ABCDEFGH0123456789 ") for _ in range(12)),
+                    (rng.randrange(w), rng.randrange(h)), cv2.FONT_HERSHEY_SIMPLEX, rng.uniform(0.4, 1.2),
+                    (float(rng.randint(0, 80)),) * 3, 1)
+    img += nrng.normal(0, 3, img.shape).astype(np.float32)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _receipt(qr: np.ndarray, code_px: int, rng: random.Random, paper=(245, 245, 240), ink=(20, 20, 20)) -> tuple[np.ndarray, tuple[int, int]]:
+    """A receipt sheet with the QR at `code_px` pixels wide; returns the sheet and the QR's top-left."""
+    qr_big = cv2.resize(qr, (code_px, code_px), interpolation=cv2.INTER_NEAREST)
+    sw, sh = int(code_px * 1.9), int(code_px * 2.2)
+    sheet = np.full((sh, sw, 3), paper, np.uint8)
+    for i in range(7):  # text lines above the code
+        y = int(sh * 0.05) + i * max(4, sh // 28)
+        if y > sh * 0.35:
+            break
+        x1 = int(sw * rng.uniform(0.4, 0.92))
+        cv2.line(sheet, (int(sw * 0.06), y), (x1, y), ink, max(1, code_px // 90))
+    ox, oy = (sw - code_px) // 2, int(sh * 0.42)
+    mask = qr_big < 128
+    region = sheet[oy:oy + code_px, ox:ox + code_px]
+    region[mask] = ink
+    return sheet, (ox, oy)
+
+
+def _place(frame: np.ndarray, sheet: np.ndarray, center: tuple[float, float], angle: float, tilt: float,
+           rng: random.Random) -> None:
+    sh, sw = sheet.shape[:2]
+    src = np.float32([[0, 0], [sw, 0], [sw, sh], [0, sh]])
+    c = np.float32([sw / 2, sh / 2])
+    pts = src - c
+    # Perspective: shrink one edge (a receipt held at an angle to the camera).
+    if tilt:
+        k = 1 - tilt
+        if rng.random() < 0.5:
+            pts[[0, 1], 0] *= k  # top edge shorter
+        else:
+            pts[[1, 2], 1] *= k  # right edge shorter
+    a = np.deg2rad(angle)
+    rot = np.float32([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    dst = pts @ rot.T + np.float32(center)
+    H = cv2.getPerspectiveTransform(src, dst.astype(np.float32))
+    h, w = frame.shape[:2]
+    warped = cv2.warpPerspective(sheet, H, (w, h), flags=cv2.INTER_LINEAR)
+    mask = cv2.warpPerspective(np.full((sh, sw), 255, np.uint8), H, (w, h), flags=cv2.INTER_LINEAR)
+    alpha = (mask.astype(np.float32) / 255.0)[:, :, None]
+    frame[:] = (warped * alpha + frame * (1 - alpha)).astype(np.uint8)
+
+
+def _fault(img: np.ndarray, category: str, rng: random.Random, nrng: np.random.Generator,
+           qr_box: tuple[float, float, float] | None) -> np.ndarray:
+    h, w = img.shape[:2]
+    s = w / 640
+    if category == "defocus":
+        k = rng.choice([3, 5, 5, 7]) * s
+        img = cv2.GaussianBlur(img, (0, 0), sigmaX=k / 2.5)
+    elif category == "motion":
+        n = int(rng.randint(5, 11) * s) | 1
+        kernel = np.zeros((n, n), np.float32)
+        kernel[n // 2, :] = 1.0 / n
+        rot = cv2.getRotationMatrix2D((n / 2 - 0.5, n / 2 - 0.5), rng.uniform(0, 180), 1.0)
+        kernel = cv2.warpAffine(kernel, rot, (n, n))
+        kernel /= kernel.sum()
+        img = cv2.filter2D(img, -1, kernel)
+    elif category == "noise":
+        img = np.clip(img + nrng.normal(0, rng.uniform(18, 32), img.shape), 0, 255).astype(np.uint8)
+    elif category == "lowlight":
+        f = rng.uniform(0.12, 0.25)
+        dark = img.astype(np.float32) * f + nrng.normal(0, rng.uniform(3, 6), img.shape)
+        img = np.clip(dark, 0, 255).astype(np.uint8)
+    elif category == "jpeg":
+        ok, enc = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, rng.randint(8, 20)])
+        img = cv2.imdecode(enc, cv2.IMREAD_COLOR)
+    elif category == "glare" and qr_box:
+        cx, cy, size = qr_box
+        overlay = np.zeros((h, w), np.float32)
+        gx = int(cx + rng.uniform(-0.4, 0.4) * size)
+        gy = int(cy + rng.uniform(-0.4, 0.4) * size)
+        cv2.ellipse(overlay, (gx, gy), (int(size * rng.uniform(0.15, 0.3)), int(size * rng.uniform(0.1, 0.2))),
+                    rng.uniform(0, 180), 0, 360, 1.0, -1)
+        overlay = cv2.GaussianBlur(overlay, (0, 0), sigmaX=size * 0.08)
+        img = np.clip(img + overlay[:, :, None] * rng.uniform(150, 230), 0, 255).astype(np.uint8)
+    elif category == "occlusion" and qr_box:
+        cx, cy, size = qr_box
+        # A fingertip over one edge of the code (not a finder pattern corner: that is unreadable for all).
+        edge = rng.choice(["top", "bottom", "left", "right"])
+        r = int(size * rng.uniform(0.09, 0.14))
+        q = size * 0.38  # the finger reaches a little way into the code
+        off = {"top": (0, -q), "bottom": (0, q), "left": (-q, 0), "right": (q, 0)}[edge]
+        centre = (int(cx + off[0]), int(cy + off[1]))
+        cv2.circle(img, centre, r, (int(rng.uniform(120, 170)), int(rng.uniform(140, 180)), int(rng.uniform(180, 220))), -1)
+    return img
+
+
+def make_frame(category: str, size: tuple[int, int], rng: random.Random, nrng: np.random.Generator,
+               record: dict) -> Frame:
+    w, h = size
+    s = w / 640
+    img = _background(w, h, rng, nrng)
+    payload: str | None = None
+    expected: str | None = None
+    qr_box = None
+    if category != "empty":
+        if category == "foreign":
+            payload = rng.choice(FOREIGN_PAYLOADS)
+        else:
+            payload = rng.choice(list(receipt_payloads(record).values()))
+            expected = record["code"]
+        qr = _qr_image(payload, rng)
+        modules = qr.shape[1]  # includes the quiet zone
+        if category == "small":
+            px_per_module = rng.uniform(2.0, 2.6)
+        else:
+            px_per_module = rng.uniform(2.8, 6.0)
+        code_px = min(int(modules * px_per_module * s), int(0.8 * h))
+        paper, ink = (245, 245, 240), (20, 20, 20)
+        if category == "colour":
+            paper = (rng.randint(120, 255), rng.randint(180, 255), rng.randint(180, 255))  # tinted paper (BGR)
+            ink = (rng.randint(60, 140), rng.randint(0, 60), rng.randint(0, 60))  # blue ink
+        sheet, (ox, oy) = _receipt(qr, code_px, rng, paper, ink)
+        angle = rng.uniform(-8, 8)
+        tilt = 0.0
+        if category == "rotation":
+            angle = rng.uniform(-180, 180)
+        elif category == "perspective":
+            tilt = rng.uniform(0.2, 0.4)
+            angle = rng.uniform(-20, 20)
+        sh, sw = sheet.shape[:2]
+        # Choose where the code's centre lands (inside the frame), then place the sheet around it.
+        margin = code_px * 0.6
+        qcx = rng.uniform(margin, w - margin) if w > 2 * margin else w / 2
+        qcy = rng.uniform(margin, h - margin) if h > 2 * margin else h / 2
+        qx_rel, qy_rel = ox + code_px / 2 - sw / 2, oy + code_px / 2 - sh / 2
+        a = np.deg2rad(angle)
+        cx = qcx - (qx_rel * np.cos(a) - qy_rel * np.sin(a))
+        cy = qcy - (qx_rel * np.sin(a) + qy_rel * np.cos(a))
+        _place(img, sheet, (cx, cy), angle, tilt, rng)
+        qr_box = (qcx, qcy, code_px)
+    img = _fault(img, category, rng, nrng, qr_box)
+    if category not in ("noise", "lowlight"):
+        img = np.clip(img + nrng.normal(0, 2.0, img.shape), 0, 255).astype(np.uint8)  # sensor noise
+    return Frame(category, size, img, payload, expected)
+
+
+def corpus(per_category: int = 30, seed: int = 4, categories: list[str] | None = None,
+           resolutions: list[tuple[int, int]] | None = None) -> Iterator[Frame]:
+    """Yield `per_category` frames for every (category, resolution)."""
+    records = list(generate(200, seed=seed))
+    for size in resolutions or RESOLUTIONS:
+        for category in categories or CATEGORIES:
+            rng = random.Random(f"{seed}-{category}-{size}")
+            nrng = np.random.default_rng(rng.randrange(2**32))
+            for i in range(per_category):
+                yield make_frame(category, size, rng, nrng, records[(i * 7 + len(category)) % len(records)])
+
+
+if __name__ == "__main__":  # write a few frames to look at: python bench/scanner_corpus.py OUTDIR
+    import sys
+    from pathlib import Path
+
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "corpus-sample")
+    out.mkdir(parents=True, exist_ok=True)
+    for n, fr in enumerate(corpus(per_category=2)):
+        cv2.imwrite(str(out / f"{fr.size[0]}-{fr.category}-{n:03d}.png"), fr.image)
+    print(f"wrote samples to {out}")

@@ -1,0 +1,157 @@
+"""Frames from the USB camera (or a video file standing in for it), always the newest one.
+
+Cameras queue frames; decoding a queued frame means reacting to where the receipt was a moment ago.
+`NewestFrameReader` reads in its own thread as fast as frames come and keeps only the last one; the
+decoder takes whatever is newest when it is ready. A camera that fails (unplugged, or never there)
+is released and reopened every few seconds, and its state is reported: starting, ok, unavailable.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+REOPEN_S = 2.0
+FAILED_READS = 10  # consecutive failed reads that mean the camera is gone
+
+
+@dataclass
+class SourceSpec:
+    """Where frames come from: kind "camera" (OpenCV index or /dev/v4l/by-id path) or "video" (a file)."""
+    kind: str
+    target: str
+    width: int = 640
+    height: int = 480
+    fps: int = 15
+    loop: bool = False
+
+    def describe(self) -> str:
+        return f"camera {self.target}" if self.kind == "camera" else f"video {os.path.basename(self.target)}"
+
+
+def open_capture(spec: SourceSpec) -> cv2.VideoCapture | None:
+    """Open the camera or video; None (with a log line) when it is not there."""
+    if spec.kind == "video":
+        cap = cv2.VideoCapture(spec.target)
+        return cap if cap.isOpened() else None
+    target: int | str = int(spec.target) if spec.target.isdigit() else spec.target
+    if isinstance(target, str) and not os.path.exists(target):
+        return None  # an unplugged by-id camera: its symlink is gone
+    cap = cv2.VideoCapture(target, cv2.CAP_V4L2)
+    if not cap.isOpened():
+        cap.release()
+        return None
+    # MJPG lets most USB cameras give 720p at 15+ fps over USB 2; size and rate as configured.
+    cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))
+    cap.set(cv2.CAP_PROP_FRAME_WIDTH, spec.width)
+    cap.set(cv2.CAP_PROP_FRAME_HEIGHT, spec.height)
+    cap.set(cv2.CAP_PROP_FPS, spec.fps)
+    cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the driver's queue as short as it goes; the thread does the rest
+    return cap
+
+
+class NewestFrameReader:
+    """Reads frames in a thread; `wait_newer()` returns the newest frame not yet handed out."""
+
+    def __init__(self, spec: SourceSpec, opener: Any = open_capture):
+        self.spec = spec
+        self._opener = opener
+        self._cond = threading.Condition()
+        self._frame: np.ndarray | None = None
+        self._seq = 0
+        self.state = "starting"
+        self.detail = f"opening {spec.describe()}"
+        self.ended = False  # a video without --loop has played to its end
+        self.frames_read = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="frame-reader", daemon=True)
+
+    def start(self) -> "NewestFrameReader":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        self._thread.join(timeout=5)
+
+    def wait_newer(self, after: int, timeout: float) -> tuple[int, np.ndarray] | None:
+        with self._cond:
+            if self._seq <= after and not self.ended:
+                self._cond.wait(timeout)
+            if self._seq > after and self._frame is not None:
+                return self._seq, self._frame
+            return None
+
+    def _set_state(self, state: str, detail: str) -> None:
+        if (state, detail) != (self.state, self.detail):
+            (log.info if state == "ok" else log.warning)("%s: %s", state, detail)
+        self.state, self.detail = state, detail
+        with self._cond:
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        spec = self.spec
+        while not self._stop.is_set():
+            cap = self._opener(spec)
+            if cap is None:
+                self._set_state("unavailable", f"{spec.describe()} not found or cannot be opened")
+                self._stop.wait(REOPEN_S)
+                continue
+            try:
+                self._read_until_failure(cap)
+            finally:
+                cap.release()
+            if self.ended:
+                return
+            if not self._stop.is_set():
+                self._set_state("unavailable", f"{spec.describe()} stopped delivering frames")
+                self._stop.wait(REOPEN_S)
+
+    def _read_until_failure(self, cap: cv2.VideoCapture) -> None:
+        spec = self.spec
+        paced = spec.kind == "video"
+        period = 1.0 / spec.fps
+        failures = 0
+        next_due = time.monotonic()
+        while not self._stop.is_set():
+            ok, frame = cap.read()
+            if not ok or frame is None:
+                if paced:
+                    if spec.loop and self.frames_read:
+                        cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                        continue
+                    with self._cond:
+                        self.ended = True
+                        self._cond.notify_all()
+                    return
+                failures += 1
+                if failures >= FAILED_READS:
+                    return
+                time.sleep(0.05)
+                continue
+            failures = 0
+            self.frames_read += 1
+            if self.state != "ok":
+                h, w = frame.shape[:2]
+                self._set_state("ok", f"{spec.describe()} at {w}x{h}")
+            with self._cond:
+                self._frame = frame
+                self._seq += 1
+                self._cond.notify_all()
+            if paced:  # a file plays at the configured rate, as a camera would deliver it
+                next_due += period
+                delay = next_due - time.monotonic()
+                if delay > 0:
+                    self._stop.wait(delay)
+                else:
+                    next_due = time.monotonic()

@@ -1,0 +1,184 @@
+"""QR decoders on grey frames, and the chain the scanner runs.
+
+Three decoders, each restricted to QR codes and fed a single-channel (grey) frame:
+- ``zxing``: zxing-cpp, plain text mode (no `<SOH>`-style escaping), ``return_errors=True`` so a code
+  that is in view but unreadable is reported (it drives the "hold still" hint);
+- ``pyzbar``: zbar; large frames are retried at half size, where zbar reads noisy frames far better;
+- ``opencv``: OpenCV's QRCodeDetector.
+
+The chain runs the first decoder on every frame and the others only as fallbacks: on a frame where the
+first saw an unreadable code, and on every Nth frame otherwise (``[scanner] fallback_every``), so the
+idle scanner stays cheap. bench/bench_scanner.py measures each decoder and the chain; docs/scanner.md
+has the table behind the default order. zbar can abort() the whole process on some inputs, which is why
+the scanner decodes in a supervised child process (kiosk/scanner/service.py).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    """What one decoder (or the chain) saw in one frame."""
+    texts: list[str] = field(default_factory=list)
+    unreadable: bool = False  # a code is in view but could not be read
+    code_width: float = 0.0  # widest code seen, as a fraction of the frame width (0 if none)
+    decoder: str = ""  # which decoder produced `texts`
+
+    def merge_seen(self, other: "Outcome") -> None:
+        self.unreadable = self.unreadable or other.unreadable
+        self.code_width = max(self.code_width, other.code_width)
+
+
+class Decoder(Protocol):
+    name: str
+
+    def decode(self, grey: np.ndarray) -> Outcome: ...
+
+
+def _width_fraction(xs: Sequence[float], frame_width: int) -> float:
+    return (max(xs) - min(xs)) / frame_width if xs else 0.0
+
+
+def _bytes_to_text(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")  # QR's default byte encoding; the payload parser rejects oddities
+
+
+class ZxingDecoder:
+    name = "zxing"
+
+    def __init__(self) -> None:
+        import zxingcpp
+
+        self._z = zxingcpp
+        self._formats = zxingcpp.BarcodeFormat.QRCode
+
+    def decode(self, grey: np.ndarray) -> Outcome:
+        z = self._z
+        out = Outcome()
+        results = z.read_barcodes(grey, formats=self._formats, try_rotate=True, try_downscale=True,
+                                  try_invert=False, text_mode=z.TextMode.Plain, return_errors=True)
+        width = grey.shape[1]
+        for r in results:
+            p = r.position
+            frac = _width_fraction([p.top_left.x, p.top_right.x, p.bottom_left.x, p.bottom_right.x], width)
+            out.code_width = max(out.code_width, frac)
+            if r.valid:
+                out.texts.append(r.text)
+            else:
+                out.unreadable = True
+        if out.texts:
+            out.decoder = self.name
+        return out
+
+
+class PyzbarDecoder:
+    name = "pyzbar"
+    HALVE_ABOVE = 800  # frame width above which a failed read is retried at half size
+
+    def __init__(self) -> None:
+        from pyzbar import pyzbar
+
+        self._decode = pyzbar.decode
+        self._symbols = [pyzbar.ZBarSymbol.QRCODE]
+
+    def _once(self, grey: np.ndarray, scale: float) -> Outcome:
+        out = Outcome()
+        for r in self._decode(grey, symbols=self._symbols):
+            out.texts.append(_bytes_to_text(r.data))
+            out.code_width = max(out.code_width, r.rect.width * scale / (grey.shape[1] * scale))
+        return out
+
+    def decode(self, grey: np.ndarray) -> Outcome:
+        out = self._once(grey, 1.0)
+        if not out.texts and grey.shape[1] > self.HALVE_ABOVE:
+            import cv2
+
+            half = cv2.resize(grey, (grey.shape[1] // 2, grey.shape[0] // 2), interpolation=cv2.INTER_AREA)
+            out = self._once(half, 2.0)
+        if out.texts:
+            out.decoder = self.name
+        return out
+
+
+class OpenCVDecoder:
+    name = "opencv"
+
+    def __init__(self) -> None:
+        import cv2
+
+        self._det = cv2.QRCodeDetector()
+
+    def decode(self, grey: np.ndarray) -> Outcome:
+        out = Outcome()
+        try:
+            text, points, _ = self._det.detectAndDecode(grey)
+        except Exception as exc:  # OpenCV raises cv2.error on odd geometry; a miss, not a crash
+            log.debug("opencv QR detector failed: %s", exc)
+            return out
+        if points is not None and len(points):
+            out.code_width = _width_fraction([float(x) for x in points.reshape(-1, 2)[:, 0]], grey.shape[1])
+            if text:
+                out.texts.append(text)
+                out.decoder = self.name
+            else:
+                out.unreadable = True
+        return out
+
+
+DECODERS = {"zxing": ZxingDecoder, "pyzbar": PyzbarDecoder, "opencv": OpenCVDecoder}
+
+
+def make_decoder(name: str) -> Decoder:
+    try:
+        return DECODERS[name]()
+    except KeyError:
+        raise ValueError(f"unknown decoder {name!r}; known: {', '.join(DECODERS)}") from None
+
+
+class DecoderChain:
+    """Run the first decoder on every frame; the rest as fallbacks (see module docstring)."""
+
+    name = "chain"
+
+    def __init__(self, names: Sequence[str], fallback_every: int = 1):
+        if not names:
+            raise ValueError("the decoder chain needs at least one decoder")
+        self.decoders = [make_decoder(n) for n in names]
+        self.fallback_every = max(1, fallback_every)
+        self._misses = 0
+
+    def decode(self, grey: np.ndarray) -> Outcome:
+        first, *rest = self.decoders
+        out = first.decode(grey)
+        if out.texts or not rest:
+            self._misses = 0
+            return out
+        self._misses += 1
+        if not out.unreadable and self._misses % self.fallback_every:
+            return out
+        for dec in rest:
+            more = dec.decode(grey)
+            if more.texts:
+                more.merge_seen(out)
+                return more
+            out.merge_seen(more)
+        return out
+
+
+def to_grey(frame: np.ndarray) -> np.ndarray:
+    """Decoders get one channel: pyzbar silently reads channel 0 (blue) of a colour array."""
+    if frame.ndim == 2:
+        return frame
+    import cv2
+
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)

@@ -1,0 +1,211 @@
+"""The scanner process: a supervisor that owns the event socket and a decode child that owns the camera.
+
+zbar can abort() the process it runs in, and a camera driver can hang. So the camera and decoders live
+in a child process; the supervisor relays the child's events to the local socket (the web app's SSE
+streams stay connected), watches its heartbeat, and restarts it with a back-off when it dies or hangs.
+The web app itself never shares a process with the camera or a decoder.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import signal
+import threading
+import time
+from dataclasses import asdict
+from typing import Any
+
+import cv2
+
+from kiosk.scanner.capture import NewestFrameReader, SourceSpec
+from kiosk.scanner.channel import EventServer
+from kiosk.scanner.status import HEARTBEAT_S, socket_path, write_status
+
+log = logging.getLogger(__name__)
+
+CHILD_SILENT_S = 10.0  # a child that says nothing for this long is hung: kill and restart
+MAX_BACKOFF_S = 10.0
+
+
+def _decode_child(spec: dict[str, Any], scanner: dict[str, Any], conn: Any, preview_flag: Any) -> None:
+    """Child process body: newest frame -> pipeline -> events to the supervisor."""
+    from motcua.cli import setup_logging
+
+    setup_logging(False)
+    # One core for the decoders; a Pi's other cores serve Chromium and the web app.
+    cv2.setNumThreads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the supervisor, which stops us
+
+    from kiosk.scanner.decoders import DecoderChain
+    from kiosk.scanner.pipeline import ScanPipeline
+
+    source = SourceSpec(**spec)
+    chain = DecoderChain(scanner["decoders"], scanner["fallback_every"])
+    pipeline = ScanPipeline(chain, scanner["repeat_interval_s"], scanner["patterns"], scanner["code_pattern"])
+    reader = NewestFrameReader(source).start()
+    preview_period = 1.0 / scanner["preview_fps"]
+    preview_width = scanner["preview_width"]
+    last_state = None
+    last_alive = last_preview = 0.0
+    seq = 0
+    try:
+        while True:
+            got = reader.wait_newer(seq, timeout=0.5)
+            state = (reader.state, reader.detail)
+            if state != last_state:
+                conn.send(("camera", {"state": state[0], "detail": state[1]}))
+                last_state = state
+            now = time.monotonic()
+            if got is not None:
+                seq, frame = got
+                for event in pipeline.process(frame):
+                    conn.send(event)
+                if preview_flag.value and now - last_preview >= preview_period:
+                    last_preview = now
+                    conn.send(("preview", _preview_jpeg(frame, preview_width)))
+            elif reader.ended:
+                conn.send(("ended", {}))
+                return
+            if now - last_alive >= 1.0:
+                conn.send(("alive", {"frames": reader.frames_read}))
+                last_alive = now
+    except (BrokenPipeError, EOFError):
+        pass  # the supervisor is gone
+    finally:
+        reader.stop()
+
+
+def _preview_jpeg(frame: Any, width: int) -> bytes:
+    h, w = frame.shape[:2]
+    if w > width:
+        frame = cv2.resize(frame, (width, int(h * width / w)), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 60])
+    return buf.tobytes() if ok else b""
+
+
+class Supervisor:
+    """Run decode children one after another; relay their events; keep the status file fresh."""
+
+    def __init__(self, cfg: Any, source: SourceSpec):
+        self.cfg = cfg
+        self.source = source
+        self.stop_event = threading.Event()
+        self.restarts = 0
+        self.scans = 0
+        self.child_pid: int | None = None
+        self.camera = {"state": "starting", "detail": f"opening {source.describe()}"}
+        self._last_status = 0.0
+        self._ctx = mp.get_context("spawn")  # no inherited threads or sockets in the child
+
+    def _status(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last_status >= HEARTBEAT_S / 2:
+            self._last_status = now
+            try:
+                write_status(self.cfg, self.camera["state"], self.camera["detail"], restarts=self.restarts,
+                             scans=self.scans, child_pid=self.child_pid, source=self.source.describe(), decoders=self.cfg.scanner.decoders)
+            except OSError as exc:
+                log.warning("cannot write scanner status: %s", exc)
+
+    def _set_camera(self, server: EventServer, state: str, detail: str) -> None:
+        self.camera = {"state": state, "detail": detail}
+        server.publish("camera", self.camera)
+        self._status(force=True)
+
+    def run(self) -> int:
+        server = EventServer(socket_path(self.cfg)).start()
+        log.info("scanner: %s, events on %s", self.source.describe(), server.path)
+        try:
+            self._set_camera(server, "starting", self.camera["detail"])
+            backoff = 0.5
+            while not self.stop_event.is_set():
+                started = time.monotonic()
+                ended = self._run_child(server)
+                if ended or self.stop_event.is_set():
+                    break
+                self.restarts += 1
+                if time.monotonic() - started > 60:
+                    backoff = 0.5  # it ran fine for a while: restart quickly
+                self._set_camera(server, "starting", "scanner restarting after a decoder failure")
+                self.stop_event.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+            return 0
+        finally:
+            self.camera = {"state": "unavailable", "detail": "scanner stopped"}
+            server.publish("camera", self.camera)
+            self._status(force=True)
+            server.close()
+
+    def _run_child(self, server: EventServer) -> bool:
+        """Run one child until it dies, hangs, ends (video) or we stop. True when the video ended."""
+        parent_conn, child_conn = self._ctx.Pipe(duplex=False)
+        preview_flag = self._ctx.Value("b", 0, lock=False)
+        scanner = self.cfg.scanner.model_dump(include={"decoders", "fallback_every", "repeat_interval_s", "patterns",
+                                                        "code_pattern", "preview_fps", "preview_width"})
+        child = self._ctx.Process(target=_decode_child, name="scanner-decode",
+                                  args=(asdict(self.source), scanner, child_conn, preview_flag), daemon=True)
+        child.start()
+        self.child_pid = child.pid
+        child_conn.close()
+        last_heard = time.monotonic()
+        try:
+            while not self.stop_event.is_set():
+                preview_flag.value = 1 if server.preview_wanted else 0
+                self._status()
+                if parent_conn.poll(0.25):
+                    try:
+                        kind, data = parent_conn.recv()
+                    except (EOFError, OSError):
+                        break
+                    last_heard = time.monotonic()
+                    if kind == "scan":
+                        self.scans += 1
+                        server.publish("scan", data)
+                        log.info("scan: %s (%s, %s)", data["code"], data["kind"], data.get("decoder"))
+                    elif kind == "preview":
+                        if data:
+                            server.publish_preview(data)
+                    elif kind == "camera":
+                        self._set_camera(server, data["state"], data["detail"])
+                    elif kind == "hint":
+                        server.publish("hint", data)
+                    elif kind == "ended":
+                        log.info("video ended")
+                        return True
+                elif not child.is_alive():
+                    break
+                elif time.monotonic() - last_heard > CHILD_SILENT_S:
+                    log.error("decode child silent for %.0f s: killing it", CHILD_SILENT_S)
+                    child.kill()
+                    break
+            return False
+        finally:
+            if child.is_alive():
+                child.terminate()
+                child.join(3)
+                if child.is_alive():
+                    child.kill()
+            child.join(3)
+            if child.exitcode not in (0, None, -signal.SIGTERM) and not self.stop_event.is_set():
+                log.error("decode child died (exit code %s%s)", child.exitcode,
+                          ", SIGABRT: likely zbar" if child.exitcode == -signal.SIGABRT else "")
+            parent_conn.close()
+
+
+def run_scanner(cfg: Any, source: SourceSpec) -> int:
+    """`kiosk scan --camera/--video`: run until SIGTERM/SIGINT (or the end of a video)."""
+    sup = Supervisor(cfg, source)
+
+    def _stop(signum: int, _frame: Any) -> None:
+        log.info("scanner stopping (signal %s)", signum)
+        sup.stop_event.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        import sdnotify
+
+        sdnotify.SystemdNotifier().notify("READY=1")
+    except ImportError:
+        pass
+    return sup.run()
