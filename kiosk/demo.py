@@ -189,6 +189,7 @@ def write_demo_config(data_dir: Path, port: int) -> Path:
 DEMO_PROCESSES: list[tuple[str, list[str]]] = [
     ("sms-gateway", ["-m", "sms_gateway.cli", "run"]),
     ("kiosk", ["-m", "kiosk.cli", "serve"]),
+    ("print-worker", ["-m", "kiosk.cli", "print-worker"]),
 ]
 
 

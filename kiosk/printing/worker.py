@@ -1,0 +1,189 @@
+"""The print worker: the one process that opens the printer.
+
+Loop: ask the printer for its state (where the connection can tell), record it with a heartbeat,
+and while it can print, take the oldest pending job, draw it, send it, mark it done. Paper-out or
+offline: jobs stay pending and print, in order, once the printer is back. A file lock in the data
+folder makes sure only one worker (or one `kiosk print ...` run without a worker) owns the printer.
+"""
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import sqlalchemy as sa
+
+from kiosk.printing import jobs
+from kiosk.printing.connections import (OFFLINE, PAPER_OUT, Connection, PrinterOffline, SendFailed,
+                                        make_connection)
+from kiosk.printing.encode import encode_image
+from kiosk.printing.render import render_slip, render_ticket
+from motcua.config import Config
+
+log = logging.getLogger(__name__)
+RENDERERS: dict[str, Callable[[dict[str, Any], int], Any]] = {"ticket": render_ticket, "slip": render_slip}
+
+
+class PrinterBusy(Exception):
+    """Another process owns the printer (a print worker is running)."""
+
+
+class OwnerLock:
+    """An exclusive, non-blocking flock on data_dir/print-worker.lock (released when the process dies)."""
+
+    def __init__(self, data_dir: Path):
+        self.path = data_dir / "print-worker.lock"
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise PrinterBusy(f"another process holds {self.path}") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> "OwnerLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def job_bytes(cfg: Config, job: dict[str, Any]) -> bytes:
+    """Draw a job and encode it for the configured paper."""
+    renderer = RENDERERS.get(job["kind"])
+    if renderer is None:
+        raise ValueError(f"unknown job kind {job['kind']!r}")
+    image = renderer(job["payload"], cfg.printer.paper_dots)
+    return encode_image(image, cfg.printer.paper_dots, profile=cfg.printer.profile, cut=cfg.printer.cut,
+                        feed_lines=cfg.printer.feed_lines)
+
+
+class PrintWorker:
+    def __init__(self, cfg: Config, engine: sa.Engine, connection: Connection | None = None,
+                 notify: Callable[[str], None] | None = None):
+        self.cfg = cfg
+        self.engine = engine
+        self.connection = connection or make_connection(cfg)
+        self.notify = notify or (lambda _msg: None)
+        self.state = "unknown"
+        self._last_status = -1e9
+        self.printed = 0
+
+    def start(self) -> list[int]:
+        """Call once before the loop: jobs a dead worker left half-sent become "uncertain"."""
+        with self.engine.begin() as conn:
+            ids = jobs.mark_interrupted(conn)
+        if ids:
+            log.warning("jobs %s were being printed when the previous worker stopped; marked uncertain "
+                        "(not re-sent; staff can reprint)", ids)
+        return ids
+
+    def _has_pending(self) -> bool:
+        from motcua.db import reading
+
+        with reading(self.engine) as conn:
+            return conn.execute(sa.select(jobs.print_jobs.c.id).where(jobs.print_jobs.c.state == "pending")
+                                .limit(1)).first() is not None
+
+    def check_status(self) -> str:
+        try:
+            state, detail = self.connection.status()
+        except PrinterOffline as exc:
+            state, detail = OFFLINE, str(exc)
+        except Exception as exc:  # noqa: BLE001 - any driver error means we cannot print now
+            self.connection.close()
+            state, detail = OFFLINE, f"{type(exc).__name__}: {exc}"
+        self._record(state, detail)
+        return state
+
+    def _record(self, state: str, detail: str) -> None:
+        with self.engine.begin() as conn:
+            changed = jobs.record_state(conn, state, detail)
+        if changed:
+            log.log(logging.INFO if state in ("ok", "unknown") else logging.WARNING,
+                    "printer %s: %s %s", self.connection.describe(), state, detail)
+        self.state = state
+        self._last_status = time.monotonic()
+
+    def step(self) -> bool:
+        """One turn of the loop; True if a job was printed.
+
+        The printer is asked for its state before every job and every `status_every_s` when idle
+        (which is also the worker's heartbeat), not on every poll: on an SD card each heartbeat is
+        a database write.
+        """
+        pending = self._has_pending()
+        if pending or time.monotonic() - self._last_status >= self.cfg.printer.status_every_s:
+            self.check_status()
+        if self.state in (PAPER_OUT, OFFLINE) or not pending:
+            return False
+        with self.engine.begin() as conn:
+            expired = jobs.expire_old_tickets(conn, self.cfg.printer.ticket_max_age_s)
+            if expired:
+                log.warning("%d queue ticket(s) waited too long for the printer and were not printed", expired)
+            job = jobs.claim_next(conn)
+        if job is None:
+            return False
+        try:
+            data = job_bytes(self.cfg, job)
+        except Exception as exc:  # noqa: BLE001 - a job that cannot be drawn must not block the rest
+            log.exception("job %s (%s %s) cannot be drawn", job["id"], job["kind"], job["ref"])
+            with self.engine.begin() as conn:
+                jobs.release_job(conn, job["id"], f"cannot be drawn: {exc}", failed=True)
+            return False
+        try:
+            self.connection.send(data)
+        except (PrinterOffline, SendFailed) as exc:
+            # Back to pending: a broken-off ticket is no ticket; it prints whole when the printer is back.
+            log.warning("job %s not printed: %s", job["id"], exc)
+            with self.engine.begin() as conn:
+                jobs.release_job(conn, job["id"], str(exc))
+            self._record(OFFLINE, str(exc))
+            return False
+        with self.engine.begin() as conn:
+            jobs.finish_job(conn, job["id"])
+        self.printed += 1
+        log.info("printed job %s (%s %s, %d bytes)", job["id"], job["kind"], job["ref"], len(data))
+        return True
+
+    def drain(self) -> int:
+        """Print every pending job now (used by `kiosk print ...` when no worker runs)."""
+        count = 0
+        while self.step():
+            count += 1
+        return count
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        stop = stop or threading.Event()
+        self.start()
+        self.notify("READY=1")
+        while not stop.is_set():
+            try:
+                printed = self.step()
+            except sa.exc.OperationalError:
+                log.exception("database unavailable; retrying")
+                printed = False
+            self.notify("WATCHDOG=1")
+            self.notify(f"STATUS=printer {self.state}, {self.printed} printed")
+            if not printed:
+                wait = self.cfg.printer.poll_s if self.state not in (PAPER_OUT, OFFLINE) else \
+                    min(self.cfg.printer.status_every_s, 5.0)
+                stop.wait(wait)
+        self.connection.close()
