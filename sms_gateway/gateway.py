@@ -1,0 +1,331 @@
+"""The gateway loop: one thread that owns the modem and drains the outbox.
+
+Per notice: render the text, claim it (queued -> sending) in its own committed transaction, hand it
+to the modem, record the outcome in a second transaction. A crash between the two leaves `sending`,
+which the next start turns into `uncertain`: the gap SMS cannot close is made narrow and visible.
+Between messages: pacing with jitter, quiet hours, modem health, delivery reports and the balance.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import signal
+import threading
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sdnotify
+import sqlalchemy as sa
+
+from motcua.config import Config
+from motcua.timeutil import utcnow
+from sms_gateway import health as h
+from sms_gateway import outbox
+from sms_gateway.modem import AMBIGUOUS, PERMANENT, Modem, ModemFault, SendError
+from sms_gateway.phones import InvalidPhone, normalise_vn_mobile
+from sms_gateway.text import Rendered, render_notice
+
+log = logging.getLogger(__name__)
+
+EXIT_IDLE = 0
+EXIT_MODEM_UNUSABLE = 2
+HEARTBEAT_S = 10.0
+REPORT_SWEEP_S = 300.0
+
+
+def in_quiet_hours(local: datetime, start: Any, end: Any) -> bool:
+    """Quiet from `start` to `end` local time (may cross midnight); start == end means never quiet."""
+    t = local.time()
+    if start == end:
+        return False
+    if start < end:
+        return start <= t < end
+    return t >= start or t < end
+
+
+def retry_delay(attempts: int, base: float, cap: float) -> float:
+    """Exponential backoff with +-20 % jitter so retries of many notices do not line up."""
+    delay = min(cap, base * (2 ** max(0, attempts - 1)))
+    return delay * random.uniform(0.8, 1.2)
+
+
+class Gateway:
+    def __init__(self, cfg: Config, engine: sa.Engine, *, modem: Modem | None = None):
+        self.cfg = cfg
+        self.engine = engine
+        workdir = Path(cfg.paths.data_dir) / "sms-gateway"
+        self.modem = modem or Modem(cfg.modem, workdir, delivery_reports=cfg.sms.delivery_reports)
+        self.notifier = sdnotify.SystemdNotifier()
+        self.stop_event = threading.Event()
+        self.zone = ZoneInfo(cfg.site.timezone)
+        self.state = h.ERROR
+        self.detail = "starting"
+        self._next_connect = 0.0
+        self._reconnect_wait = cfg.modem.reconnect_s
+        self._next_health = 0.0
+        self._next_balance = 0.0
+        self._next_sweep = time.monotonic() + REPORT_SWEEP_S
+        self._last_heartbeat = 0.0
+        self._status_fields: dict[str, Any] = {}
+        self.stats = {"sent": 0, "failed": 0, "retry": 0, "uncertain": 0, "modem_s": 0.0, "own_s": 0.0}
+
+    # --- lifecycle --------------------------------------------------------------------------
+    def run(self, *, until_idle: bool = False) -> int:
+        self._install_signals()
+        with self.engine.begin() as conn:
+            interrupted = outbox.recover_interrupted(conn)
+        if interrupted:
+            log.warning("%d notice(s) were being sent when the gateway stopped; marked uncertain: %s",
+                        len(interrupted), interrupted)
+        self.notifier.notify("READY=1")
+        self._set_status("started")
+        code = EXIT_IDLE
+        try:
+            code = self._loop(until_idle)
+        finally:
+            self.notifier.notify("STOPPING=1")
+            self.modem.close()
+            self._heartbeat(force=True)
+        return code
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop())
+
+    def _sleep(self, seconds: float) -> None:
+        """Sleep in watchdog-sized slices, waking at once on stop."""
+        end = time.monotonic() + max(0.0, seconds)
+        while not self.stop_event.is_set():
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            self.notifier.notify("WATCHDOG=1")
+            self.stop_event.wait(min(left, 5.0))
+
+    # --- the loop ---------------------------------------------------------------------------
+    def _loop(self, until_idle: bool) -> int:
+        failed_connects = 0
+        while not self.stop_event.is_set():
+            self.notifier.notify("WATCHDOG=1")
+            now = time.monotonic()
+            if not self.modem.connected:
+                if now < self._next_connect:
+                    if until_idle and not self._has_due():
+                        return EXIT_IDLE
+                    self._sleep(min(self._next_connect - now, self.cfg.sms.poll_s))
+                    continue
+                if not self._connect():
+                    failed_connects += 1
+                    if until_idle and (failed_connects >= 2 or not self._has_due()):
+                        return EXIT_MODEM_UNUSABLE if self._has_due() else EXIT_IDLE
+                    continue
+                failed_connects = 0
+            if now >= self._next_health and not self._check_health():
+                if until_idle:
+                    return EXIT_MODEM_UNUSABLE if self._has_due() else EXIT_IDLE
+                continue
+            self._handle_reports(self.modem.poll())
+            if now >= self._next_sweep:
+                self._next_sweep = now + REPORT_SWEEP_S
+                self._handle_reports(self.modem.sweep_stored())
+            if now >= self._next_balance and self.cfg.sms.balance_ussd:
+                self._check_balance()
+            self._heartbeat()
+            if self.state != h.OK:
+                if until_idle:
+                    return EXIT_MODEM_UNUSABLE if self._has_due() else EXIT_IDLE
+                self._sleep(self.cfg.sms.poll_s)
+                continue
+            local = utcnow().astimezone(self.zone)
+            if in_quiet_hours(local, self.cfg.sms.quiet_start, self.cfg.sms.quiet_end):
+                if until_idle:
+                    return EXIT_IDLE
+                self._set_status(f"quiet hours until {self.cfg.sms.quiet_end:%H:%M}")
+                self._sleep(min(60.0, self.cfg.sms.poll_s * 10))
+                continue
+            attempted = self.send_one()
+            if attempted is None:
+                if until_idle:
+                    return EXIT_IDLE
+                self._sleep(self.cfg.sms.poll_s)
+            elif attempted:
+                self._sleep(self.cfg.sms.pace_s + random.uniform(0, self.cfg.sms.pace_jitter_s))
+        return EXIT_IDLE
+
+    def _has_due(self) -> bool:
+        with self.engine.connect() as conn:
+            return bool(outbox.due(conn, utcnow(), limit=1))
+
+    # --- modem state ------------------------------------------------------------------------
+    def _connect(self) -> bool:
+        try:
+            info = self.modem.connect()
+        except ModemFault as fault:
+            self._fault(fault)
+            self._next_connect = time.monotonic() + self._reconnect_wait
+            self._reconnect_wait = min(300.0, self._reconnect_wait * 2)
+            return False
+        self._reconnect_wait = self.cfg.modem.reconnect_s
+        self._status_fields.update(model=info.get("model"), imei=info.get("imei"))
+        self._next_health = 0.0
+        log.info("modem connected: %s", info.get("model") or self.cfg.modem.model)
+        return True
+
+    def _check_health(self) -> bool:
+        try:
+            status = self.modem.status()
+        except ModemFault as fault:
+            self._fault(fault)
+            self._next_health = time.monotonic() + self.cfg.modem.reconnect_s
+            if not self.modem.connected:
+                self._next_connect = time.monotonic() + self._reconnect_wait
+            return False
+        self._status_fields.update(status)
+        interval = self.cfg.modem.health_every_s
+        self._next_health = time.monotonic() + interval
+        if self.state != h.OK:
+            log.info("modem ready: network %s, signal %s%%", status.get("network"), status.get("signal_percent"))
+        self.state, self.detail = h.OK, ""
+        self._heartbeat(force=True)
+        return True
+
+    def _fault(self, fault: ModemFault) -> None:
+        if (fault.state, fault.detail) != (self.state, self.detail):
+            log.warning("modem %s: %s", fault.state, fault.detail)
+        self.state, self.detail = fault.state, fault.detail
+        if fault.state in (h.NO_NETWORK, h.NO_SIM, h.PIN_REQUIRED):
+            self._status_fields.update(registered=False if fault.state == h.NO_NETWORK else None)
+        self._set_status(f"modem {fault.state}: {fault.detail}")
+        self._heartbeat(force=True)
+
+    def _heartbeat(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_heartbeat < HEARTBEAT_S:
+            return
+        self._last_heartbeat = now
+        fields = {k: v for k, v in self._status_fields.items()
+                  if k in ("sim", "registered", "network", "signal_percent", "model", "imei")}
+        try:
+            with self.engine.begin() as conn:
+                h.write_modem_health(conn, state=self.state, detail=self.detail or None,
+                                     last_seen_at=utcnow(), **fields)
+        except sa.exc.SQLAlchemyError as exc:  # the database being busy must not stop sending
+            log.warning("could not write the modem heartbeat: %s", exc)
+
+    def _set_status(self, text: str) -> None:
+        self.notifier.notify(f"STATUS={text[:200]}")
+
+    def _check_balance(self) -> None:
+        sms = self.cfg.sms
+        self._next_balance = time.monotonic() + sms.balance_every_s
+        answer = self.modem.ussd(sms.balance_ussd)
+        if answer is None:
+            log.warning("no answer to the balance USSD %s", sms.balance_ussd)
+            return
+        amount = h.parse_balance(answer, sms.balance_pattern)
+        low = h.balance_is_low(amount, sms.balance_low_below)
+        if low:
+            log.warning("prepaid balance low: %s", answer)
+        with self.engine.begin() as conn:
+            h.write_modem_health(conn, balance_text=answer[:500], balance_amount=amount, balance_low=low,
+                                 balance_checked_at=utcnow())
+
+    def _handle_reports(self, reports: list[Any]) -> None:
+        for report in reports:
+            if report.delivered is None:
+                continue
+            try:
+                number = normalise_vn_mobile(report.number) if report.number else None
+            except InvalidPhone:
+                number = None
+            with self.engine.begin() as conn:
+                notice_id = outbox.record_delivery(conn, phone_e164=number, message_ref=report.reference,
+                                                   delivered=report.delivered)
+            log.info("delivery report ref %s to %s: %s -> notice %s", report.reference, number,
+                     "delivered" if report.delivered else "failed", notice_id)
+
+    # --- one notice ---------------------------------------------------------------------------
+    def send_one(self) -> bool | None:
+        """Send the oldest due notice. None: nothing due; False: skipped; True: the modem was used."""
+        t0 = time.perf_counter()
+        with self.engine.connect() as conn:
+            rows = outbox.due(conn, utcnow(), limit=1)
+        if not rows:
+            return None
+        row = rows[0]
+        try:
+            number = normalise_vn_mobile(row.phone_e164 or row.phone_raw)
+            if row.text:  # a retry sends exactly the text already recorded
+                rendered = Rendered(row.text, row.encoding, row.parts)
+            else:
+                rendered = render_notice(self.cfg, row.kind, json.loads(row.params or "{}"))
+        except InvalidPhone as exc:
+            return self._unsendable(row.id, f"invalid phone number: {exc}")
+        except (ValueError, KeyError) as exc:
+            return self._unsendable(row.id, f"cannot write the text: {exc}")
+        with self.engine.begin() as conn:
+            if not outbox.claim(conn, row.id, phone_e164=number, text=rendered.text,
+                                encoding=rendered.encoding, parts=rendered.parts):
+                return False
+        t_modem = time.perf_counter()
+        try:
+            refs = self.modem.send(number, rendered, smsc=self.cfg.modem.smsc,
+                                   timeout_s=self.cfg.modem.send_timeout_s)
+        except SendError as err:
+            modem_s = time.perf_counter() - t_modem
+            self._record_failure(row, err)
+        else:
+            modem_s = time.perf_counter() - t_modem
+            with self.engine.begin() as conn:
+                outbox.mark_sent(conn, row.id, refs, delivery_reports=self.cfg.sms.delivery_reports)
+            self.stats["sent"] += 1
+            log.info("notice %s sent to %s (%d part(s), %s, ref %s)", row.id, number[:-3] + "***",
+                     rendered.parts, rendered.encoding, refs)
+        self.stats["modem_s"] += modem_s
+        self.stats["own_s"] += time.perf_counter() - t0 - modem_s
+        return True
+
+    def _unsendable(self, notice_id: int, reason: str) -> bool:
+        log.warning("notice %s failed: %s", notice_id, reason)
+        with self.engine.begin() as conn:
+            outbox.fail_unsendable(conn, notice_id, reason)
+        self.stats["failed"] += 1
+        return False
+
+    def _record_failure(self, row: Any, err: SendError) -> None:
+        attempts = row.attempts + 1
+        with self.engine.begin() as conn:
+            if err.outcome == AMBIGUOUS:
+                if err.accepted_refs:
+                    conn.execute(outbox.notices.update().where(outbox.notices.c.id == row.id).values(
+                        message_refs=",".join(map(str, err.accepted_refs))))
+                outbox.mark_uncertain(conn, row.id, err.detail)
+                self.stats["uncertain"] += 1
+            elif err.outcome == PERMANENT:
+                outbox.mark_failed(conn, row.id, err.detail, err.cms_code)
+                self.stats["failed"] += 1
+            elif attempts >= self.cfg.sms.max_attempts:
+                outbox.mark_failed(conn, row.id, f"gave up after {attempts} attempts: {err.detail}", err.cms_code)
+                self.stats["failed"] += 1
+            else:
+                delay = retry_delay(attempts, self.cfg.sms.retry_base_s, self.cfg.sms.retry_max_s)
+                outbox.mark_retry(conn, row.id, err.detail, err.cms_code, utcnow() + timedelta(seconds=delay))
+                self.stats["retry"] += 1
+        log.warning("notice %s %s: %s", row.id, {AMBIGUOUS: "uncertain", PERMANENT: "failed"}.get(
+            err.outcome, "will be retried"), err.detail)
+        if err.modem_lost:
+            # Re-read the modem before the next notice; a lost connection is rebuilt.
+            self._next_health = 0.0
+            if not self.modem.connected:
+                self.state, self.detail = h.ERROR, err.detail
+                self._next_connect = 0.0
+

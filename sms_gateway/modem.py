@@ -1,0 +1,434 @@
+"""The modem behind python-gammu, and what its failures mean for a notice.
+
+Only the gateway's one thread calls this class (python-gammu's StateMachine is not shared);
+the one exception is `gammu.StateMachine.Abort`, which is thread-safe and is what the send
+watchdog timer uses to cut a hung send short.
+
+Facts this is built on (docs/sms.md, DOMAIN.md):
+- python-gammu reports most `+CMS ERROR`s as ERR_UNKNOWN; the operator's code is only in Gammu's
+  debug log, so the log is kept and the code read back from it after a failed send.
+- A send that times out may have gone out: the notice becomes `uncertain`, never resent on its own,
+  and the connection is rebuilt (Abort, Terminate, new StateMachine, Init).
+- Settings come from a generated gammurc read with ReadConfig(): SetConfig() leaves Gammu's CNMI
+  setting at 0 and then SetIncomingSMS (needed for delivery reports) fails.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gammu
+
+from motcua.config import ModemConfig
+from sms_gateway import health as h
+from sms_gateway.text import UCS2, Rendered
+
+log = logging.getLogger(__name__)
+
+_CMS_RE = re.compile(rb"CMS Error (\d+)")
+DEBUG_LOG_MAX = 4 * 1024 * 1024
+
+# 3GPP TS 24.011 / 23.040 / 27.005 codes an operator or modem gives. Permanent: this message to this
+# number will never go, so it fails at once. Everything else (congestion, no network, modem busy,
+# unknown codes) is retried with backoff, up to [sms] max_attempts.
+PERMANENT_CMS = {
+    1,    # unassigned (unallocated) number
+    8,    # operator determined barring
+    10,   # call barred
+    21,   # short message transfer rejected
+    29,   # facility rejected
+    30,   # unknown subscriber
+    50,   # requested facility not subscribed
+    69,   # requested facility not implemented
+    95, 96, 97, 98, 99,  # invalid message / mandatory information / message type
+    0xC1,  # no SC subscription
+    0xC3,  # invalid SME address
+    0xC4,  # destination SME barred
+    0xC5,  # SM rejected: duplicate
+    303,  # operation not supported
+    304,  # invalid PDU mode parameter
+    305,  # invalid text mode parameter
+    325,  # invalid destination (some modems)
+}
+# Codes that say the modem or SIM, not the message, is the problem: retry, and re-read the modem.
+MODEM_CMS = {310, 311, 312, 313, 314, 315, 316, 317, 318, 330, 331, 332}
+CMS_TEXT = {
+    1: "unassigned number", 8: "operator barring", 10: "call barred", 21: "rejected by the network",
+    22: "network congestion / memory exceeded", 27: "destination out of service", 28: "unidentified subscriber",
+    29: "facility rejected", 30: "unknown subscriber", 38: "network out of order", 41: "temporary network failure",
+    42: "network congestion", 47: "network resources unavailable", 50: "facility not subscribed",
+    300: "modem failure", 302: "operation not allowed", 304: "invalid PDU", 310: "no SIM", 311: "SIM PIN required",
+    313: "SIM failure", 320: "memory failure", 322: "memory full", 330: "SMS centre address unknown",
+    331: "no network service", 332: "network timeout", 500: "unknown modem error",
+}
+
+_LOST = {"ERR_DEVICEWRITEERROR", "ERR_DEVICEOPENERROR", "ERR_DEVICENOTEXIST", "ERR_NOTCONNECTED",
+         "ERR_DEVICENOTWORK", "ERR_DEVICEBUSY", "ERR_DEVICELOCKED", "ERR_DEVICENOPERMISSION"}
+_AMBIGUOUS = {"ERR_TIMEOUT", "ERR_DEVICEREADERROR", "ERR_ABORTED"}
+
+
+class ModemFault(Exception):
+    """The modem cannot send now; `state` is one of sms_gateway.health.STATES."""
+
+    def __init__(self, state: str, detail: str):
+        super().__init__(detail)
+        self.state = state
+        self.detail = detail
+
+
+# Outcomes of a failed send.
+TEMPORARY = "temporary"  # not sent; try again later
+PERMANENT = "permanent"  # not sent; never will be
+AMBIGUOUS = "ambiguous"  # the modem may have sent it
+
+
+class SendError(Exception):
+    def __init__(self, outcome: str, detail: str, cms_code: int | None = None, modem_lost: bool = False,
+                 accepted_refs: list[int] | None = None):
+        super().__init__(detail)
+        self.outcome = outcome
+        self.detail = detail
+        self.cms_code = cms_code
+        self.modem_lost = modem_lost
+        self.accepted_refs = accepted_refs or []
+
+
+def classify_cms(code: int) -> str:
+    return PERMANENT if code in PERMANENT_CMS else TEMPORARY
+
+
+def cms_description(code: int) -> str:
+    return f"CMS {code}" + (f" ({CMS_TEXT[code]})" if code in CMS_TEXT else "")
+
+
+def _err_name(exc: Exception) -> str:
+    return type(exc).__name__
+
+
+@dataclass
+class Report:
+    """A delivery report: the modem's message reference and what happened to the message."""
+    number: str
+    reference: int
+    delivered: bool | None  # None: the network is still trying (temporary status)
+
+
+@dataclass
+class _Incoming:
+    reports: list[Report] = field(default_factory=list)
+    ussd: list[dict[str, Any]] = field(default_factory=list)
+    locations: list[tuple[int, int]] = field(default_factory=list)  # (folder, location) of stored SMS
+
+
+def delivery_outcome(tp_status: int) -> bool | None:
+    """TP-Status (23.040 9.2.3.15): 0x00-0x1F done, 0x20-0x3F still trying, 0x40 and up failed."""
+    if tp_status < 0x20:
+        return True
+    if tp_status < 0x40:
+        return None
+    return False
+
+
+class Modem:
+    def __init__(self, cfg: ModemConfig, workdir: Path, *, delivery_reports: bool = True):
+        self.cfg = cfg
+        self.workdir = workdir
+        self.delivery_reports = delivery_reports
+        self.rc_path = workdir / "gammurc"
+        self.debug_path = workdir / "gammu-debug.log"
+        self.sm: Any = None
+        self.info: dict[str, Any] = {}
+        self._incoming = _Incoming()
+
+    # --- connection -------------------------------------------------------------------------
+    def write_gammurc(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        # Values are passed through unchanged: the same build drives a real modem, the dummy driver
+        # or an emulator behind `connection = proxyat` (where device is a command line).
+        self.rc_path.write_text(
+            "[gammu]\n"
+            f"device = {self.cfg.device}\n"
+            f"connection = {self.cfg.connection}\n"
+            f"model = {self.cfg.model}\n"
+            f"logfile = {self.debug_path}\n"
+            "logformat = textall\n",
+            encoding="utf-8",
+        )
+
+    @property
+    def connected(self) -> bool:
+        return self.sm is not None
+
+    def connect(self) -> dict[str, Any]:
+        """Open the modem and unlock the SIM. Raises ModemFault with the state to show staff."""
+        self.close()
+        self.write_gammurc()
+        if self.debug_path.exists() and self.debug_path.stat().st_size > DEBUG_LOG_MAX:
+            self.debug_path.write_bytes(b"")
+        sm = gammu.StateMachine()
+        sm.ReadConfig(Filename=str(self.rc_path))
+        try:
+            sm.Init()
+        except gammu.GSMError as exc:
+            raise ModemFault(h.UNPLUGGED, f"modem not answering ({_err_name(exc)}: {_text(exc)})") from None
+        self.sm = sm
+        try:
+            self._unlock()
+            self.info = {"model": self._safe(lambda: " ".join(x for x in sm.GetModel() if x and x != "unknown")),
+                         "imei": self._safe(sm.GetIMEI)}
+            if self.delivery_reports:
+                sm.SetIncomingCallback(self._on_incoming)
+                try:
+                    sm.SetIncomingSMS(True)
+                except gammu.GSMError as exc:
+                    log.warning("modem will not route delivery reports (%s); they will be read from memory",
+                                _err_name(exc))
+        except ModemFault:
+            self.close()
+            raise
+        except gammu.GSMError as exc:
+            self.close()
+            raise ModemFault(h.ERROR, f"modem setup failed: {_err_name(exc)}: {_text(exc)}") from None
+        return self.info
+
+    def _unlock(self) -> None:
+        try:
+            need = self.sm.GetSecurityStatus()
+        except (gammu.ERR_NOSIM, gammu.ERR_SECURITYERROR) as exc:
+            raise ModemFault(h.NO_SIM, f"no SIM card ({_err_name(exc)})") from None
+        if need is None:
+            return
+        if need == "PIN" and self.cfg.pin:
+            try:
+                self.sm.EnterSecurityCode("PIN", self.cfg.pin)
+            except gammu.GSMError as exc:
+                # Never retry a wrong PIN automatically: three wrong tries lock the SIM (PUK).
+                self.cfg = self.cfg.model_copy(update={"pin": ""})
+                raise ModemFault(h.PIN_REQUIRED, f"the SIM refused the configured PIN ({_err_name(exc)}); "
+                                                 "not trying again, fix [modem] pin and restart") from None
+            return
+        raise ModemFault(h.PIN_REQUIRED, f"the SIM asks for its {need}; set [modem] pin" if need == "PIN"
+                         else f"the SIM asks for its {need}; unlock it in a phone")
+
+    def close(self) -> None:
+        """Drop the connection; Abort first so a poisoned connection cannot block Terminate."""
+        sm, self.sm = self.sm, None
+        if sm is None:
+            return
+        try:
+            sm.Abort()
+        except Exception:  # noqa: BLE001 - nothing more to do with a dead connection
+            pass
+        try:
+            sm.Terminate()
+        except Exception:  # noqa: BLE001
+            pass
+
+    @staticmethod
+    def _safe(fn: Any) -> Any:
+        try:
+            return fn()
+        except gammu.GSMError:
+            return None
+
+    # --- health -----------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        """SIM, network and signal now. Raises ModemFault when the modem is gone."""
+        sm = self.sm
+        if sm is None:
+            raise ModemFault(h.UNPLUGGED, "not connected")
+        try:
+            need = sm.GetSecurityStatus()
+            network = sm.GetNetworkInfo()
+            signal = self._safe(sm.GetSignalQuality) or {}
+        except (gammu.ERR_NOSIM,) as exc:
+            raise ModemFault(h.NO_SIM, f"no SIM card ({_err_name(exc)})") from None
+        except gammu.GSMError as exc:
+            name = _err_name(exc)
+            self.close()
+            state = h.UNPLUGGED if name in _LOST | _AMBIGUOUS else h.ERROR
+            raise ModemFault(state, f"modem stopped answering ({name})") from None
+        if need is not None:
+            raise ModemFault(h.PIN_REQUIRED, f"the SIM asks for its {need}")
+        registered = network.get("State") in ("HomeNetwork", "RoamingNetwork")
+        out = {
+            "sim": "ready",
+            "registered": registered,
+            "network": network.get("NetworkName") or network.get("NetworkCode") or None,
+            "signal_percent": signal.get("SignalPercent") if signal.get("SignalPercent", -1) >= 0 else None,
+        }
+        if not registered:
+            raise ModemFault(h.NO_NETWORK, f"not registered on a network ({network.get('State')})")
+        return out
+
+    # --- sending ----------------------------------------------------------------------------
+    def send(self, number: str, rendered: Rendered, *, smsc: str, timeout_s: float) -> list[int]:
+        """Send every part; return the modem's message references. Raises SendError."""
+        sm = self.sm
+        if sm is None:
+            raise SendError(TEMPORARY, "modem not connected", modem_lost=True)
+        parts = gammu.EncodeSMS({
+            "Class": -1,
+            "Unicode": rendered.encoding == UCS2,
+            "Entries": [{"ID": "ConcatenatedTextLong", "Buffer": rendered.text}],
+        })
+        refs: list[int] = []
+        for index, part in enumerate(parts):
+            part["SMSC"] = {"Number": smsc} if smsc else {"Location": 1}
+            part["Number"] = number
+            if self.delivery_reports:
+                part["Type"] = "Status_Report"  # in Gammu, a submit of this type asks for a report
+            try:
+                refs.append(self._send_part(sm, part, timeout_s))
+            except SendError as exc:
+                if refs:  # some parts went out: the citizen has half a message; an official decides
+                    raise SendError(AMBIGUOUS, f"part {index + 1}/{len(parts)} failed after {len(refs)} "
+                                    f"accepted: {exc.detail}", exc.cms_code, exc.modem_lost, refs) from None
+                raise
+        return refs
+
+    def _send_part(self, sm: Any, part: dict[str, Any], timeout_s: float) -> int:
+        offset = self._log_size()
+        aborted = threading.Event()
+
+        def watchdog() -> None:
+            aborted.set()
+            sm.Abort()
+
+        timer = threading.Timer(timeout_s, watchdog)
+        timer.daemon = True
+        timer.start()
+        try:
+            return int(sm.SendSMS(part))
+        except gammu.GSMError as exc:
+            name = _err_name(exc)
+            if aborted.is_set() or name in _AMBIGUOUS:
+                self.close()  # the connection is poisoned after a timeout
+                raise SendError(AMBIGUOUS, f"modem did not answer the send ({name}"
+                                f"{f', aborted after {timeout_s:g} s' if aborted.is_set() else ''}); "
+                                "it may have gone out", modem_lost=True) from None
+            code = self._cms_since(offset)
+            if code is not None:
+                raise SendError(classify_cms(code), f"operator/modem refused: {cms_description(code)}", code,
+                                modem_lost=code in MODEM_CMS) from None
+            if name in _LOST:
+                self.close()
+                raise SendError(TEMPORARY, f"modem gone ({name})", modem_lost=True) from None
+            # An error reply without a CMS code (CME errors, unsupported...): the modem answered, so
+            # the message did not go out.
+            raise SendError(TEMPORARY, f"modem refused the send ({name}: {_text(exc)})", modem_lost=True) from None
+        finally:
+            timer.cancel()
+
+    def _log_size(self) -> int:
+        try:
+            return self.debug_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def _cms_since(self, offset: int) -> int | None:
+        try:
+            with open(self.debug_path, "rb") as fh:
+                if os.fstat(fh.fileno()).st_size < offset:
+                    offset = 0
+                fh.seek(offset)
+                found = _CMS_RE.findall(fh.read())
+        except FileNotFoundError:
+            return None
+        return int(found[-1]) if found else None
+
+    # --- incoming: delivery reports, USSD ---------------------------------------------------
+    def _on_incoming(self, _sm: Any, kind: str, data: Any) -> None:
+        if kind == "SMS" and isinstance(data, dict):
+            if data.get("Type") == "Status_Report" and "MessageReference" in data:
+                self._incoming.reports.append(Report(
+                    data.get("Number") or "", int(data["MessageReference"]),
+                    delivery_outcome(int(data.get("DeliveryStatus") or 0))))
+            elif data.get("Location"):
+                self._incoming.locations.append((int(data.get("Folder") or 0), int(data["Location"])))
+        elif kind == "USSD" and isinstance(data, dict):
+            self._incoming.ussd.append(data)
+
+    def poll(self) -> list[Report]:
+        """Read what the modem announced since the last call; return delivery reports."""
+        if self.sm is None:
+            return []
+        try:
+            self.sm.ReadDevice()
+        except gammu.GSMError as exc:
+            log.warning("reading from the modem failed: %s", _err_name(exc))
+        for folder, location in self._incoming.locations[:]:
+            self._incoming.locations.remove((folder, location))
+            self._read_stored(folder, location)
+        reports, self._incoming.reports = self._incoming.reports, []
+        return reports
+
+    def _read_stored(self, folder: int, location: int) -> None:
+        try:
+            stored = self.sm.GetSMS(folder, location)
+        except gammu.GSMError:
+            return
+        for msg in stored:
+            self._on_incoming(self.sm, "SMS", {**msg, "Location": 0})
+        try:
+            self.sm.DeleteSMS(folder, location)
+        except gammu.GSMError:
+            pass
+
+    def sweep_stored(self) -> list[Report]:
+        """Status reports a modem kept in memory instead of announcing them."""
+        if self.sm is None:
+            return []
+        start = True
+        seen = 0
+        while seen < 100:
+            try:
+                msgs = self.sm.GetNextSMS(Folder=0, Start=True) if start else \
+                    self.sm.GetNextSMS(Folder=0, Location=location)  # noqa: F821 - set below
+            except gammu.GSMError:
+                break
+            start = False
+            seen += 1
+            location = msgs[0]["Location"]
+            for msg in msgs:
+                if msg.get("Type") == "Status_Report":
+                    self._on_incoming(self.sm, "SMS", {**msg, "Location": 0})
+                    try:
+                        self.sm.DeleteSMS(msg.get("Folder", 0), msg["Location"])
+                    except gammu.GSMError:
+                        pass
+        reports, self._incoming.reports = self._incoming.reports, []
+        return reports
+
+    def ussd(self, code: str, timeout_s: float = 20.0) -> str | None:
+        """Ask a USSD code (the prepaid balance); the network's answer text, or None."""
+        if self.sm is None:
+            return None
+        try:
+            self.sm.SetIncomingUSSD(True)
+            self._incoming.ussd.clear()
+            self.sm.DialService(code)
+        except gammu.GSMError as exc:
+            log.warning("USSD %s failed: %s", code, _err_name(exc))
+            return None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not self._incoming.ussd:
+            try:
+                self.sm.ReadDevice()
+            except gammu.GSMError:
+                return None
+            time.sleep(0.05)
+        if not self._incoming.ussd:
+            return None
+        return str(self._incoming.ussd.pop(0).get("Text") or "")
+
+
+def _text(exc: Exception) -> str:
+    arg = exc.args[0] if exc.args else None
+    return arg.get("Text", "") if isinstance(arg, dict) else str(arg or "")

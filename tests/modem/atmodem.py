@@ -1,0 +1,255 @@
+#!/usr/bin/env python3
+"""A small AT-command modem for tests, run by Gammu's `connection = proxyat` (it speaks AT on
+stdin/stdout, like a modem on a serial port).
+
+    device = python3 tests/modem/atmodem.py DIR
+
+DIR holds:
+- `scenario.json` (written by the test, re-read at every command): faults to inject.
+    pin: "1234" | null        SIM asks for this PIN (until entered, in this process)
+    sim: true                 false: no SIM card (+CME ERROR: 10)
+    network: "home"           "home", "roaming", "searching", "denied", "none"
+    signal: 20                +CSQ rssi 0..31
+    cms_errors: [38, 1]       one +CMS ERROR per send, in order, consumed (counted in state.json)
+    hang_sends: 0             this many sends get no answer at all (consumed)
+    exit_on_send: 0           this many sends make the modem vanish before answering (consumed);
+                              with accept_before_exit the PDU is recorded as sent first
+    unplugged: false          true: the process exits at once (a modem that is not there)
+    status_reports: "delivered"  "delivered", "failed" or null: a +CDS report after each send
+    ussd: "TKC 50.000d"       answer to AT+CUSD
+- `sent.jsonl`: every PDU the modem accepted ({"ref", "pdu", "t"}), written and fsynced BEFORE the
+  modem answers +CMGS, so a message the gateway may have lost track of is still counted here.
+- `state.json`: the message-reference counter and consumed fault counters (survive "replugs").
+- `commands.log`: every command received, for debugging.
+
+Unknown commands answer ERROR (Gammu's probing depends on it).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+DIR = Path(sys.argv[1])
+CTRL_Z, ESC = b"\x1a", b"\x1b"
+
+
+def load(name: str, default: dict) -> dict:
+    try:
+        return json.loads((DIR / name).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return dict(default)
+
+
+def save_state(state: dict) -> None:
+    tmp = DIR / "state.json.tmp"
+    tmp.write_text(json.dumps(state))
+    os.replace(tmp, DIR / "state.json")
+
+
+class Modem:
+    def __init__(self) -> None:
+        self.out = sys.stdout.buffer
+        self.echo = True
+        self.pin_ok = False
+        self.pdu_len: int | None = None
+        self.log = open(DIR / "commands.log", "a", buffering=1)
+
+    def scenario(self) -> dict:
+        return load("scenario.json", {})
+
+    def write(self, data: bytes) -> None:
+        self.out.write(data)
+        self.out.flush()
+
+    def reply(self, *lines: str, final: str = "OK") -> None:
+        body = b"".join(b"\r\n" + line.encode() + b"\r\n" for line in lines)
+        self.write(body + b"\r\n" + final.encode() + b"\r\n")
+
+    def consume(self, key: str) -> bool:
+        """Take one unit of a counted fault (state.json remembers how many were used)."""
+        scen, state = self.scenario(), load("state.json", {})
+        used = state.get(f"used_{key}", 0)
+        if used < int(scen.get(key) or 0):
+            state[f"used_{key}"] = used + 1
+            save_state(state)
+            return True
+        return False
+
+    def next_cms(self) -> int | None:
+        scen, state = self.scenario(), load("state.json", {})
+        codes = scen.get("cms_errors") or []
+        used = state.get("used_cms", 0)
+        if used < len(codes):
+            state["used_cms"] = used + 1
+            save_state(state)
+            return int(codes[used])
+        return None
+
+    def locked(self) -> bool:
+        scen = self.scenario()
+        return bool(scen.get("pin")) and not self.pin_ok
+
+    # --- commands --------------------------------------------------------------------------
+    def command(self, raw: str) -> None:
+        self.log.write(f"{time.time():.3f} {raw}\n")
+        if self.echo:
+            self.write(raw.encode() + b"\r")
+        cmd = raw.strip()
+        up = cmd.upper()
+        scen = self.scenario()
+        if up in ("AT", "ATZ", "AT&F", "ATV1", "ATQ0") or up.startswith("AT+CMEE="):
+            return self.reply()
+        if up in ("ATE0", "ATE1"):
+            self.echo = up == "ATE1"
+            return self.reply()
+        if up in ("AT+CGMI", "AT+GMI"):
+            return self.reply("EMUL")
+        if up in ("AT+CGMM", "AT+GMM"):
+            return self.reply("ATMODEM-1")
+        if up in ("AT+CGMR", "AT+GMR"):
+            return self.reply("1.0")
+        if up in ("AT+CGSN", "AT+GSN"):
+            return self.reply("490154203237518")
+        if up == "AT+CPIN?":
+            if scen.get("sim", True) is False:
+                return self.reply(final="+CME ERROR: 10")
+            return self.reply("+CPIN: SIM PIN" if self.locked() else "+CPIN: READY")
+        if up.startswith("AT+CPIN="):
+            given = cmd.split("=", 1)[1].strip('"')
+            if given == str(scen.get("pin") or ""):
+                self.pin_ok = True
+                return self.reply()
+            return self.reply(final="+CME ERROR: 16")
+        if scen.get("sim", True) is False and up.startswith(("AT+CIMI", "AT+CMGS", "AT+CSCA", "AT+CPMS")):
+            return self.reply(final="+CME ERROR: 10")
+        if self.locked() and up.startswith(("AT+CIMI", "AT+CMGS", "AT+CSCA", "AT+CUSD", "AT+CPMS")):
+            return self.reply(final="+CME ERROR: 11")
+        if up == "AT+CGATT?":
+            return self.reply("+CGATT: 1")
+        if up == "AT+CIMI":
+            return self.reply("452040123456789")
+        if up == "AT+CSQ":
+            return self.reply(f"+CSQ: {int(scen.get('signal', 20))},99")
+        if up.startswith("AT+CREG?") or up.startswith("AT+CGREG?") or up.startswith("AT+CEREG?"):
+            stat = {"home": 1, "roaming": 5, "searching": 2, "denied": 3, "none": 0}[scen.get("network", "home")]
+            name = up[2:up.index("?")]
+            return self.reply(f"{name}: 2,{stat},\"1A2B\",\"C0FE\",7")
+        if up == "AT+COPS?":
+            if scen.get("network", "home") in ("home", "roaming"):
+                return self.reply('+COPS: 0,2,"45204",7')
+            return self.reply("+COPS: 0")
+        if up == "AT+CNMI=?":
+            return self.reply("+CNMI: (0-2),(0-3),(0,2),(0,1),(0,1)")
+        if up == "AT+CSCS=?":
+            return self.reply('+CSCS: ("IRA","GSM","UCS2")')
+        if up.startswith(("AT+CREG=", "AT+CGREG=", "AT+CEREG=", "AT+COPS=", "AT+CMGF=0", "AT+CSCS=",
+                          "AT+CNMI=", "AT+CSMS=", "AT+CNMA", "AT+CSCB=")):
+            return self.reply()
+        if up == "AT+CMGF=?":
+            return self.reply("+CMGF: (0)")
+        if up == "AT+CSCS?":
+            return self.reply('+CSCS: "GSM"')
+        if up == "AT+CSCA?":
+            return self.reply('+CSCA: "+84980200030",145')
+        if up.startswith("AT+CSCA="):
+            return self.reply()
+        if up == "AT+CPMS=?":
+            return self.reply('+CPMS: ("SM","ME"),("SM","ME"),("SM","ME")')
+        if up.startswith("AT+CPMS"):
+            return self.reply('+CPMS: 0,30,0,30,0,30')
+        if up.startswith("AT+CMGL"):
+            return self.reply()
+        if up.startswith("AT+CUSD="):
+            text = scen.get("ussd", "TKC 50.000d, HSD 31/12/2026")
+            self.reply()
+            hexed = text.encode("utf-16-be").hex().upper()
+            return self.write(f'\r\n+CUSD: 0,"{hexed}",72\r\n'.encode())
+        if up.startswith("AT+CMGS="):
+            self.pdu_len = int(cmd.split("=", 1)[1])
+            return self.write(b"\r\n> ")
+        return self.reply(final="ERROR")
+
+    def pdu(self, body: bytes) -> None:
+        self.pdu_len = None
+        pdu = body.decode("ascii", "replace").strip()
+        scen = self.scenario()
+        if self.consume("hang_sends"):
+            self.log.write(f"HANG on {pdu}\n")
+            return  # never answer this one
+        if self.consume("exit_on_send"):
+            if scen.get("accept_before_exit"):
+                self.record(pdu)
+            self.log.write("EXIT (unplugged during send)\n")
+            os._exit(0)
+        network = scen.get("network", "home")
+        if network not in ("home", "roaming"):
+            return self.reply(final="+CMS ERROR: 331")
+        code = self.next_cms()
+        if code is not None:
+            return self.reply(final=f"+CMS ERROR: {code}")
+        ref = self.record(pdu)
+        self.reply(f"+CMGS: {ref}")
+        report = scen.get("status_reports")
+        if report:
+            tpdu = status_report_pdu(ref, pdu, report == "delivered")
+            self.write(f"\r\n+CDS: {len(tpdu) // 2}\r\n00{tpdu}\r\n".encode())
+
+    def record(self, pdu: str) -> int:
+        state = load("state.json", {})
+        ref = state.get("next_ref", 0) % 256
+        state["next_ref"] = ref + 1
+        with open(DIR / "sent.jsonl", "a") as fh:
+            fh.write(json.dumps({"ref": ref, "pdu": pdu, "t": time.time()}) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        save_state(state)
+        return ref
+
+    def run(self) -> None:
+        buf = b""
+        fd = sys.stdin.buffer.fileno()
+        while True:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                return  # the gateway went away (or killed us): a modem without a host
+            buf += chunk
+            while True:
+                if self.pdu_len is not None:
+                    for mark in (CTRL_Z, ESC):
+                        if mark in buf:
+                            body, buf = buf.split(mark, 1)
+                            if mark == CTRL_Z:
+                                self.pdu(body)
+                            else:
+                                self.pdu_len = None
+                                self.reply()
+                            break
+                    else:
+                        break
+                    continue
+                if b"\r" not in buf:
+                    break
+                line, buf = buf.split(b"\r", 1)
+                line = line.strip(b"\n")
+                if line.strip():
+                    self.command(line.decode("ascii", "replace"))
+
+
+def status_report_pdu(ref: int, submit_pdu: str, delivered: bool) -> str:
+    """An SMS-STATUS-REPORT for the message with this reference, to the submit's recipient."""
+    from tests.modem.pdu import submit_destination_field  # noqa: PLC0415
+
+    addr = submit_destination_field(submit_pdu)
+    ts = "52110291000000"  # semi-octet timestamp 2025-11-20 19:00:00 +0
+    st = "00" if delivered else "41"  # 0x41: permanent error, incompatible destination
+    return "06" + f"{ref:02X}" + addr + ts + ts + st
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    if load("scenario.json", {}).get("unplugged"):
+        sys.exit(0)
+    Modem().run()
