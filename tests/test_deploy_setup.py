@@ -1,0 +1,106 @@
+"""hardware/setup.sh run for real, twice, into a throwaway root (see tests/deploy/overlay_setup.sh):
+every step executes (apt installs cage and overlayroot, useradd, venv + pip, systemctl enable, boot
+config edits), the second run changes nothing, and the installed units verify against the real
+installed programs."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("systemd-analyze"),
+                       reason="needs root (mount namespace, overlay, chroot), unshare and systemd-analyze"),
+]
+
+
+def _frozen_source(dest: Path) -> Path:
+    """A still copy of the checkout (others keep editing it while the test runs)."""
+    files = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                           capture_output=True, check=True).stdout.split(b"\0")
+    for f in filter(None, files):
+        src = REPO / f.decode()
+        if src.is_file():
+            (dest / f.decode()).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / f.decode())
+    return dest
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    src = _frozen_source(tmp_path_factory.mktemp("src"))
+    out = tmp_path_factory.mktemp("out")
+    res = subprocess.run(["unshare", "-m", "--propagation", "private", "bash",
+                          str(src / "tests/deploy/overlay_setup.sh"), str(src), str(out)],
+                         capture_output=True, text=True, timeout=600)
+    assert (out / "run1.rc").exists(), res.stdout + res.stderr
+    return out
+
+
+def text(out: Path, name: str) -> str:
+    return (out / name).read_text(encoding="utf-8", errors="replace")
+
+
+def test_first_run_installs_everything(installed: Path) -> None:
+    log = text(installed, "run1.log")
+    assert text(installed, "run1.rc").strip() == "0", log[-3000:]
+    assert "changed: installed the application into /opt/motcua/venv" in log
+    assert "cage install ok installed" in text(installed, "cage")
+    print(f"setup run 1: {text(installed, 'run1.seconds').strip()} s, run 2: {text(installed, 'run2.seconds').strip()} s")
+
+
+def test_second_run_changes_nothing(installed: Path) -> None:
+    log = text(installed, "run2.log")
+    assert text(installed, "run2.rc").strip() == "0", log[-3000:]
+    assert "changed:" not in log and log.rstrip().endswith("setup: done, 0 change(s)"), log
+    # and the file system agrees: every path the script touched is byte- and mtime-identical
+    snap1, snap2 = text(installed, "snap1"), text(installed, "snap2")
+    assert len(snap1.splitlines()) > 1000  # the snapshot really covers the install (venv, units, ...)
+    assert snap1 == snap2
+
+
+def test_users_groups_and_permissions(installed: Path) -> None:
+    passwd = text(installed, "passwd")
+    assert "motcua:x:" in passwd and ":/var/lib/motcua:/usr/sbin/nologin" in passwd
+    assert "motcua-screen:x:" in passwd
+    assert set(text(installed, "groups").split()) >= {"motcua", "dialout", "lp", "video"}
+    perms = dict(line.split(" ", 1) for line in text(installed, "perms").splitlines())
+    assert perms["/etc/motcua/config.toml"] == "640 root motcua"  # secrets (api token) not world-readable
+    assert perms["/var/lib/motcua"] == "750 motcua motcua"
+    assert perms["/var/lib/motcua-screen"] == "700 motcua-screen motcua-screen"
+
+
+def test_units_are_enabled_and_verify_against_the_installed_programs(installed: Path) -> None:
+    assert text(installed, "enabled").split() == ["enabled"] * 7
+    assert "multi-user.target.wants/motcua.target" in text(installed, "wants")
+    log = text(installed, "verify.log")
+    assert text(installed, "verify.rc").strip() == "0" and log.strip() == "", log
+
+
+def test_config_browser_env_and_boot_files(installed: Path) -> None:
+    files = installed / "files"
+    assert (files / "etc/motcua/config.toml").read_text() == (REPO / "config.sample.toml").read_text()
+    assert (files / "etc/motcua/browser.env").read_text().splitlines()[-1] == "MOTCUA_KIOSK_URL=http://127.0.0.1:8080/"
+    config_txt = (files / "boot/firmware/config.txt").read_text().splitlines()
+    assert config_txt.count("dtparam=watchdog=on") == 1 and config_txt[:2] == ["[all]", "arm_64bit=1"]
+    cmdline = (files / "boot/firmware/cmdline.txt").read_text()
+    assert cmdline.count("\n") == 1 and cmdline.split().count("consoleblank=0") == 1 and "rootwait" in cmdline
+    assert "RuntimeWatchdogSec=15s" in (files / "etc/systemd/system.conf.d/motcua-watchdog.conf").read_text()
+    assert "pam_systemd.so" in (files / "etc/pam.d/motcua-kiosk").read_text()
+    assert (files / "etc/udev/rules.d/70-motcua.rules").read_text() == (REPO / "hardware/70-motcua.rules").read_text()
+
+
+def test_read_only_root_keeps_the_data_partition_writable(installed: Path) -> None:
+    files = installed / "files"
+    fstab = [l.split() for l in (files / "etc/fstab").read_text().splitlines() if l.strip() and not l.startswith("#")]
+    data = [l for l in fstab if l[1] == "/var/lib/motcua"]
+    assert data == [["LABEL=MOTCUA-DATA", "/var/lib/motcua", "ext4",
+                     "defaults,noatime,nofail,x-systemd.device-timeout=20s", "0", "2"]]
+    assert 'overlayroot="tmpfs:recurse=0"' in (files / "etc/overlayroot.local.conf").read_text()
