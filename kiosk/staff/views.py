@@ -1,0 +1,505 @@
+"""Staff pages: sign-in, dossiers, notices, device health, audit log, accounts."""
+from __future__ import annotations
+
+import importlib
+import logging
+import re
+import time
+from typing import Any, Callable
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, session, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, login_user, logout_user
+from limits import parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+
+from kiosk import health
+from kiosk.app import get_config, get_engine
+from kiosk.staff import audit, users
+from kiosk.staff.forms import ActionForm, LanguageForm, LoginForm, PasswordForm, PhoneForm, StatusForm, UserAddForm
+from kiosk.staff.guard import LOGIN_AT_KEY, SEEN_KEY, StaffUser, client_address, safe_next
+from kiosk.staff.models import staff_users
+from kiosk.store import dossiers as store
+from kiosk.store.schema import dossiers
+from motcua.db import reading
+from motcua.statuses import STATUSES
+from sms_gateway import outbox
+from sms_gateway.phones import InvalidPhone, normalise_vn_mobile
+from sms_gateway.schema import notices
+
+log = logging.getLogger(__name__)
+bp = Blueprint("staff", __name__, url_prefix="/staff")
+
+SEARCH_LIMIT = 50
+NOTICE_LIMIT = 200
+AUDIT_PAGE = 100
+
+NOTICE_STATE_LABELS = {
+    outbox.QUEUED: _l("Chờ gửi"),
+    outbox.SENDING: _l("Đang gửi"),
+    outbox.SENT: _l("Đã gửi"),
+    outbox.RETRY: _l("Chờ gửi lại"),
+    outbox.FAILED: _l("Gửi lỗi"),
+    outbox.UNCERTAIN: _l("Chưa rõ đã gửi chưa"),
+    outbox.CANCELLED: _l("Đã hủy"),
+}
+ACTION_LABELS = {
+    audit.LOGIN: _l("Đăng nhập"),
+    audit.LOGIN_FAILED: _l("Đăng nhập sai"),
+    audit.LOGIN_LOCKED: _l("Đăng nhập bị chặn (khóa tạm thời)"),
+    audit.LOGOUT: _l("Đăng xuất"),
+    audit.SESSION_EXPIRED: _l("Hết phiên làm việc"),
+    audit.DOSSIER_STATUS: _l("Cập nhật trạng thái hồ sơ"),
+    audit.DOSSIER_PHONE: _l("Sửa số điện thoại"),
+    audit.DOSSIER_SLIP: _l("In phiếu trạng thái"),
+    audit.NOTICE_RETRY: _l("Gửi lại tin nhắn"),
+    audit.NOTICE_CANCEL: _l("Hủy tin nhắn"),
+    audit.NOTICE_RESEND: _l("Tin chưa rõ: gửi lại"),
+    audit.NOTICE_NOT_RESENT: _l("Tin chưa rõ: không gửi lại"),
+    audit.USER_ADD: _l("Thêm tài khoản"),
+    audit.USER_DISABLE: _l("Khóa tài khoản"),
+    audit.USER_ENABLE: _l("Mở khóa tài khoản"),
+    audit.USER_PASSWORD: _l("Đổi mật khẩu"),
+    audit.USER_UNLOCK: _l("Gỡ khóa đăng nhập sai"),
+}
+CHECK_LABELS = {
+    "camera": _l("Camera quét mã"),
+    "printer": _l("Máy in phiếu"),
+    "modem": _l("Modem SMS"),
+    "disk": _l("Dung lượng lưu trữ"),
+    "database": _l("Cơ sở dữ liệu"),
+    "last_ingest": _l("Lần nhận dữ liệu gần nhất"),
+    "outbox": _l("Hàng đợi tin nhắn"),
+}
+HEALTH_LABELS = {
+    health.OK: _l("Bình thường"),
+    health.WARNING: _l("Cần chú ý"),
+    health.ERROR: _l("Lỗi"),
+    health.UNKNOWN: _l("Không rõ"),
+}
+ROLE_LABELS = {users.OFFICIAL: _l("Cán bộ"), users.ADMIN: _l("Quản trị")}
+# Notice buttons: action -> (outbox call, audit action, states it applies to)
+NOTICE_ACTIONS: dict[str, tuple[Callable[..., Any], str, tuple[str, ...]]] = {
+    "retry": (lambda conn, nid, actor: outbox.retry(conn, nid, actor), audit.NOTICE_RETRY,
+              (outbox.FAILED, outbox.CANCELLED, outbox.RETRY)),
+    "cancel": (lambda conn, nid, actor: outbox.cancel(conn, nid, actor), audit.NOTICE_CANCEL,
+               (outbox.QUEUED, outbox.RETRY)),
+    "resend": (lambda conn, nid, actor: outbox.resolve_uncertain(conn, nid, True, actor), audit.NOTICE_RESEND,
+               (outbox.UNCERTAIN,)),
+    "not_resent": (lambda conn, nid, actor: outbox.resolve_uncertain(conn, nid, False, actor),
+                   audit.NOTICE_NOT_RESENT, (outbox.UNCERTAIN,)),
+}
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+def _actor() -> str:
+    return current_user.username
+
+
+def _write(action: str, target: str | None, detail: dict[str, Any] | None, fn: Callable[[sa.Connection], Any]) -> Any:
+    """Do one staff action and its audit row in one transaction."""
+    with get_engine().begin() as conn:
+        result = fn(conn)
+        audit.record(conn, actor=_actor(), action=action, target=target, detail=detail, address=client_address())
+        return result
+
+
+def _optional(module: str, attr: str) -> Callable[..., Any] | None:
+    try:
+        return getattr(importlib.import_module(module), attr, None)
+    except ModuleNotFoundError:
+        return None
+
+
+def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    from functools import wraps
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if not current_user.is_admin:
+            return render_template("staff/refused.html", title=_("Không có quyền"),
+                                   message=_("Trang này chỉ dành cho quản trị viên.")), 403
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def _login_limiter() -> tuple[MovingWindowRateLimiter, Any]:
+    app = current_app
+    key = "motcua.staff.login_limiter"
+    if key not in app.extensions:
+        # Flask-Limiter's engine (`limits`) in memory: per worker, a first line before the database
+        # lockout, which holds across workers and restarts.
+        app.extensions[key] = (MovingWindowRateLimiter(MemoryStorage()), parse(get_config().staff.login_rate))
+    return app.extensions[key]
+
+
+@bp.app_template_filter("localtime")
+def localtime(value: Any, fmt: str = "%d/%m/%Y %H:%M") -> str:
+    if value is None:
+        return ""
+    if hasattr(value, "astimezone"):
+        return value.astimezone(ZoneInfo(get_config().site.timezone)).strftime(fmt)
+    return str(value)
+
+
+@bp.app_template_filter("vndate")
+def vndate(value: Any) -> str:
+    return value.strftime("%d/%m/%Y") if value else ""
+
+
+@bp.context_processor
+def _helpers() -> dict[str, Any]:
+    english = str(get_locale() or "vi").startswith("en")
+
+    def status_label(code: str | None) -> str:
+        s = STATUSES.get(code or "")
+        if s is None:
+            return code or ""
+        return s.label_en if english else s.label_vi
+
+    return {
+        "status_label": status_label,
+        "notice_state_label": lambda s: NOTICE_STATE_LABELS.get(s, s),
+        "action_label": lambda a: ACTION_LABELS.get(a, a),
+        "check_label": lambda c: CHECK_LABELS.get(c, c),
+        "health_label": lambda s: HEALTH_LABELS.get(s, s),
+        "role_label": lambda r: ROLE_LABELS.get(r, r),
+        "english": english,
+    }
+
+
+# --- sign-in ------------------------------------------------------------------------------------
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():  # noqa: ANN201
+    form = LoginForm()
+    if request.method == "GET":
+        if current_user.is_authenticated:
+            return redirect(url_for("staff.dossier_search"))
+        form.next.data = safe_next(request.args.get("next")) or ""
+        return render_template("staff/login.html", form=form)
+    limiter, rate = _login_limiter()
+    if not limiter.hit(rate, "staff-login", client_address()):
+        return render_template("staff/login.html", form=form,
+                               error=_("Quá nhiều lần đăng nhập. Vui lòng đợi một phút rồi thử lại.")), 429
+    if not form.validate_on_submit():
+        return render_template("staff/login.html", form=form, error=_("Vui lòng nhập tên đăng nhập và mật khẩu.")), 400
+    cfg = get_config()
+    with get_engine().begin() as conn:
+        outcome = users.authenticate(conn, cfg.staff, form.username.data, form.password.data, client_address())
+        name = users.normalise_username(form.username.data) or "-"
+        if outcome.ok:
+            audit.record(conn, actor=name, action=audit.LOGIN, address=client_address())
+        else:
+            audit.record(conn, actor="-", action=audit.LOGIN_LOCKED if outcome.reason != "bad" else audit.LOGIN_FAILED,
+                         target=name, detail={"reason": outcome.reason}, address=client_address())
+    if outcome.ok:
+        session.clear()  # a fresh session: nothing from before sign-in carries over
+        login_user(StaffUser(outcome.user))
+        now = time.time()
+        session[LOGIN_AT_KEY] = now
+        session[SEEN_KEY] = now
+        return redirect(safe_next(form.next.data) or url_for("staff.dossier_search"))
+    if outcome.reason == "bad":
+        return render_template("staff/login.html", form=form, error=_("Sai tên đăng nhập hoặc mật khẩu.")), 401
+    if outcome.reason == "locked":
+        minutes = cfg.staff.lockout_minutes
+        return render_template("staff/login.html", form=form, error=_(
+            "Tài khoản tạm khóa vì nhập sai mật khẩu nhiều lần. Vui lòng thử lại sau %(minutes)d phút "
+            "hoặc nhờ quản trị viên mở khóa.", minutes=minutes)), 429
+    return render_template("staff/login.html", form=form, error=_(
+        "Máy này đã nhập sai quá nhiều lần. Vui lòng thử lại sau %(minutes)d phút.",
+        minutes=cfg.staff.lockout_minutes)), 429
+
+
+@bp.post("/logout")
+def logout():  # noqa: ANN201
+    uid = current_user.id
+    # Bumping the epoch makes this signed cookie worthless even if someone kept a copy.
+    _write(audit.LOGOUT, None, None, lambda conn: conn.execute(
+        staff_users.update().where(staff_users.c.id == uid).values(session_epoch=staff_users.c.session_epoch + 1)))
+    logout_user()
+    session.clear()
+    flash(_("Đã đăng xuất."), "info")
+    return redirect(url_for("staff.login"))
+
+
+@bp.post("/language")
+def language():  # noqa: ANN201
+    form = LanguageForm()
+    if form.validate_on_submit() and form.lang.data in ("vi", "en"):
+        session["lang"] = form.lang.data
+    return redirect(safe_next(request.referrer and _path_of(request.referrer)) or url_for("staff.dossier_search"))
+
+
+def _path_of(url: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.netloc and parts.netloc != request.host:
+        return None
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+@bp.get("/")
+def index():  # noqa: ANN201
+    return redirect(url_for("staff.dossier_search"))
+
+
+# --- dossiers -----------------------------------------------------------------------------------
+
+_LIKE_ESCAPE = re.compile(r"([\\%_])")
+
+
+def search_dossiers(conn: sa.Connection, q: str, limit: int = SEARCH_LIMIT) -> list[Any]:
+    """By code, applicant name or phone; newest changes first. Empty query: the latest changes."""
+    query = sa.select(dossiers).order_by(dossiers.c.updated_at.desc(), dossiers.c.id.desc()).limit(limit)
+    q = q.strip()[:100]
+    if q:
+        like = "%" + _LIKE_ESCAPE.sub(r"\\\1", q.lower()) + "%"
+        conds = [
+            dossiers.c.code == q,
+            sa.func.lower(dossiers.c.code).like(like, escape="\\"),
+            sa.func.lower(dossiers.c.applicant_name).like(like, escape="\\"),
+        ]
+        digits = re.sub(r"\D", "", q)
+        if len(digits) >= 4 and len(digits) >= len(re.sub(r"[\s.\-()+/]", "", q)):
+            try:  # stored as given by the source (0912..., +84912...): match the 9 national digits
+                conds.append(dossiers.c.phone.like("%" + normalise_vn_mobile(q)[3:]))
+            except InvalidPhone:
+                pass
+            tail = digits[1:] if digits.startswith("0") else digits  # stored as +84...: drop the trunk 0
+            conds.append(dossiers.c.phone.like(f"%{tail}%"))
+        query = query.where(sa.or_(*conds))
+    return list(conn.execute(query).mappings())
+
+
+@bp.get("/dossiers")
+def dossier_search():  # noqa: ANN201
+    q = request.args.get("q", "")
+    with reading(get_engine()) as conn:
+        rows = search_dossiers(conn, q)
+    return render_template("staff/dossiers.html", q=q[:100], rows=rows, limit=SEARCH_LIMIT)
+
+
+@bp.get("/dossiers/view")
+def dossier_view():  # noqa: ANN201
+    code = request.args.get("code", "")[:100]
+    with reading(get_engine()) as conn:
+        row = store.find(conn, code)
+        if row is None:
+            return render_template("staff/refused.html", title=_("Không tìm thấy hồ sơ"),
+                                   message=_("Không có hồ sơ với mã này."), back=url_for("staff.dossier_search")), 404
+        hist = store.history(conn, row["id"])
+        sent = list(conn.execute(sa.select(notices).where(notices.c.dossier_code == code)
+                                 .order_by(notices.c.id.desc()).limit(50)).mappings())
+    status_form = StatusForm(code=code, status=row["status"])
+    phone_form = PhoneForm(code=code, phone=row["phone"] or "")
+    return render_template("staff/dossier.html", d=row, history=hist, notices=sent, status_form=status_form,
+                           phone_form=phone_form, slip_form=ActionForm(code=code),
+                           can_print=_optional("kiosk.printing.jobs", "submit_slip") is not None)
+
+
+def _back_to(code: str):  # noqa: ANN202
+    return redirect(url_for("staff.dossier_view", code=code))
+
+
+@bp.post("/dossiers/status")
+def dossier_status():  # noqa: ANN201
+    form = StatusForm()
+    if not form.validate_on_submit():
+        flash(_("Trạng thái không hợp lệ."), "error")
+        return _back_to(form.code.data or "")
+    code, status = form.code.data, form.status.data
+    try:
+        outcome = _write(audit.DOSSIER_STATUS, code, {"status": status},
+                         lambda conn: store.set_status(conn, code, status, via="staff", actor=_actor()))
+    except LookupError:
+        abort(404)
+    if outcome == "unchanged":
+        flash(_("Hồ sơ đã ở trạng thái này; không có gì thay đổi."), "info")
+    else:
+        flash(_("Đã cập nhật trạng thái."), "success")
+    return _back_to(code)
+
+
+@bp.post("/dossiers/phone")
+def dossier_phone():  # noqa: ANN201
+    form = PhoneForm()
+    code = form.code.data or ""
+    if not form.validate_on_submit():
+        flash(_("Vui lòng nhập số điện thoại."), "error")
+        return _back_to(code)
+    try:
+        e164 = _write(audit.DOSSIER_PHONE, code, {"phone": form.phone.data.strip()[:32]},
+                      lambda conn: store.set_phone(conn, code, form.phone.data, via="staff", actor=_actor()))
+    except InvalidPhone as exc:
+        flash(_("Số điện thoại không hợp lệ: %(reason)s", reason=str(exc)), "error")
+        return _back_to(code)
+    except LookupError:
+        abort(404)
+    flash(_("Đã lưu số điện thoại %(phone)s.", phone=e164), "success")
+    return _back_to(code)
+
+
+@bp.post("/dossiers/slip")
+def dossier_slip():  # noqa: ANN201
+    form = ActionForm()
+    code = form.code.data or ""
+    submit_slip = _optional("kiosk.printing.jobs", "submit_slip")
+    if submit_slip is None:
+        flash(_("Chức năng in chưa sẵn sàng trên máy này."), "error")
+        return _back_to(code)
+    cfg = get_config()
+    try:
+        _write(audit.DOSSIER_SLIP, code, None, lambda conn: submit_slip(conn, cfg, code))
+    except LookupError:
+        abort(404)
+    except Exception as exc:  # the printer area's own errors: tell the official, log the detail
+        log.exception("status slip for %s failed", code)
+        flash(_("Không gửi được lệnh in: %(reason)s", reason=str(exc)[:200]), "error")
+        return _back_to(code)
+    flash(_("Đã gửi phiếu trạng thái tới máy in."), "success")
+    return _back_to(code)
+
+
+# --- notices ------------------------------------------------------------------------------------
+
+@bp.get("/notices")
+def notice_list():  # noqa: ANN201
+    state = request.args.get("state", "")
+    if state not in outbox.STATES:
+        state = ""
+    cfg = get_config()
+    query = sa.select(notices).order_by(notices.c.id.desc()).limit(NOTICE_LIMIT)
+    if state:
+        query = query.where(notices.c.state == state)
+    with reading(get_engine()) as conn:
+        rows = list(conn.execute(query).mappings())
+        counts = outbox.counts_by_state(conn)
+        usage = outbox.daily_usage(conn, 14, cfg.site.timezone)
+    price = cfg.staff.sms_part_price_vnd
+    return render_template("staff/notices.html", rows=rows, state=state, states=outbox.STATES, counts=counts,
+                           usage=list(reversed(usage)), price=price, actions=NOTICE_ACTIONS, form=ActionForm(),
+                           total_parts=sum(d["parts"] for d in usage), total_sent=sum(d["sent"] for d in usage),
+                           limit=NOTICE_LIMIT)
+
+
+@bp.post("/notices/<int:notice_id>/<action>")
+def notice_action(notice_id: int, action: str):  # noqa: ANN201
+    if action not in NOTICE_ACTIONS:
+        abort(404)
+    fn, audit_action, _states = NOTICE_ACTIONS[action]
+    try:
+        _write(audit_action, f"notice:{notice_id}", None, lambda conn: fn(conn, notice_id, _actor()))
+    except ValueError as exc:
+        flash(_("Không thực hiện được: %(reason)s", reason=str(exc)), "error")
+    else:
+        flash(_("Đã cập nhật tin nhắn số %(id)d.", id=notice_id), "success")
+    state = request.args.get("state", "")
+    return redirect(url_for("staff.notice_list", state=state if state in outbox.STATES else None))
+
+
+# --- device health ------------------------------------------------------------------------------
+
+@bp.get("/health")
+def health_page():  # noqa: ANN201
+    report = health.gather(get_config(), get_engine())
+    return render_template("staff/health.html", report=report)
+
+
+@bp.get("/health.json")
+def health_json():  # noqa: ANN201
+    """The full report with details, for signed-in staff (/healthz has states and numbers only)."""
+    return jsonify(health.gather(get_config(), get_engine()))
+
+
+# --- audit log (admins) -------------------------------------------------------------------------
+
+@bp.get("/audit")
+@admin_required
+def audit_log():  # noqa: ANN201
+    before = request.args.get("before", type=int)
+    actor = request.args.get("actor", "")[:100] or None
+    with reading(get_engine()) as conn:
+        rows = audit.recent(conn, limit=AUDIT_PAGE, before_id=before, actor=actor)
+    older = rows[-1]["id"] if len(rows) == AUDIT_PAGE else None
+    return render_template("staff/audit.html", rows=rows, older=older, actor=actor or "")
+
+
+# --- accounts -----------------------------------------------------------------------------------
+
+@bp.route("/users", methods=["GET", "POST"])
+@admin_required
+def user_list():  # noqa: ANN201
+    form = UserAddForm()
+    if request.method == "POST" and form.validate_on_submit():
+        cfg = get_config()
+        try:
+            _write(audit.USER_ADD, users.normalise_username(form.username.data), {"role": form.role.data},
+                   lambda conn: users.create_user(conn, cfg.staff, form.username.data, form.password.data,
+                                                  role=form.role.data, display_name=form.display_name.data or ""))
+        except users.UserError as exc:
+            flash(_("Không thêm được tài khoản: %(reason)s", reason=str(exc)), "error")
+        else:
+            flash(_("Đã thêm tài khoản."), "success")
+            return redirect(url_for("staff.user_list"))
+    with reading(get_engine()) as conn:
+        rows = users.list_users(conn)
+    return render_template("staff/users.html", rows=rows, form=form, action_form=ActionForm())
+
+
+@bp.post("/users/<int:user_id>/<action>")
+@admin_required
+def user_action(user_id: int, action: str):  # noqa: ANN201
+    calls = {
+        "disable": (audit.USER_DISABLE, lambda conn: users.set_active(conn, user_id, False)),
+        "enable": (audit.USER_ENABLE, lambda conn: users.set_active(conn, user_id, True)),
+        "unlock": (audit.USER_UNLOCK, lambda conn: users.unlock(conn, user_id)),
+    }
+    if action not in calls:
+        abort(404)
+    if user_id == current_user.id and action == "disable":
+        flash(_("Không thể tự khóa tài khoản của mình."), "error")
+        return redirect(url_for("staff.user_list"))
+    with reading(get_engine()) as conn:
+        row = users.get(conn, user_id)
+    if row is None:
+        abort(404)
+    audit_action, fn = calls[action]
+    _write(audit_action, row["username"], None, fn)
+    flash(_("Đã cập nhật tài khoản %(name)s.", name=row["username"]), "success")
+    return redirect(url_for("staff.user_list"))
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+def change_password():  # noqa: ANN201
+    form = PasswordForm()
+    error = None
+    if request.method == "POST" and form.validate_on_submit():
+        cfg = get_config()
+        with reading(get_engine()) as conn:
+            row = users.get(conn, current_user.id)
+        if not users.verify_password(row["password_hash"], form.current.data):
+            error = _("Mật khẩu hiện tại không đúng.")
+        elif form.new.data != form.repeat.data:
+            error = _("Hai lần nhập mật khẩu mới không khớp.")
+        else:
+            try:
+                _write(audit.USER_PASSWORD, row["username"], None,
+                       lambda conn: users.set_password(conn, cfg.staff, row["id"], form.new.data))
+            except users.UserError as exc:
+                error = _("Mật khẩu mới chưa đạt yêu cầu: %(reason)s", reason=str(exc))
+            else:
+                logout_user()
+                session.clear()
+                flash(_("Đã đổi mật khẩu. Vui lòng đăng nhập lại bằng mật khẩu mới."), "success")
+                return redirect(url_for("staff.login"))
+    return render_template("staff/password.html", form=form, error=error), (400 if error else 200)
