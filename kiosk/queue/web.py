@@ -1,0 +1,235 @@
+"""Queue routes: take a number (JSON), the counter page for officials, the hall display.
+
+Sign-in for /counter/ is enforced in one place by kiosk/staff (guard); these views only do the work.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import (Blueprint, Flask, Response, abort, current_app, flash, jsonify, redirect, render_template,
+                   request, url_for)
+
+from kiosk.queue import core
+from kiosk.queue.announce import AnnouncementUnavailable, announcement_text, chime_wav, speak_wav
+
+log = logging.getLogger(__name__)
+bp = Blueprint("queue", __name__, template_folder="templates", static_folder="static",
+               static_url_path="/queue/static")
+
+# Messages shown to the official after an action (Vietnamese first, English second).
+MESSAGES = {
+    "no_current": ("Quầy chưa gọi số nào.", "This counter has no called number."),
+    "same_service": ("Số này đã thuộc dịch vụ đó.", "The number is already in that service."),
+    "busy": ("Hệ thống đang bận, vui lòng bấm lại.", "The system is busy, please press again."),
+}
+
+
+def _engine():  # noqa: ANN202
+    from kiosk.app import get_engine
+
+    return get_engine()
+
+
+def _cfg():  # noqa: ANN202
+    from kiosk.app import get_config
+
+    return get_config()
+
+
+def _error(status: int, code: str, vi: str, en: str) -> tuple[Response, int]:
+    return jsonify({"error": code, "message_vi": vi, "message_en": en}), status
+
+
+# --- taking a number ---------------------------------------------------------------------------
+
+@bp.post("/queue/tickets")
+def take() -> Any:
+    """Take a number and queue its ticket for printing: JSON {"service": "HT"} -> 201 with the ticket.
+
+    Only the kiosk screens (`[kiosk] kiosk_addresses`) may take numbers: a LAN visitor must not be
+    able to fill the queue.
+    """
+    from kiosk.printing.jobs import printer_state, submit_ticket
+
+    cfg = _cfg()
+    if request.remote_addr not in cfg.kiosk.kiosk_addresses:
+        return _error(403, "forbidden", "Chỉ lấy số tại kiosk.", "Numbers are taken at the kiosk only.")
+    data = request.get_json(silent=True)
+    service = data.get("service") if isinstance(data, dict) else None
+    if not isinstance(service, str) or not service.strip():
+        return _error(400, "bad_request", "Thiếu dịch vụ.", 'Send JSON {"service": CODE}.')
+    print_it = not (isinstance(data, dict) and data.get("print") is False)
+    try:
+        with _engine().begin() as conn:
+            ticket = core.take_ticket(conn, cfg, service)
+            job_id = submit_ticket(conn, cfg, ticket) if print_it else None
+            printer = printer_state(conn)
+    except LookupError:
+        return _error(404, "unknown_service", "Không có dịch vụ này.", "No such service.")
+    log.info("ticket %s taken (%s), print job %s", ticket.label, ticket.service_code, job_id)
+    return jsonify({"ticket": ticket.to_dict(), "print_job": job_id, "printer": printer}), 201
+
+
+@bp.get("/queue/services")
+def services() -> Any:
+    from motcua.db import reading
+
+    with reading(_engine()) as conn:
+        return jsonify({"services": core.service_summary(conn, _cfg())})
+
+
+# --- counter page (officials) ------------------------------------------------------------------
+
+@bp.get("/counter/")
+def counter_index() -> Any:
+    cfg = _cfg()
+    rows = [(c, [s for s in core.list_services(cfg) if c in s.counters]) for c in core.list_counters(cfg)]
+    return render_template("queue/counter_index.html", counters=rows)
+
+
+def _counter_or_404(counter: str) -> None:
+    if counter not in core.list_counters(_cfg()):
+        abort(404)
+
+
+@bp.get("/counter/<counter>")
+def counter_page(counter: str) -> Any:
+    from motcua.db import reading
+
+    _counter_or_404(counter)
+    with reading(_engine()) as conn:
+        view = core.counter_view(conn, _cfg(), counter)
+    return render_template("queue/counter.html", view=view)
+
+
+@bp.get("/counter/<counter>/state")
+def counter_state(counter: str) -> Any:
+    from motcua.db import reading
+
+    _counter_or_404(counter)
+    with reading(_engine()) as conn:
+        view = core.counter_view(conn, _cfg(), counter)
+    current = view["current"]
+    return jsonify({
+        "counter": counter,
+        "current": {"label": current["label"], "service_code": current["service_code"],
+                    "call_count": current["call_count"]} if current else None,
+        "services": view["services"],
+    })
+
+
+@bp.post("/counter/<counter>/<action>")
+def counter_action(counter: str, action: str) -> Any:
+    _counter_or_404(counter)
+    cfg = _cfg()
+    try:
+        with _engine().begin() as conn:
+            if action == "next":
+                called = core.call_next(conn, cfg, counter)
+                if called is None:
+                    flash("Không còn ai đang chờ. · Nobody is waiting.", "info")
+                else:
+                    flash(f"Đã gọi số {called.label}. · Called {called.label}.", "ok")
+            elif action == "recall":
+                called = core.recall(conn, cfg, counter)
+                flash(f"Đã gọi lại số {called.label}. · Called {called.label} again.", "ok")
+            elif action == "skip":
+                called = core.skip(conn, cfg, counter)
+                flash(f"Đã bỏ qua số {called.label}. · Skipped {called.label}.", "ok")
+            elif action == "finish":
+                called = core.finish(conn, cfg, counter)
+                flash(f"Đã xong số {called.label}. · Finished {called.label}.", "ok")
+            elif action == "transfer":
+                target = request.form.get("service", "")
+                try:
+                    called = core.transfer(conn, cfg, counter, target)
+                except LookupError:
+                    flash("Chọn dịch vụ để chuyển. · Choose a service to transfer to.", "error")
+                else:
+                    name = core.get_service(cfg, called.service_code).name_vi
+                    flash(f"Đã chuyển số {called.label} sang {name}. · Transferred {called.label}.", "ok")
+            else:
+                abort(404)
+    except core.QueueError as exc:
+        vi, en = MESSAGES.get(str(exc), (str(exc), str(exc)))
+        flash(f"{vi} · {en}", "error")
+    return redirect(url_for("queue.counter_page", counter=counter))
+
+
+# --- hall display ------------------------------------------------------------------------------
+
+def _service_filter() -> list[str] | None:
+    raw = request.args.get("services", "")
+    codes = [c for c in (p.strip() for p in raw.split(",")) if c]
+    if not codes:
+        return None
+    try:
+        return [core.get_service(_cfg(), c).code for c in codes]
+    except LookupError:
+        abort(404)
+
+
+@bp.get("/display")
+def display() -> Any:
+    from motcua.db import reading
+
+    cfg = _cfg()
+    codes = _service_filter()
+    with reading(_engine()) as conn:
+        state = core.display_state(conn, cfg, codes)
+    return render_template("queue/display.html", state=state, cfg=cfg, services_param=",".join(codes or []))
+
+
+@bp.get("/display/state")
+def display_state() -> Any:
+    from motcua.db import reading
+
+    after = request.args.get("after", type=int)
+    with reading(_engine()) as conn:
+        state = core.display_state(conn, _cfg(), _service_filter(), after)
+    for a in state["announce"]:
+        a["audio"] = url_for("queue.announcement", call_id=a["id"]) if _cfg().queue.announce else None
+    return jsonify(state)
+
+
+@bp.get("/display/announce/<int:call_id>.wav")
+def announcement(call_id: int) -> Any:
+    """The spoken call for one recorded call (only real calls: no text comes from the request)."""
+    import sqlalchemy as sa
+
+    from kiosk.queue.schema import queue_calls
+    from motcua.db import reading
+
+    cfg = _cfg()
+    with reading(_engine()) as conn:
+        call = conn.execute(sa.select(queue_calls).where(queue_calls.c.id == call_id)).mappings().first()
+    if call is None or not cfg.queue.announce:
+        abort(404)
+    try:
+        wav = speak_wav(announcement_text(call["label"], call["counter"]), cfg.queue.espeak_voice,
+                        cfg.queue.espeak_speed)
+    except AnnouncementUnavailable as exc:
+        log.warning("announcement for call %s not spoken: %s", call_id, exc)
+        abort(503)
+    return Response(wav, mimetype="audio/wav", headers={"Cache-Control": "public, max-age=86400"})
+
+
+@bp.get("/display/chime.wav")
+def chime() -> Any:
+    return Response(chime_wav(), mimetype="audio/wav", headers={"Cache-Control": "public, max-age=86400"})
+
+
+@bp.errorhandler(404)
+def _not_found(exc: Exception) -> Any:
+    """404s raised by these views (unknown counter or service): a plain page, or JSON for the API."""
+    if request.path.startswith("/queue/") or request.path.endswith((".wav", "/state")):
+        return _error(404, "not_found", "Không tìm thấy.", "Not found.")
+    return render_template("queue/not_found.html"), 404
+
+
+def init_app(app: Flask) -> None:
+    # Templates use Flask-Babel's _() with Vietnamese msgids (domain "queue"). If kiosk.i18n is not
+    # part of the build, show the Vietnamese text as it is.
+    app.jinja_env.globals.setdefault("_", lambda s, **kw: (s % kw) if kw else s)
+    app.register_blueprint(bp)
