@@ -128,14 +128,16 @@ def check_printer(cfg: Config, engine: sa.Engine) -> dict[str, Any]:
         return _check("printer", ERROR, f"cannot read printer state: {exc}")
     raw = str(st.get("state") or "unknown")
     if raw in ("ok", "ready", "online"):
-        state = OK
+        state = WARNING if st.get("paper_low") else OK
     elif "low" in raw:
         state = WARNING
     elif raw == "unknown":
         state = UNKNOWN
     else:
         state = ERROR
-    return _check("printer", state, str(st.get("detail") or ""), status=raw, updated_at=_iso(st.get("updated_at")))
+    return _check("printer", state, str(st.get("detail") or ""), status=raw, updated_at=_iso(st.get("updated_at")),
+                  paper_low=bool(st.get("paper_low")), worker_alive=st.get("worker_alive"),
+                  pending_jobs=st.get("pending_jobs"))
 
 
 def check_modem(cfg: Config, engine: sa.Engine) -> dict[str, Any]:

@@ -526,5 +526,6 @@ def test_pages_in_english_on_request(app):
     client = sign_in(app)
     client.post("/staff/language", data={"lang": "en", "csrf_token": csrf_token(client, "/staff/dossiers")})
     body = client.get("/staff/notices").get_data(as_text=True)
-    assert 'lang="en"' in body
-    assert "Tiếng Việt" in body
+    assert 'lang="en"' in body and "Tiếng Việt" in body
+    assert "Notices sent per day (14 days)" in body and "Số tin đã gửi theo ngày" not in body
+    assert "Find a dossier" in client.get("/staff/dossiers").get_data(as_text=True)

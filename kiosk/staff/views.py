@@ -359,7 +359,7 @@ def dossier_slip():  # noqa: ANN201
         return _back_to(code)
     cfg = get_config()
     try:
-        _write(audit.DOSSIER_SLIP, code, None, lambda conn: submit_slip(conn, cfg, code))
+        _write(audit.DOSSIER_SLIP, code, None, lambda conn: submit_slip(conn, cfg, code, source="staff"))
     except LookupError:
         abort(404)
     except Exception as exc:  # the printer area's own errors: tell the official, log the detail
