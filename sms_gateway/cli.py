@@ -27,7 +27,7 @@ def run(obj: AppContext, until_idle: bool) -> None:
     from sms_gateway.gateway import Gateway
 
     gateway = Gateway(obj.config, obj.engine)
-    raise SystemExit(gateway.run(until_idle=until_idle))
+    raise SystemExit(gateway.run(until_idle=until_idle, handle_signals=True))
 
 
 @cli.command()

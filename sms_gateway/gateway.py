@@ -74,8 +74,10 @@ class Gateway:
         self.stats = {"sent": 0, "failed": 0, "retry": 0, "uncertain": 0, "modem_s": 0.0, "own_s": 0.0}
 
     # --- lifecycle --------------------------------------------------------------------------
-    def run(self, *, until_idle: bool = False) -> int:
-        self._install_signals()
+    def run(self, *, until_idle: bool = False, handle_signals: bool = False) -> int:
+        """Drain the outbox until stopped (or, with until_idle, until nothing is due). Returns the exit code."""
+        if handle_signals:
+            self._install_signals()
         with self.engine.begin() as conn:
             interrupted = outbox.recover_interrupted(conn)
         if interrupted:

@@ -145,6 +145,7 @@ class Modem:
         self.sm: Any = None
         self.info: dict[str, Any] = {}
         self._incoming = _Incoming()
+        self._pin_refused = ""
 
     # --- connection -------------------------------------------------------------------------
     def write_gammurc(self) -> None:
@@ -204,14 +205,16 @@ class Modem:
             raise ModemFault(h.NO_SIM, f"no SIM card ({_err_name(exc)})") from None
         if need is None:
             return
+        if need == "PIN" and self._pin_refused:
+            raise ModemFault(h.PIN_REQUIRED, self._pin_refused)
         if need == "PIN" and self.cfg.pin:
             try:
                 self.sm.EnterSecurityCode("PIN", self.cfg.pin)
             except gammu.GSMError as exc:
                 # Never retry a wrong PIN automatically: three wrong tries lock the SIM (PUK).
-                self.cfg = self.cfg.model_copy(update={"pin": ""})
-                raise ModemFault(h.PIN_REQUIRED, f"the SIM refused the configured PIN ({_err_name(exc)}); "
-                                                 "not trying again, fix [modem] pin and restart") from None
+                self._pin_refused = (f"the SIM refused the configured PIN ({_err_name(exc)}); "
+                                     "not trying again, fix [modem] pin and restart")
+                raise ModemFault(h.PIN_REQUIRED, self._pin_refused) from None
             return
         raise ModemFault(h.PIN_REQUIRED, f"the SIM asks for its {need}; set [modem] pin" if need == "PIN"
                          else f"the SIM asks for its {need}; unlock it in a phone")
@@ -244,7 +247,7 @@ class Modem:
         if sm is None:
             raise ModemFault(h.UNPLUGGED, "not connected")
         try:
-            need = sm.GetSecurityStatus()
+            # The SIM's PIN state was read at connect (Gammu spends a second on every AT+CPIN?).
             network = sm.GetNetworkInfo()
             signal = self._safe(sm.GetSignalQuality) or {}
         except (gammu.ERR_NOSIM,) as exc:
@@ -254,8 +257,6 @@ class Modem:
             self.close()
             state = h.UNPLUGGED if name in _LOST | _AMBIGUOUS else h.ERROR
             raise ModemFault(state, f"modem stopped answering ({name})") from None
-        if need is not None:
-            raise ModemFault(h.PIN_REQUIRED, f"the SIM asks for its {need}")
         registered = network.get("State") in ("HomeNetwork", "RoamingNetwork")
         out = {
             "sim": "ready",

@@ -15,6 +15,8 @@ DIR holds:
     exit_on_send: 0           this many sends make the modem vanish before answering (consumed);
                               with accept_before_exit the PDU is recorded as sent first
     unplugged: false          true: the process exits at once (a modem that is not there)
+    unplug_after_sends: 0     after answering this many sends the modem vanishes and stays
+                              unplugged (scenario "unplugged" set true) until the test replugs it
     status_reports: "delivered"  "delivered", "failed" or null: a +CDS report after each send
     ussd: "TKC 50.000d"       answer to AT+CUSD
 - `sent.jsonl`: every PDU the modem accepted ({"ref", "pdu", "t"}), written and fsynced BEFORE the
@@ -192,6 +194,13 @@ class Modem:
             return self.reply(final=f"+CMS ERROR: {code}")
         ref = self.record(pdu)
         self.reply(f"+CMGS: {ref}")
+        if self.consume("unplug_after_sends"):
+            scen["unplugged"] = True  # stays unplugged until the test plugs it back
+            tmp = DIR / "scenario.json.tmp"
+            tmp.write_text(json.dumps(scen))
+            os.replace(tmp, DIR / "scenario.json")
+            self.log.write("UNPLUGGED after a send\n")
+            os._exit(0)
         report = scen.get("status_reports")
         if report:
             tpdu = status_report_pdu(ref, pdu, report == "delivered")
