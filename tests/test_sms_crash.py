@@ -1,0 +1,21 @@
+"""SIGKILL the gateway at random moments while it sends; restart it each time. No notice is lost,
+none is sent twice; only the ones the gateway itself recorded as uncertain may have gone out
+without being recorded as sent. (bench/bench_sms.py runs the same with 300 notices.)"""
+from __future__ import annotations
+
+import os
+
+from tests.modem.crash import crash_run
+
+
+def test_sigkill_at_random_moments_loses_nothing_and_doubles_nothing(tmp_path):
+    n = int(os.environ.get("SMS_CRASH_NOTICES", "40"))
+    result = crash_run(tmp_path, notices_count=n, kills=int(os.environ.get("SMS_CRASH_KILLS", "8")), seed=7)
+    print(result)
+    assert result["final_exit"] == 0
+    assert result["kills"] >= 3
+    assert result["lost"] == 0 and result["duplicated"] == 0
+    assert result["other_states"] == {}
+    assert result["sent"] + result["uncertain"] == n
+    # every message the modem took is either recorded sent or flagged uncertain
+    assert result["modem_received"] == result["sent"] + result["uncertain_that_went_out"]
