@@ -236,16 +236,8 @@ def language():  # noqa: ANN201
     form = LanguageForm()
     if form.validate_on_submit() and form.lang.data in ("vi", "en"):
         session["lang"] = form.lang.data
-    return redirect(safe_next(request.referrer and _path_of(request.referrer)) or url_for("staff.dossier_search"))
-
-
-def _path_of(url: str) -> str | None:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    if parts.netloc and parts.netloc != request.host:
-        return None
-    return parts.path + (f"?{parts.query}" if parts.query else "")
+    # The page asked from (no Referer: the app sends Referrer-Policy no-referrer).
+    return redirect(safe_next(request.form.get("next")) or url_for("staff.dossier_search"))
 
 
 @bp.get("/")
