@@ -529,3 +529,25 @@ def test_pages_in_english_on_request(app):
     assert 'lang="en"' in body and "Tiếng Việt" in body
     assert "Notices sent per day (14 days)" in body and "Số tin đã gửi theo ngày" not in body
     assert "Find a dossier" in client.get("/staff/dossiers").get_data(as_text=True)
+
+
+def test_accounts_lockout_audit_and_search_on_sqlite_and_postgresql(any_engine, config):
+    from kiosk.staff.views import search_dossiers
+
+    staff = config.staff
+    with any_engine.begin() as conn:
+        users.create_user(conn, staff, "Lan", PASSWORD, role=users.ADMIN)
+        apply_event(conn, DossierEvent(code="HS_%1", status="waiting", applicant_name="Trần Thị Lan",
+                                       phone="0912345678"), via="test")
+        apply_event(conn, DossierEvent(code="HS-X1", status="waiting", applicant_name="Lê Văn Tám"), via="test")
+    with any_engine.begin() as conn:
+        assert users.authenticate(conn, staff, "LAN ", PASSWORD, "10.0.0.1").ok
+        outcomes = [users.authenticate(conn, staff, "lan", "sai", "10.0.0.1").reason for _ in range(5)]
+        assert outcomes == ["bad"] * 4 + ["locked"]
+        assert users.authenticate(conn, staff, "lan", PASSWORD, "10.0.0.1").reason == "locked"
+        audit.record(conn, actor="lan", action=audit.LOGIN, detail={"note": "Tiếng Việt"}, address="10.0.0.1")
+        assert audit.recent(conn, limit=1)[0]["detail"] == {"note": "Tiếng Việt"}
+        assert [r["code"] for r in search_dossiers(conn, "HS_%")] == ["HS_%1"]  # LIKE wildcards are literal
+        assert [r["code"] for r in search_dossiers(conn, "+84 912 345 678")] == ["HS_%1"]
+        assert [r["code"] for r in search_dossiers(conn, "tám")] in (["HS-X1"], [])  # SQLite lower() is ASCII-only
+        assert [r["code"] for r in search_dossiers(conn, "Tám")] == ["HS-X1"]
