@@ -52,6 +52,12 @@ def _register() -> None:
 
     cli.add_command(user_group)
 
+    from kiosk.backup import backup_command
+    from kiosk.doctor import doctor_command
+
+    cli.add_command(backup_command)
+    cli.add_command(doctor_command)
+
 
 _register()
 
