@@ -63,10 +63,11 @@ def ticket_content(cfg: Config, ticket: Any) -> dict[str, Any]:
     issued = datetime.fromisoformat(issued) if isinstance(issued, str) else issued
     ahead, wait = int(t.get("waiting_ahead", 0)), int(t.get("estimated_wait_min", 0))
     if ahead:
-        ahead_vi = f"Trước ông/bà còn {ahead} người · chờ khoảng {wait} phút"
+        ahead_vi = f"Trước ông/bà còn {ahead} người"
+        wait_vi = f"Thời gian chờ dự kiến khoảng {wait} phút"
         ahead_en = f"{ahead} people ahead of you · about {wait} min wait"
     else:
-        ahead_vi, ahead_en = "Không có ai chờ trước ông/bà", "Nobody is ahead of you"
+        ahead_vi, wait_vi, ahead_en = "Không có ai chờ trước ông/bà", "", "Nobody is ahead of you"
     return {
         "label": t["label"],
         "service_code": t["service_code"],
@@ -75,10 +76,11 @@ def ticket_content(cfg: Config, ticket: Any) -> dict[str, Any]:
         "service_vi": t.get("service_name_vi", ""),
         "service_en": t.get("service_name_en", ""),
         "ahead_vi": ahead_vi,
+        "wait_vi": wait_vi,
         "ahead_en": ahead_en,
         "issued_vi": f"Lấy số lúc {fmt_time(_local(cfg, issued))}",
-        "instruction_vi": "Vui lòng chờ gọi số trên màn hình và loa, rồi đến quầy được gọi.",
-        "instruction_en": "Wait for your number on the screen and speaker, then go to the counter shown.",
+        "instruction_vi": "Vui lòng chờ gọi số trên màn hình và loa, rồi đến quầy.",
+        "instruction_en": "Wait for your number on the screen, then go to the counter shown.",
     }
 
 

@@ -159,6 +159,8 @@ def render_ticket(data: Mapping[str, Any], width: int) -> Image.Image:
     lay.text("SỐ THỨ TỰ · YOUR NUMBER", 18, gap=0)
     lay.fit_text(data["label"], 150)
     lay.text(data["ahead_vi"], 22, bold=True, gap=2)
+    if data.get("wait_vi"):
+        lay.text(data["wait_vi"], 19, gap=2)
     lay.text(data["ahead_en"], 17, gap=4)
     lay.text(data["issued_vi"], 18, gap=2)
     lay.rule(1)
