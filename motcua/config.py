@@ -173,7 +173,7 @@ class KioskConfig(Section):
     threads: int = Field(8, ge=1)
     secret_key: str = Field("", description="Flask session key; empty: generated once into data_dir")
     default_language: Literal["vi", "en"] = "vi"
-    idle_timeout_s: int = Field(45, ge=5)
+    idle_timeout_s: int = Field(45, ge=2, description="Seconds without a touch before a screen returns home")
     kiosk_addresses: list[str] = Field(
         default=["127.0.0.1", "::1"], description="Clients treated as the kiosk screen itself"
     )

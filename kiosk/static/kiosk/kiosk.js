@@ -1,0 +1,180 @@
+/* Kiosk screens: lockdown, idle reset, USB-scanner wedge, camera scan events, on-screen keypad.
+   No framework, no inline script (the CSP forbids it), and no innerHTML: everything that comes from
+   a QR code or the server is handled as text, and the only navigation is to this app's own URLs. */
+(function () {
+  "use strict";
+  var body = document.body;
+  var data = body.dataset;
+  var screen = data.screen || "";
+
+  /* ---- lockdown: no selection, context menu, drag or zoom ------------------------------------ */
+  ["contextmenu", "selectstart", "dragstart", "gesturestart", "gesturechange"].forEach(function (name) {
+    document.addEventListener(name, function (ev) { ev.preventDefault(); }, { passive: false });
+  });
+  document.addEventListener("touchmove", function (ev) {
+    if (ev.touches && ev.touches.length > 1) ev.preventDefault();
+  }, { passive: false });
+  document.addEventListener("wheel", function (ev) { if (ev.ctrlKey) ev.preventDefault(); }, { passive: false });
+
+  /* ---- idle: back to the home screen, leaving nothing of the last citizen ---------------------- */
+  var idleMs = parseInt(data.idleMs, 10) || 45000;
+  var idleTimer = null;
+  function goHome() { window.location.replace(data.resetUrl || "/reset"); }
+  function touch() {
+    if (idleTimer) clearTimeout(idleTimer);
+    if (data.idle === "off") return;
+    idleTimer = setTimeout(goHome, idleMs);
+  }
+  ["pointerdown", "keydown", "touchstart"].forEach(function (name) {
+    document.addEventListener(name, touch, { capture: true, passive: true });
+  });
+  touch();
+  if (data.refreshMs) {
+    // Home/closed screen: re-ask the server now and then so opening hours take effect unattended.
+    setInterval(function () { window.location.replace(window.location.pathname); }, parseInt(data.refreshMs, 10));
+  }
+  window.addEventListener("pageshow", function (ev) {
+    // A page restored from the back/forward cache may hold an earlier citizen's dossier.
+    if (ev.persisted && screen !== "home") goHome();
+  });
+
+  /* ---- one way to look a dossier up: POST /lookup, whatever the source ------------------------ */
+  var busy = false;
+  function csrf() {
+    var m = document.querySelector('meta[name="csrf-token"]');
+    return m ? m.getAttribute("content") : null;
+  }
+  function lookup(fields) {
+    if (busy) return;
+    busy = true;
+    var form = document.createElement("form");
+    form.method = "post";
+    form.action = data.lookupUrl || "/lookup";
+    form.hidden = true;
+    var token = csrf();
+    if (token) fields.csrf_token = token;
+    Object.keys(fields).forEach(function (name) {
+      var input = document.createElement("input");
+      input.type = "hidden";
+      input.name = name;
+      input.value = String(fields[name] == null ? "" : fields[name]);
+      form.appendChild(input);
+    });
+    body.appendChild(form);
+    form.submit();
+  }
+  window.kioskLookup = lookup;
+
+  /* ---- keypad: on-screen keys (and a person typing on a real keyboard) ------------------------ */
+  var keypadForm = document.getElementById("keypad-form");
+  var activeField = keypadForm ? keypadForm.querySelector(".field.active input") : null;
+  function selectField(label) {
+    if (!keypadForm) return;
+    keypadForm.querySelectorAll(".field").forEach(function (f) { f.classList.toggle("active", f === label); });
+    activeField = label.querySelector("input");
+  }
+  function press(key) {
+    if (!activeField) return;
+    var v = activeField.value;
+    if (key === "back") v = v.slice(0, -1);
+    else if (key === "clear") v = "";
+    else if (/^[0-9A-Za-z.\-]$/.test(key)) v = v + key.toUpperCase();
+    var max = parseInt(activeField.getAttribute("maxlength"), 10) || 64;
+    activeField.value = v.slice(0, max);
+  }
+  if (keypadForm) {
+    keypadForm.querySelectorAll(".field").forEach(function (label) {
+      label.addEventListener("click", function () { selectField(label); });
+    });
+    keypadForm.querySelectorAll(".key[data-key]").forEach(function (btn) {
+      btn.addEventListener("click", function () { press(btn.dataset.key); });
+    });
+    keypadForm.addEventListener("submit", function (ev) {
+      var code = keypadForm.querySelector('input[name="code"]');
+      if (code && !code.value.trim()) { ev.preventDefault(); selectField(code.closest(".field")); }
+    });
+  }
+
+  /* ---- USB barcode scanner (keyboard wedge) ----------------------------------------------------
+     A scanner types a whole payload in a burst (a few ms per key) and ends with Enter; a person is
+     far slower. Keys go to the keypad's field as typed; when Enter ends a burst whose typical (median)
+     gap is scanner-fast, the field gets its old value back and the burst is looked up instead.
+     The median tolerates the odd late key on a busy machine. */
+  var SCAN_MEDIAN_MS = 40, BREAK_MS = 400, MIN_SCAN = 4, MAX_SCAN = 600;
+  var burst = [], gaps = [], lastKey = 0, before = null, overflow = false;
+  function median(xs) {
+    if (!xs.length) return Infinity;
+    var s = xs.slice().sort(function (a, b) { return a - b; });
+    return s[Math.floor(s.length / 2)];
+  }
+  document.addEventListener("keydown", function (ev) {
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) {
+      if (["+", "-", "=", "0"].indexOf(ev.key) >= 0) ev.preventDefault(); // no zoom
+      return;
+    }
+    var now = performance.now();
+    if (now - lastKey > BREAK_MS) {
+      burst = []; gaps = []; overflow = false;
+      before = activeField ? activeField.value : null;
+    } else if (burst.length) {
+      gaps.push(now - lastKey);
+    }
+    lastKey = now;
+    if (ev.key === "Enter") {
+      ev.preventDefault();
+      var isScan = (burst.length >= MIN_SCAN || overflow) && median(gaps) <= SCAN_MEDIAN_MS;
+      var payload = overflow ? new Array(MAX_SCAN + 2).join("x") : burst.join("");
+      burst = []; gaps = []; overflow = false; lastKey = 0;
+      if (isScan) {
+        if (activeField && before !== null) activeField.value = before;
+        lookup({ payload: payload, source: "wedge" });
+      } else if (keypadForm) {
+        keypadForm.requestSubmit();
+      }
+      return;
+    }
+    if (ev.key === "Backspace") { ev.preventDefault(); press("back"); return; }
+    if (ev.key.length !== 1) return;
+    ev.preventDefault();
+    if (burst.length >= MAX_SCAN) overflow = true; else burst.push(ev.key);
+    press(ev.key);
+  }, true);
+
+  /* ---- camera scanner: same-origin server-sent events ------------------------------------------ */
+  var events = null;
+  function showHint(name) {
+    document.querySelectorAll("[data-hint]").forEach(function (el) { el.hidden = el.dataset.hint !== (name || ""); });
+  }
+  function showCamera(state) {
+    var viewer = document.getElementById("viewer"), down = document.getElementById("camera-unavailable");
+    if (!viewer || !down) return;
+    viewer.hidden = state === "unavailable";
+    down.hidden = state !== "unavailable";
+    if (state === "starting") showHint("starting");
+    else if (state === "ok") showHint("");
+  }
+  function parse(ev) {
+    try { var d = JSON.parse(ev.data); return d && typeof d === "object" ? d : null; } catch (e) { return null; }
+  }
+  if (window.EventSource && data.eventsUrl) {
+    events = new EventSource(data.eventsUrl);
+    events.addEventListener("scan", function (ev) {
+      var d = parse(ev);
+      if (!d || typeof d.code !== "string" || !d.code) return;
+      if (d.code === data.code) return; // the receipt of the dossier already on screen
+      lookup({ code: d.code.slice(0, MAX_SCAN + 1), secret: typeof d.secret === "string" ? d.secret.slice(0, 64) : "",
+               source: "camera" });
+    });
+    events.addEventListener("hint", function (ev) {
+      var d = parse(ev);
+      if (d) showHint(d.hint === "hold_still" || d.hint === "move_closer" ? d.hint : "");
+    });
+    events.addEventListener("camera", function (ev) {
+      var d = parse(ev);
+      if (d && typeof d.state === "string") showCamera(d.state);
+    });
+    window.addEventListener("pagehide", function () { events.close(); });
+  }
+  var preview = document.getElementById("preview");
+  if (preview) preview.addEventListener("error", function () { showCamera("unavailable"); });
+})();

@@ -1,0 +1,117 @@
+"""Rate limits for lookups from the LAN (Flask-Limiter), counted in one SQLite file.
+
+Lookups from the kiosk's own screen (`[kiosk] kiosk_addresses`) are never limited; any other client
+gets `[kiosk] public_lookup_rate`, so the app cannot be used to walk through dossier codes.
+The counters live in `data_dir/ratelimit.sqlite` (a `limits` storage registered as
+`motcua-sqlite://`) so that every gunicorn worker on the machine shares them; per-worker memory
+would multiply the allowance by the number of workers.
+"""
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, request
+from flask_limiter import Limiter
+from limits.storage import Storage
+
+SCHEME = "motcua-sqlite"
+
+
+class SqliteStorage(Storage):
+    """Fixed-window counters in a SQLite file (WAL; one connection per thread)."""
+
+    STORAGE_SCHEME = [SCHEME]
+
+    def __init__(self, uri: str, wrap_exceptions: bool = False, **options: Any) -> None:
+        super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
+        self.path = Path(uri.split("://", 1)[1])
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with self._conn() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY, count INTEGER NOT NULL, "
+                         "expires_at REAL NOT NULL)")
+
+    @property
+    def base_exceptions(self) -> type[Exception]:
+        return sqlite3.Error
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=5, isolation_level=None, check_same_thread=True)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # counters may lose the last second on power loss
+            self._local.conn = conn
+        return _Tx(conn)
+
+    def incr(self, key: str, expiry: int | float, amount: int = 1) -> int:
+        now = time.time()
+        with self._conn() as conn:
+            conn.execute("DELETE FROM counters WHERE key = ? AND expires_at <= ?", (key, now))
+            conn.execute(
+                "INSERT INTO counters (key, count, expires_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET count = count + excluded.count",
+                (key, amount, now + expiry),
+            )
+            return conn.execute("SELECT count FROM counters WHERE key = ?", (key,)).fetchone()[0]
+
+    def get(self, key: str) -> int:
+        with self._conn() as conn:
+            row = conn.execute("SELECT count FROM counters WHERE key = ? AND expires_at > ?",
+                               (key, time.time())).fetchone()
+        return row[0] if row else 0
+
+    def get_expiry(self, key: str) -> float:
+        with self._conn() as conn:
+            row = conn.execute("SELECT expires_at FROM counters WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else time.time()
+
+    def check(self) -> bool:
+        try:
+            with self._conn() as conn:
+                conn.execute("SELECT 1")
+            return True
+        except sqlite3.Error:
+            return False
+
+    def reset(self) -> int | None:
+        with self._conn() as conn:
+            return conn.execute("DELETE FROM counters").rowcount
+
+    def clear(self, key: str) -> None:
+        with self._conn() as conn:
+            conn.execute("DELETE FROM counters WHERE key = ?", (key,))
+
+
+class _Tx:
+    """`with` block = one IMMEDIATE transaction, so concurrent workers never lose an increment."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb) -> None:  # noqa: ANN001
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _is_kiosk_screen() -> bool:
+    from kiosk.app import get_config
+
+    return request.remote_addr in get_config().kiosk.kiosk_addresses
+
+
+def make_limiter(app: Flask) -> Limiter:
+    cfg = app.config["MOTCUA"]
+    app.config.setdefault("RATELIMIT_STORAGE_URI", f"{SCHEME}://{Path(cfg.paths.data_dir) / 'ratelimit.sqlite'}")
+    app.config.setdefault("RATELIMIT_STRATEGY", "fixed-window")
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    limiter = Limiter(key_func=lambda: request.remote_addr or "?", app=app, default_limits=[])
+    limiter.request_filter(_is_kiosk_screen)
+    return limiter

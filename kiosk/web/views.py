@@ -1,0 +1,316 @@
+"""Citizen screens: home, scan, keypad, dossier status, SMS sign-up, status slip, queue ticket.
+
+Every input source (USB scanner wedge, camera scanner events, on-screen keypad) ends in the same
+POST /lookup, and the server parses it with `kiosk.scanner.payload` whatever the browser claims.
+Results are rendered straight from the POST (no redirect: one round trip, and the secret never
+appears in a URL or the history).
+"""
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from flask import Blueprint, Response, abort, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+
+from kiosk.app import get_config, get_engine
+from kiosk.i18n import LANGUAGES, SESSION_KEY
+from kiosk.scanner.payload import PayloadRejected, parse_with_config
+from kiosk.store import dossiers
+from kiosk.web import hours
+from kiosk.web.screens import status_screen
+from motcua.db import reading
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("citizen", __name__, template_folder="../templates", static_folder=None)
+
+SECRET_RX = re.compile(r"[A-Za-z0-9]{4,32}")
+MAX_FIELD = 600  # longer input is refused before parsing; a real payload is far shorter
+SOURCES = ("keypad", "wedge", "camera")
+GET_SCREENS = {"/", "/scan", "/code", "/ticket"}
+
+
+def _optional(module: str) -> Any:
+    """Queue and printing are separate areas; the screens degrade when one is not in this build."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and module.startswith(exc.name):
+            return None
+        raise
+
+
+def is_kiosk_screen() -> bool:
+    return request.remote_addr in get_config().kiosk.kiosk_addresses
+
+
+def _site_context() -> dict[str, Any]:
+    cfg = get_config()
+    return {"site": cfg.site, "hours_lines": hours.describe(cfg.site.opening_hours)}
+
+
+def _screen(template: str, status: int = 200, **ctx: Any) -> tuple[str, int]:
+    return render_template(f"kiosk/{template}", **_site_context(), **ctx), status
+
+
+def _switch_language() -> None:
+    lang = request.values.get("lang")
+    if lang in LANGUAGES:
+        session[SESSION_KEY] = lang
+
+
+# --- screens reached by GET ------------------------------------------------------------------------
+
+@bp.get("/")
+def home() -> Any:
+    cfg = get_config()
+    if not hours.is_open(cfg.site):
+        return _screen("closed.html", screen="closed")
+    return _screen("home.html", screen="home")
+
+
+@bp.get("/scan")
+def scan() -> Any:
+    camera = "starting"
+    try:
+        from kiosk.scanner.status import read_status
+
+        camera = read_status(get_config()).get("state", "unavailable")
+    except Exception:  # the screen still works; the event stream will say what the camera does
+        log.exception("could not read the scanner status")
+    return _screen("scan.html", screen="scan", camera=camera)
+
+
+@bp.get("/code")
+def code_entry() -> Any:
+    return _screen("code.html", screen="code")
+
+
+@bp.get("/lang/<lang>")
+def language(lang: str) -> Response:
+    if lang in LANGUAGES:
+        session[SESSION_KEY] = lang
+    target = request.args.get("next", "/")
+    # Only our own GET screens: nothing from outside can steer the browser elsewhere.
+    return redirect(target if target in GET_SCREENS else "/", 303)
+
+
+@bp.get("/reset")
+def reset() -> Response:
+    """Idle timeout: forget the language choice and anything else this visit set."""
+    session.clear()
+    return redirect(url_for("citizen.home"), 303)
+
+
+# --- dossier lookup ----------------------------------------------------------------------------
+
+def _field(name: str) -> str:
+    return (request.form.get(name) or "")[: MAX_FIELD + 1]
+
+
+def _parse_request() -> tuple[str, str | None]:
+    """(code, secret) from the form, or PayloadRejected. The same rules for every source."""
+    cfg = get_config()
+    payload, code, secret = _field("payload"), _field("code").strip(), _field("secret").strip()
+    if any(len(v) > MAX_FIELD for v in (payload, code, secret)):
+        raise PayloadRejected("input too long")
+    parsed = parse_with_config(payload or code, cfg.scanner)
+    if secret and not SECRET_RX.fullmatch(secret):
+        raise PayloadRejected("typed secret has an unexpected shape")
+    return parsed.code, (parsed.secret or secret or None)
+
+
+def _lookup_limit() -> str:
+    return get_config().kiosk.public_lookup_rate
+
+
+def _render_status(code: str, secret: str | None, notice: str | None = None, notice_tone: str = "info") -> Any:
+    cfg = get_config()
+    with reading(get_engine()) as conn:
+        row = dossiers.find(conn, code)
+    if row is None:
+        return _screen("notfound.html", 404, screen="notfound", code=code)
+    view = dossiers.public_view(row, secret, hours.local_now(cfg.site).date())
+    return _screen("status.html", screen="status", s=status_screen(view, cfg), secret=secret or "",
+                   secret_wrong=bool(secret) and not view.secret_ok, notice=notice, notice_tone=notice_tone,
+                   kiosk_screen=is_kiosk_screen())
+
+
+@bp.post("/lookup")
+def lookup() -> Any:
+    _switch_language()
+    source = request.form.get("source", "keypad")
+    try:
+        code, secret = _parse_request()
+    except PayloadRejected as exc:
+        log.info("lookup refused (%s): %s", source if source in SOURCES else "?", exc.reason)
+        return _screen("unreadable.html", 400, screen="unreadable")
+    return _render_status(code, secret)
+
+
+# --- actions on a dossier (from the status screen) -------------------------------------------
+
+def _dossier_from_form() -> tuple[str, str | None] | None:
+    try:
+        return _parse_request()
+    except PayloadRejected:
+        return None
+
+
+def _kiosk_only() -> Any | None:
+    if not is_kiosk_screen():
+        return _screen("message.html", 403, screen="message", tone="warn",
+                       title=_("Chỉ dùng được tại máy tra cứu"),
+                       lines=[_("Việc này chỉ làm được trên màn hình tại Bộ phận Một cửa.")])
+    return None
+
+
+@bp.post("/slip")
+def slip() -> Any:
+    refused = _kiosk_only()
+    if refused:
+        return refused
+    found = _dossier_from_form()
+    if found is None:
+        return _screen("unreadable.html", 400, screen="unreadable")
+    code, secret = found
+    printing = _optional("kiosk.printing.jobs")
+    if printing is None:
+        return _render_status(code, secret, _("Chưa có máy in. Vui lòng hỏi cán bộ."), "warn")
+    engine = get_engine()
+    with reading(engine) as conn:
+        if dossiers.find(conn, code) is None:
+            return _screen("notfound.html", 404, screen="notfound", code=code)
+        state = printing.printer_state(conn).get("state", "unknown")
+    if state in ("paper_out", "offline"):
+        return _render_status(code, secret, _printer_problem(state), "warn")
+    with engine.begin() as conn:
+        printing.submit_slip(conn, get_config(), code)
+    return _render_status(code, secret, _("Đang in phiếu. Mời bạn lấy phiếu ở khe máy in."), "good")
+
+
+def _printer_problem(state: str) -> str:
+    if state == "paper_out":
+        return _("Máy in hết giấy. Vui lòng báo cán bộ.")
+    return _("Máy in đang không hoạt động. Vui lòng báo cán bộ.")
+
+
+@bp.post("/sms")
+def sms() -> Any:
+    found = _dossier_from_form()
+    if found is None:
+        return _screen("unreadable.html", 400, screen="unreadable")
+    code, secret = found
+    cfg = get_config()
+    with reading(get_engine()) as conn:
+        row = dossiers.find(conn, code)
+    if row is None:
+        return _screen("notfound.html", 404, screen="notfound", code=code)
+    view = dossiers.public_view(row, secret, hours.local_now(cfg.site).date())
+    if view.has_phone:
+        return _render_status(code, secret, _("Khi có kết quả, chúng tôi sẽ nhắn tin đến số điện thoại trong hồ sơ%(masked)s.",
+                                              masked=f" ({view.phone_masked})" if view.phone_masked else ""), "good")
+    if not view.secret_ok:
+        # Without the receipt anyone could attach their number to someone else's dossier.
+        return _render_status(code, secret, _("Để thêm số điện thoại, hãy quét mã QR trên giấy biên nhận "
+                                              "hoặc nhập cả mã tra cứu."), "warn")
+    refused = _kiosk_only()
+    if refused:
+        return refused
+    return _screen("phone.html", screen="phone", code=code, secret=secret or "", error=None)
+
+
+@bp.post("/sms/phone")
+def sms_phone() -> Any:
+    refused = _kiosk_only()
+    if refused:
+        return refused
+    found = _dossier_from_form()
+    if found is None:
+        return _screen("unreadable.html", 400, screen="unreadable")
+    code, secret = found
+    phone = _field("phone")[:40]
+    cfg = get_config()
+    engine = get_engine()
+    with reading(engine) as conn:
+        row = dossiers.find(conn, code)
+    if row is None:
+        return _screen("notfound.html", 404, screen="notfound", code=code)
+    view = dossiers.public_view(row, secret, hours.local_now(cfg.site).date())
+    if not view.secret_ok or view.has_phone:
+        return _render_status(code, secret)
+    if request.form.get("consent") != "yes":
+        return _screen("phone.html", 400, screen="phone", code=code, secret=secret or "", phone=phone,
+                       error=_("Bạn cần đồng ý nhận tin nhắn trước khi gửi."))
+    try:
+        with engine.begin() as conn:
+            dossiers.set_phone(conn, code, phone, via="kiosk")
+    except dossiers.InvalidPhone as exc:
+        log.info("kiosk phone refused: %s", exc)
+        return _screen("phone.html", 400, screen="phone", code=code, secret=secret or "", phone=phone,
+                       error=_("Số điện thoại chưa đúng. Hãy nhập số di động 10 chữ số, ví dụ 0912 345 678."))
+    except LookupError:
+        return _screen("notfound.html", 404, screen="notfound", code=code)
+    return _render_status(code, secret, _("Đã lưu số điện thoại. Bạn sẽ nhận tin nhắn khi có kết quả."), "good")
+
+
+# --- queue ticket ------------------------------------------------------------------------------
+
+@bp.get("/ticket")
+def ticket_services() -> Any:
+    cfg = get_config()
+    if not hours.is_open(cfg.site):
+        return _screen("closed.html", screen="closed")
+    queue = _optional("kiosk.queue.core")
+    services = queue.list_services(cfg) if queue else []
+    return _screen("services.html", screen="services", services=services)
+
+
+@bp.post("/ticket")
+def take_ticket() -> Any:
+    refused = _kiosk_only()
+    if refused:
+        return refused
+    cfg = get_config()
+    queue, printing = _optional("kiosk.queue.core"), _optional("kiosk.printing.jobs")
+    if not hours.is_open(cfg.site):
+        return _screen("closed.html", screen="closed")
+    if queue is None:
+        abort(404)
+    service = request.form.get("service", "")[:64]
+    if service not in {s.code for s in queue.list_services(cfg)}:
+        return redirect(url_for("citizen.ticket_services"), 303)
+    engine = get_engine()
+    state = "unknown"
+    if printing is not None:
+        with reading(engine) as conn:
+            state = printing.printer_state(conn).get("state", "unknown")
+        if state in ("paper_out", "offline"):
+            return _screen("message.html", 503, screen="message", tone="warn", title=_printer_problem(state),
+                           lines=[_("Vui lòng báo cán bộ để được phục vụ.")])
+    with engine.begin() as conn:
+        ticket = queue.take_ticket(conn, cfg, service)
+        if printing is not None:
+            printing.submit_ticket(conn, cfg, ticket)
+    return _screen("ticket.html", screen="ticket", ticket=ticket, printed=printing is not None)
+
+
+@bp.errorhandler(Exception)
+def _crash(exc: Exception) -> Any:
+    """Never a stack trace on the kiosk: a sentence for the citizen, the details in the log."""
+    from werkzeug.exceptions import HTTPException
+
+    if isinstance(exc, HTTPException):
+        return _screen("message.html", exc.code or 500, screen="message", tone="warn",
+                       title=_("Không thực hiện được"), lines=[_("Vui lòng về trang đầu và thử lại.")])
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    try:
+        return _screen("message.html", 500, screen="message", tone="bad", title=_("Xin lỗi, máy đang gặp sự cố"),
+                       lines=[_("Vui lòng thử lại hoặc hỏi cán bộ.")])
+    except Exception:  # the template itself failed: plain text, still no trace
+        log.exception("the error screen failed too")
+        return Response("Xin lỗi, máy đang gặp sự cố. Vui lòng hỏi cán bộ.", 500, mimetype="text/plain")
