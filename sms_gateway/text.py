@@ -11,6 +11,7 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date, time
 from typing import Any, Mapping
 
@@ -41,15 +42,17 @@ class Rendered:
     parts: int
 
 
+@lru_cache(maxsize=4096)
+def _fold_char(ch: str) -> str:
+    if unicodedata.category(ch) == "Mn":
+        return ""
+    ch = _ASCII_SUBST.get(ch, ch)
+    return ch if all(32 <= ord(c) < 127 or c == "\n" for c in ch) else "?"
+
+
 def fold(text: str) -> str:
     """Plain-ASCII Vietnamese: marks dropped, đ/Đ to d/D; anything else outside ASCII becomes '?'."""
-    out = []
-    for ch in unicodedata.normalize("NFD", text):
-        if unicodedata.category(ch) == "Mn":
-            continue
-        ch = _ASCII_SUBST.get(ch, ch)
-        out.append(ch if all(32 <= ord(c) < 127 or c in "\n" for c in ch) else "?")
-    return unicodedata.normalize("NFC", "".join(out))
+    return "".join(map(_fold_char, unicodedata.normalize("NFD", text)))
 
 
 def septets(text: str) -> int | None:
@@ -155,6 +158,9 @@ def render_notice(cfg: Config, kind: str, params: Mapping[str, Any]) -> Rendered
         "hotline": cfg.site.hotline,
         "text": str(params.get("text") or ""),
     }
+    if sms.encoding == "ascii":  # fold once; the shortening search below then works on plain ASCII
+        template = fold(unicodedata.normalize("NFC", template))
+        values = {k: fold(unicodedata.normalize("NFC", v)) for k, v in values.items()}
     rendered = prepare(_fill(template, values), sms.encoding)
     if rendered.parts <= sms.max_parts or "{procedure}" not in template or not values["procedure"]:
         return rendered
