@@ -302,3 +302,118 @@ def test_print_status_slip(kpage, server, scanner):
     kpage.wait_for_selector("#notice")
     assert re.search(r"in phiếu|máy in", kpage.inner_text("#notice"), re.I)
     audit_and_shoot(kpage, "slip")
+
+
+def test_take_a_queue_number_prints_a_ticket(kpage, server, scanner):
+    kpage.goto(server.url + "/")
+    kpage.click("#go-ticket")
+    kpage.wait_for_selector("button.service")
+    kpage.locator("button.service").first.click()
+    kpage.wait_for_selector("#ticket-label")
+    assert re.fullmatch(r"[A-Z]+\d{3}", kpage.inner_text("#ticket-label").strip())
+    audit_and_shoot(kpage, "ticket")
+    eng = server.engine()
+    try:
+        with eng.connect() as conn:
+            kinds = conn.execute(sa.text("select kind from print_jobs")).scalars().all()
+    finally:
+        eng.dispose()
+    assert "ticket" in kinds
+
+
+def test_printer_out_of_paper_is_told_before_printing(kpage, server, scanner):
+    from kiosk.printing.jobs import record_state
+
+    eng = server.engine()
+    try:
+        with eng.begin() as conn:
+            record_state(conn, "paper_out", "test")
+        kpage.goto(server.url + "/")
+        scanned(kpage, f"D-ABC234-{CODE_A}")
+        kpage.click("#print-slip")
+        kpage.wait_for_selector("#notice")
+        assert "hết giấy" in kpage.inner_text("#notice")
+    finally:
+        with eng.begin() as conn:
+            record_state(conn, "ok", "test")
+        eng.dispose()
+
+
+# --- office closed, idle reset and the LAN (another server: closed today, 2 s idle, not the kiosk) ---
+
+LAN_RATE = 6
+
+
+@pytest.fixture(scope="module")
+def closed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from kiosk_support import today_vn
+
+    other_day = (today_vn().weekday() + 3) % 7
+    root = tmp_path_factory.mktemp("kiosk-closed")
+    sections = {"kiosk": {"threads": 32, "idle_timeout_s": 2, "kiosk_addresses": ["10.255.255.1"],
+                          "public_lookup_rate": f"{LAN_RATE} per minute"}}
+    yield from _seeded(serve(root, sections, [{"days": [other_day], "open": "07:30:00", "close": "11:30:00"}],
+                             workers=2))
+
+
+def test_office_closed_screen_outside_opening_hours_still_allows_a_lookup(page, closed_server):
+    page.goto(closed_server.url + "/")
+    page.wait_for_selector("#closed")
+    hours = page.inner_text(".hours")
+    assert "7:30–11:30" in hours
+    assert page.locator("#go-ticket").count() == 0
+    audit_and_shoot(page, "closed")
+    page.goto(closed_server.url + "/ticket")
+    page.wait_for_selector("#closed")
+
+
+def test_idle_timeout_returns_home_in_vietnamese_with_nothing_left_on_screen(page, closed_server):
+    page.goto(closed_server.url + "/lang/en?next=/code")
+    page.wait_for_selector("html[lang=en] #keypad")
+    tap_keys(page, CODE_A)
+    page.click(".field[data-field=secret]")
+    tap_keys(page, "ABC234")
+    page.click("#submit-code")
+    page.wait_for_selector("#status")
+    assert page.locator("#print-slip").count() == 0  # not the kiosk's own screen: no printing
+    started = time.monotonic()
+    page.wait_for_selector("#closed", timeout=8000)
+    waited = time.monotonic() - started
+    assert 1.5 <= waited <= 6, waited
+    assert page.get_attribute("html", "lang") == "vi"
+    body = page.inner_text("body")
+    assert CODE_A not in body and "Hùng" not in body
+    page.go_back()  # nothing of the dossier comes back from history either
+    page.wait_for_load_state()
+    assert "Hùng" not in page.inner_text("body")
+
+
+def test_lookups_from_the_lan_are_rate_limited_across_workers(closed_server):
+    import concurrent.futures
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    def one(i: int) -> int:
+        body = urllib.parse.urlencode({"code": f"000.00.21.H42-991231-{i:04d}"}).encode()
+        try:
+            with urllib.request.urlopen(urllib.request.Request(closed_server.url + "/lookup", data=body), timeout=10) as r:
+                return r.status
+        except urllib.error.HTTPError as exc:
+            if exc.code == 429:
+                assert "quá nhiều lần" in exc.read().decode()
+            return exc.code
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        codes = list(pool.map(one, range(3 * LAN_RATE)))
+    answered = [c for c in codes if c != 429]
+    assert all(c == 404 for c in answered), codes  # not found, but answered
+    # Each of the two workers holding its own counter would let up to 2 x LAN_RATE through.
+    assert len(answered) <= LAN_RATE
+    assert codes.count(429) >= 2 * LAN_RATE
+    req = urllib.request.Request(closed_server.url + "/slip", data=f"code={CODE_A}".encode())
+    try:
+        urllib.request.urlopen(req, timeout=10)
+        raise AssertionError("printing from the LAN must be refused")
+    except urllib.error.HTTPError as exc:
+        assert exc.code in (403, 429)
