@@ -48,7 +48,7 @@ def test_with_secret_name_is_masked_and_phone_never_shown(kiosk_app):
     assert "N***** V** Hùng" in html and "Nguyễn" not in html
     assert "0912345678" not in html
     html = c.post("/sms", data={"code": CODE, "secret": "ABC234"}).get_data(as_text=True)
-    assert "(********678)" in html
+    assert re.search(r"\(\*{5,}678\)", html)
     assert "0912345678" not in html
 
 
