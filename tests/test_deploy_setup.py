@@ -41,6 +41,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
                           str(src / "tests/deploy/overlay_setup.sh"), str(src), str(out)],
                          capture_output=True, text=True, timeout=600)
     assert (out / "run1.rc").exists(), res.stdout + res.stderr
+    (out / "src").symlink_to(src)
     return out
 
 
@@ -86,7 +87,8 @@ def test_units_are_enabled_and_verify_against_the_installed_programs(installed: 
 
 def test_config_browser_env_and_boot_files(installed: Path) -> None:
     files = installed / "files"
-    assert (files / "etc/motcua/config.toml").read_text() == (REPO / "config.sample.toml").read_text()
+    src = installed / "src"  # the frozen checkout that was installed
+    assert (files / "etc/motcua/config.toml").read_text() == (src / "config.sample.toml").read_text()
     assert (files / "etc/motcua/browser.env").read_text().splitlines()[-1] == "MOTCUA_KIOSK_URL=http://127.0.0.1:8080/"
     config_txt = (files / "boot/firmware/config.txt").read_text().splitlines()
     assert config_txt.count("dtparam=watchdog=on") == 1 and config_txt[:2] == ["[all]", "arm_64bit=1"]
@@ -94,7 +96,7 @@ def test_config_browser_env_and_boot_files(installed: Path) -> None:
     assert cmdline.count("\n") == 1 and cmdline.split().count("consoleblank=0") == 1 and "rootwait" in cmdline
     assert "RuntimeWatchdogSec=15s" in (files / "etc/systemd/system.conf.d/motcua-watchdog.conf").read_text()
     assert "pam_systemd.so" in (files / "etc/pam.d/motcua-kiosk").read_text()
-    assert (files / "etc/udev/rules.d/70-motcua.rules").read_text() == (REPO / "hardware/70-motcua.rules").read_text()
+    assert (files / "etc/udev/rules.d/70-motcua.rules").read_text() == (src / "hardware/70-motcua.rules").read_text()
 
 
 def test_read_only_root_keeps_the_data_partition_writable(installed: Path) -> None:
@@ -104,3 +106,16 @@ def test_read_only_root_keeps_the_data_partition_writable(installed: Path) -> No
     assert data == [["LABEL=MOTCUA-DATA", "/var/lib/motcua", "ext4",
                      "defaults,noatime,nofail,x-systemd.device-timeout=20s", "0", "2"]]
     assert 'overlayroot="tmpfs:recurse=0"' in (files / "etc/overlayroot.local.conf").read_text()
+
+
+def test_installed_commands_run_as_the_service_user(installed: Path) -> None:
+    """`kiosk` in the installed root: the database is created by and belongs to motcua, the backup
+    works, and the doctor's checks pass there (devices and systemd are not in a chroot)."""
+    assert text(installed, "backup.rc").strip() == "0", text(installed, "backup.log")
+    owners = text(installed, "data-owners").splitlines()
+    assert len(owners) == 2 and all(line.endswith(" motcua motcua") for line in owners), owners
+    report = json.loads(text(installed, "doctor.json"))
+    states = {c["name"]: c["state"] for c in report["checks"]}
+    assert states == {"config": "ok", "database": "ok", "backup": "ok", "disk": "ok", "printer": "warning"}, report
+    assert report["checks"][0]["data"]["path"] == "/etc/motcua/config.toml"
+    assert text(installed, "doctor.rc").strip() == "0"

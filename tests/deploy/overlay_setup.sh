@@ -49,9 +49,16 @@ chroot "$R" systemctl is-enabled motcua.target motcua-web.service motcua-scanner
   motcua-printer.service motcua-sms.service motcua-browser.service motcua-backup.timer >"$OUT/enabled" 2>&1
 (cd "$R" && ls -l etc/systemd/system/multi-user.target.wants/motcua.target etc/systemd/system/motcua.target.wants) \
   >"$OUT/wants" 2>&1
-chroot "$R" env -i PATH=/usr/local/bin:/usr/bin:/bin /usr/local/bin/kiosk doctor --json --skip camera,modem,units \
-  >"$OUT/doctor.json" 2>"$OUT/doctor.err"
+# The wrapper runs kiosk as the motcua user with /etc/motcua/config.toml: the first command creates
+# and migrates the database, the backup and the doctor then work on it with the service's rights.
+chroot "$R" env -i PATH=/usr/local/bin:/usr/bin:/bin /usr/local/bin/kiosk doctor --only database >"$OUT/backup.log" 2>&1
+chroot "$R" env -i PATH=/usr/local/bin:/usr/bin:/bin /usr/local/bin/kiosk backup --keep 2 >>"$OUT/backup.log" 2>&1
+echo $? >"$OUT/backup.rc"
+chroot "$R" env -i PATH=/usr/local/bin:/usr/bin:/bin /usr/local/bin/kiosk doctor --json \
+  --skip camera,modem,units,clock >"$OUT/doctor.json" 2>"$OUT/doctor.err"
 echo $? >"$OUT/doctor.rc"
+chroot "$R" sh -c 'stat -c "%n %U %G" /var/lib/motcua/motcua.db /var/lib/motcua/backups/motcua-*.db' \
+  >"$OUT/data-owners" 2>&1
 systemd-analyze verify --root="$R" --man=no motcua.target motcua-backup.service >"$OUT/verify.log" 2>&1
 echo $? >"$OUT/verify.rc"
 mkdir -p "$OUT/files"
