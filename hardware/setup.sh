@@ -262,6 +262,19 @@ put_file "$ETC/browser.env" 0644 root:root <<EOF || true
 MOTCUA_KIOSK_URL=$url
 EOF
 
+if [[ -f $ETC/screen.env ]]; then
+  ok "$ETC/screen.env exists (left as it is)"
+else
+  put_file "$ETC/screen.env" 0644 root:root <<'EOF' || true
+# The kiosk screen (motcua-browser.service); yours to edit, setup never overwrites it.
+# Apply with: sudo systemctl restart motcua-browser. See /opt/motcua/src/hardware/display.md.
+# Rotate the picture 90 degrees clockwise per -r (up to three): "-r" = 90, "-r -r" = 180, "-r -r -r" = 270.
+MOTCUA_CAGE_FLAGS=
+# Extra Chromium flags, e.g. --force-device-scale-factor=1.25 for a small high-resolution panel.
+MOTCUA_BROWSER_FLAGS=
+EOF
+fi
+
 # --- 5. kiosk browser, udev rules, units -------------------------------------------------------
 step "Kiosk browser, udev rules, systemd units"
 put_file "$PREFIX/bin/kiosk-browser" 0755 root:root <"$PREFIX/src/hardware/kiosk-browser" || true

@@ -90,6 +90,8 @@ def test_config_browser_env_and_boot_files(installed: Path) -> None:
     src = installed / "src"  # the frozen checkout that was installed
     assert (files / "etc/motcua/config.toml").read_text() == (src / "config.sample.toml").read_text()
     assert (files / "etc/motcua/browser.env").read_text().splitlines()[-1] == "MOTCUA_KIOSK_URL=http://127.0.0.1:8080/"
+    screen = (files / "etc/motcua/screen.env").read_text().splitlines()
+    assert "MOTCUA_CAGE_FLAGS=" in screen and "MOTCUA_BROWSER_FLAGS=" in screen  # rotation, left to IT
     config_txt = (files / "boot/firmware/config.txt").read_text().splitlines()
     assert config_txt.count("dtparam=watchdog=on") == 1 and config_txt[:2] == ["[all]", "arm_64bit=1"]
     cmdline = (files / "boot/firmware/cmdline.txt").read_text()

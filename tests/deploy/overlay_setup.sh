@@ -62,7 +62,7 @@ chroot "$R" sh -c 'stat -c "%n %U %G" /var/lib/motcua/motcua.db /var/lib/motcua/
 systemd-analyze verify --root="$R" --man=no motcua.target motcua-backup.service >"$OUT/verify.log" 2>&1
 echo $? >"$OUT/verify.rc"
 mkdir -p "$OUT/files"
-for f in etc/fstab etc/overlayroot.local.conf etc/motcua/config.toml etc/motcua/browser.env \
+for f in etc/fstab etc/overlayroot.local.conf etc/motcua/config.toml etc/motcua/browser.env etc/motcua/screen.env \
          boot/firmware/config.txt boot/firmware/cmdline.txt etc/systemd/system.conf.d/motcua-watchdog.conf \
          etc/udev/rules.d/70-motcua.rules etc/pam.d/motcua-kiosk; do
   mkdir -p "$OUT/files/$(dirname "$f")"
