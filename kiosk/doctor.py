@@ -259,12 +259,13 @@ def check_units(ctx: Context) -> Finding:
 
 def check_camera(ctx: Context) -> Finding:
     from kiosk.health import check_camera as scanner_report
+    from kiosk.scanner.status import STALE_AFTER_S, read_status
 
-    report = scanner_report(ctx.cfg, ctx.engine)
-    running = report["data"].get("status") not in (None, "unavailable")
-    if running or ctx.units.get("motcua-scanner.service") == "active":
-        return _from_health(report, "The scanner reports the camera: see `journalctl -u motcua-scanner`; "
-                            "replug the camera", source="scanner service")
+    updated = read_status(ctx.cfg).get("updated_at")
+    heartbeat = updated is not None and (datetime.now(timezone.utc) - updated).total_seconds() <= STALE_AFTER_S
+    if heartbeat or ctx.units.get("motcua-scanner.service") == "active":
+        return _from_health(scanner_report(ctx.cfg, ctx.engine), "The scanner cannot use the camera: replug it; "
+                            "`journalctl -u motcua-scanner -n 30`", source="scanner service")
     return _camera_frames(ctx.cfg, ctx.camera_seconds)
 
 

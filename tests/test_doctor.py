@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from kiosk import doctor
@@ -144,7 +143,7 @@ def test_running_scanner_is_asked_instead_of_the_camera(tmp_path: Path, base: di
     write_status(cfg, "unavailable", "camera /dev/nonexistent: not found, retrying")
     f = check(tmp_path, {**base, "scanner": {"camera": "/dev/nonexistent"}}, "camera")
     # a fresh heartbeat saying "unavailable" means the scanner runs and cannot see its camera
-    assert f.state == ERROR
+    assert f.state == ERROR and "not found, retrying (reported by the scanner service)" in f.summary
     write_status(cfg, "ok", "camera 640x480 at 15 fps")
     f = check(tmp_path, {**base, "scanner": {"camera": "/dev/nonexistent"}}, "camera")
     assert f.state == OK and "reported by the scanner service" in f.summary
@@ -355,3 +354,16 @@ def test_unknown_check_name_is_refused(tmp_path: Path, base: dict) -> None:
     res = subprocess.run([str(KIOSK), "--config", str(cfg), "doctor", "--only", "camra"], capture_output=True,
                          text=True, timeout=60)
     assert res.returncode == 2 and "camra" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_stale_scanner_heartbeat_means_doctor_opens_the_camera_itself(tmp_path: Path, base: dict) -> None:
+    from tests.scanner_media import desk, write_video
+
+    video = write_video(tmp_path / "cam.avi", [(desk((320, 240)), 10)])
+    overrides = {**base, "scanner": {"camera": str(video)}}
+    cfg = doctor.load_config(str(tmp_path / "config.toml"), overrides)
+    status = tmp_path / "data" / "scanner.status.json"
+    status.write_text(json.dumps({"state": "ok", "detail": "camera ok", "updated_at": time.time() - 120}))
+    f = check(tmp_path, overrides, "camera")
+    assert f.state == OK and "frames of 320x240" in f.summary and "scanner" not in f.summary
+    assert cfg.paths.data_dir / "scanner.status.json" == status
