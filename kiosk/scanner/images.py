@@ -6,6 +6,7 @@ error and the pool is restarted for the rest, so no file's result is lost.
 from __future__ import annotations
 
 import logging
+import multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -48,9 +49,16 @@ def decode_file(path: str, decoders: list[str], patterns: list[str], code_patter
     return result
 
 
-def scan_files(paths: Iterable[str], scanner_cfg: Any) -> Iterator[dict[str, Any]]:
+def _pool() -> ProcessPoolExecutor:
+    # spawn, not fork: a forked child of a process whose OpenCV threads are running can deadlock.
+    return ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"))
+
+
+def scan_files(paths: Iterable[str], scanner_cfg: Any, decode: Any = None) -> Iterator[dict[str, Any]]:
+    """Yield one result per path; `decode` (default `decode_file`) runs in the worker process."""
+    decode = decode or decode_file
     args = (list(scanner_cfg.decoders), list(scanner_cfg.patterns), scanner_cfg.code_pattern)
-    pool = ProcessPoolExecutor(max_workers=1)
+    pool = _pool()
     try:
         for path in paths:
             if not Path(path).is_file():
@@ -58,11 +66,11 @@ def scan_files(paths: Iterable[str], scanner_cfg: Any) -> Iterator[dict[str, Any
                        "error": "no such file"}
                 continue
             try:
-                yield pool.submit(decode_file, path, *args).result()
+                yield pool.submit(decode, path, *args).result()
             except BrokenProcessPool:
                 log.error("decoder crashed on %s; continuing with a fresh decoder process", path)
                 pool.shutdown(wait=False, cancel_futures=True)
-                pool = ProcessPoolExecutor(max_workers=1)
+                pool = _pool()
                 yield {"file": path, "payload": None, "dossier_code": None, "secret": None,
                        "error": "the decoder crashed on this image"}
     finally:

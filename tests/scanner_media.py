@@ -1,0 +1,62 @@
+"""Real images and videos for the scanner tests: QR codes made with segno, frames and videos with OpenCV."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import cv2
+import numpy as np
+import segno
+
+
+def qr_grey(payload: str, scale: int = 4) -> np.ndarray:
+    buf = io.BytesIO()
+    segno.make(payload, error="m", micro=False).save(buf, kind="png", scale=scale, border=4)
+    return cv2.imdecode(np.frombuffer(buf.getvalue(), np.uint8), cv2.IMREAD_GRAYSCALE)
+
+
+def desk(size: tuple[int, int] = (640, 480), seed: int = 1) -> np.ndarray:
+    w, h = size
+    rng = np.random.default_rng(seed)
+    img = np.full((h, w, 3), (90, 110, 130), np.uint8)
+    cv2.rectangle(img, (30, 40), (200, 120), (40, 160, 200), -1)
+    cv2.putText(img, "BAN TIEP DAN 0123", (250, 420), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (20, 20, 20), 2)
+    return np.clip(img + rng.normal(0, 2, img.shape), 0, 255).astype(np.uint8)
+
+
+def receipt_frame(payload: str, size: tuple[int, int] = (640, 480), scale: int = 4, blur: float = 0.0,
+                  seed: int = 1) -> np.ndarray:
+    """A camera frame: a white sheet with the QR on a desk; optionally defocused."""
+    img = desk(size, seed)
+    qr = qr_grey(payload, scale)
+    q = qr.shape[0]
+    h, w = img.shape[:2]
+    x0, y0 = (w - q) // 2, (h - q) // 2
+    cv2.rectangle(img, (x0 - 30, y0 - 60), (x0 + q + 30, y0 + q + 30), (240, 242, 245), -1)
+    img[y0:y0 + q, x0:x0 + q] = cv2.cvtColor(qr, cv2.COLOR_GRAY2BGR)
+    if blur:
+        img = cv2.GaussianBlur(img, (0, 0), sigmaX=blur)
+    return img
+
+
+def write_video(path: Path, frames: list[tuple[np.ndarray, int]], fps: int = 15) -> Path:
+    """Write (frame, repeat count) pairs as an MJPG AVI."""
+    h, w = frames[0][0].shape[:2]
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    assert vw.isOpened()
+    for frame, count in frames:
+        for _ in range(count):
+            vw.write(frame)
+    vw.release()
+    return path
+
+
+def abort_on_bomb(path: str, *args: object) -> dict:
+    """Stands in for zbar's abort() on a bad input: the decoding process dies on files named bomb*."""
+    import os
+
+    from kiosk.scanner.images import decode_file
+
+    if Path(path).name.startswith("bomb"):
+        os.abort()
+    return decode_file(path, *args)

@@ -1,0 +1,155 @@
+"""Decoding real generated images: each decoder, the chain, repeats, hints, and `kiosk scan --image`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+from click.testing import CliRunner
+
+from kiosk.demo import generate, receipt_payloads, write_receipt_images
+from kiosk.scanner.decoders import DecoderChain, make_decoder, to_grey
+from kiosk.scanner.pipeline import RepeatFilter, ScanPipeline
+from tests.scanner_media import abort_on_bomb, desk, receipt_frame
+
+REC = next(generate(1))
+URL = receipt_payloads(REC)["url"]
+
+
+@pytest.mark.parametrize("name", ["zxing", "pyzbar", "opencv"])
+def test_each_decoder_reads_a_receipt_frame_and_nothing_on_an_empty_desk(name: str) -> None:
+    dec = make_decoder(name)
+    assert dec.decode(to_grey(receipt_frame(URL))).texts == [URL]
+    assert dec.decode(to_grey(desk())).texts == []
+
+
+def test_pyzbar_gets_grey_not_blue_channel() -> None:
+    # A blue-ink code on yellow paper: in the blue channel alone ink and paper look alike.
+    frame = receipt_frame(URL)
+    paper = (frame == 240).all(axis=2) | (frame > 200).all(axis=2)
+    frame[paper] = (40, 230, 250)
+    assert make_decoder("pyzbar").decode(to_grey(frame)).texts == [URL]
+
+
+def test_zxing_returns_the_plain_payload_with_control_characters_intact() -> None:
+    payload = "000.00.21.H42-251125-0001\x1dAB12CD"  # GS separator, as some portals use
+    out = make_decoder("zxing").decode(to_grey(receipt_frame(payload)))
+    assert out.texts == [payload]
+
+
+def test_chain_falls_back_when_the_first_decoder_misses() -> None:
+    # A chain whose first decoder cannot see this code at all (OpenCV on a tiny code) still reads it.
+    tiny = receipt_frame(URL, scale=2)
+    assert make_decoder("opencv").decode(to_grey(tiny)).texts == []
+    chain = DecoderChain(["opencv", "zxing"], fallback_every=1)
+    out = chain.decode(to_grey(tiny))
+    assert (out.texts, out.decoder) == ([URL], "zxing")
+
+
+def test_fallbacks_run_only_every_nth_empty_frame() -> None:
+    calls: list[str] = []
+    chain = DecoderChain(["zxing", "pyzbar"], fallback_every=3)
+    real = chain.decoders[1].decode
+    chain.decoders[1].decode = lambda g: (calls.append("pyzbar"), real(g))[1]  # count the real decoder's runs
+    grey = to_grey(desk())
+    for _ in range(9):
+        assert chain.decode(grey).texts == []
+    assert len(calls) == 3
+
+
+def test_same_code_reported_once_per_interval() -> None:
+    now = [100.0]
+    pipe = ScanPipeline(DecoderChain(["zxing"]), interval_s=3.0, clock=lambda: now[0])
+    frame = receipt_frame(URL)
+    first = pipe.process(frame)
+    assert [e for e, _ in first] == ["scan"]
+    assert first[0][1]["code"] == REC["code"] and first[0][1]["secret"] == REC["secret"]
+    now[0] += 2.9
+    assert pipe.process(frame) == []
+    now[0] += 0.2
+    assert [e for e, _ in pipe.process(frame)] == ["scan"]
+    other = receipt_payloads(next(generate(2, seed=9)))["dsecret"]
+    assert [d["kind"] for e, d in pipe.process(receipt_frame(other))] == ["dsecret"]
+
+
+def test_repeat_filter_keeps_codes_apart() -> None:
+    f = RepeatFilter(5.0, clock=lambda: 0.0)
+    assert f.allow("A") and f.allow("B") and not f.allow("A")
+
+
+@pytest.mark.parametrize("scale, blur, hint", [(4, 2.4, "hold_still"), (2, 1.0, "move_closer")])
+def test_unreadable_code_in_view_gives_a_hint_then_clears(scale: int, blur: float, hint: str) -> None:
+    pipe = ScanPipeline(DecoderChain(["zxing"]), interval_s=3.0)
+    blurred = receipt_frame(URL, scale=scale, blur=blur)
+    seen = make_decoder("zxing").decode(to_grey(blurred))
+    assert seen.unreadable and not seen.texts  # the situation the hint is for
+    events = [ev for _ in range(3) for ev in pipe.process(blurred)]
+    assert events == [("hint", {"hint": hint})]
+    events = [ev for _ in range(8) for ev in pipe.process(desk())]
+    assert events == [("hint", {"hint": None})]
+
+
+def test_a_read_clears_the_hint_at_once() -> None:
+    pipe = ScanPipeline(DecoderChain(["zxing"]), interval_s=3.0)
+    blurred = receipt_frame(URL, scale=4, blur=2.4)
+    for _ in range(3):
+        pipe.process(blurred)
+    assert [e for e, _ in pipe.process(receipt_frame(URL))] == ["scan", "hint"]
+    assert pipe.hints.hint is None
+
+
+def test_foreign_code_is_rejected_not_reported() -> None:
+    pipe = ScanPipeline(DecoderChain(["zxing"]), interval_s=3.0)
+    assert pipe.process(receipt_frame("https://zalo.me/g/ubndxa")) == []
+
+
+def test_kiosk_scan_image_prints_one_json_line_per_file(tmp_path: Path, config) -> None:  # noqa: ANN001
+    from kiosk.cli import cli
+
+    receipts = write_receipt_images(list(generate(3)), tmp_path / "receipts")
+    foreign = tmp_path / "zalo.png"
+    cv2.imwrite(str(foreign), receipt_frame("https://zalo.me/g/ubndxa"))
+    empty = tmp_path / "empty.jpg"
+    cv2.imwrite(str(empty), desk())
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    files = [str(p) for p in receipts] + [str(foreign), str(empty), str(broken), str(tmp_path / "missing.png")]
+    cfg_file = tmp_path / "config.toml"
+    cfg_file.write_text(f'[paths]\ndata_dir = "{config.paths.data_dir}"\n')
+    result = CliRunner().invoke(cli, ["--config", str(cfg_file), "scan", "--image", *files])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [d["file"] for d in lines] == files
+    recs = list(generate(3))
+    for line, rec, form in zip(lines, recs, ("url", "dsecret", "bare")):
+        assert line["payload"] == receipt_payloads(rec)[form]
+        assert line["dossier_code"] == rec["code"]
+        assert line["secret"] == (None if form == "bare" else rec["secret"])
+    assert lines[3]["payload"] == "https://zalo.me/g/ubndxa" and lines[3]["dossier_code"] is None
+    assert lines[3]["rejected"]
+    assert {k: lines[4][k] for k in ("payload", "dossier_code", "secret")} == dict.fromkeys(
+        ("payload", "dossier_code", "secret"))
+    assert lines[5]["error"] and lines[6]["error"] == "no such file"
+
+
+def test_scan_command_needs_exactly_one_mode(config) -> None:  # noqa: ANN001
+    from kiosk.cli import cli
+
+    result = CliRunner().invoke(cli, ["scan"])
+    assert result.exit_code == 2 and "exactly one" in result.output
+    result = CliRunner().invoke(cli, ["scan", "--image"])
+    assert result.exit_code == 2
+
+
+def test_a_crashing_decoder_loses_only_that_file(tmp_path: Path, config) -> None:  # noqa: ANN001
+    """zbar's abort() kills the decoding process; `--image` reports that file and goes on."""
+    from kiosk.scanner import images
+
+    good = tmp_path / "good.png"
+    cv2.imwrite(str(good), receipt_frame(URL))
+    bomb = tmp_path / "bomb.png"
+    cv2.imwrite(str(bomb), desk())
+    out = list(images.scan_files([str(good), str(bomb), str(good)], config.scanner, decode=abort_on_bomb))
+    assert [o.get("dossier_code") for o in out] == [REC["code"], None, REC["code"]]
+    assert out[1]["error"] == "the decoder crashed on this image"
