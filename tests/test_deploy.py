@@ -174,6 +174,16 @@ def test_device_owners_keep_hotplugged_devices_reachable(service: str) -> None:
         assert key not in unit, key
 
 
+@pytest.mark.parametrize("service", [s for s in SERVICES if s != "motcua-browser"])
+def test_the_command_each_unit_runs_exists(service: str) -> None:
+    """The unit's command line, pointed at this checkout's venv, is accepted by the real CLI."""
+    argv = shlex.split(one(read_unit(f"{service}.service"), "Service", "ExecStart"))
+    assert argv[0].startswith("/opt/motcua/venv/bin/")
+    exe = Path(sys.executable).with_name(Path(argv[0]).name)
+    res = subprocess.run([str(exe), *argv[1:], "--help"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and "Usage:" in res.stdout, res.stderr
+
+
 def test_sms_gateway_is_watched_by_systemd() -> None:
     unit = read_unit("motcua-sms.service")
     assert one(unit, "Service", "Type") == "notify"
