@@ -109,8 +109,8 @@ class Supervisor:
 
     def _set_camera(self, server: EventServer, state: str, detail: str) -> None:
         self.camera = {"state": state, "detail": detail}
+        self._status(force=True)  # first: whoever hears the event can read a matching status
         server.publish("camera", self.camera)
-        self._status(force=True)
 
     def run(self) -> int:
         server = EventServer(socket_path(self.cfg)).start()
@@ -162,6 +162,7 @@ class Supervisor:
                         self.scans += 1
                         server.publish("scan", data)
                         log.info("scan: %s (%s, %s)", data["code"], data["kind"], data.get("decoder"))
+                        self._status(force=True)
                     elif kind == "preview":
                         if data:
                             server.publish_preview(data)

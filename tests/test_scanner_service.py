@@ -1,0 +1,225 @@
+"""The scanner process for real: `kiosk scan --video/--camera` as a subprocess, its socket, its status
+file, a decoder crash, a missing and an unplugged camera, and the screen's SSE stream under gunicorn."""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import cv2
+import pytest
+
+from kiosk.demo import generate, receipt_payloads
+from kiosk.scanner.capture import NewestFrameReader, SourceSpec
+from kiosk.scanner.channel import connect, messages
+from tests.conftest import write_config_file
+from tests.scanner_media import desk, receipt_frame, write_video
+
+REC = next(generate(1))
+URL = receipt_payloads(REC)["url"]
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    d = Path(tempfile.mkdtemp(prefix="scan-", dir="/tmp"))  # Unix socket paths must stay short
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def receipt_video(short_dir: Path) -> Path:
+    # 1 s of desk, 1 s of receipt, 1 s of desk at 15 fps.
+    return write_video(short_dir / "receipt.avi", [(desk(), 15), (receipt_frame(URL), 15), (desk(), 15)])
+
+
+@pytest.fixture
+def scanner(short_dir: Path) -> Iterator[Callable[..., tuple[subprocess.Popen, dict[str, Any]]]]:
+    procs: list[subprocess.Popen] = []
+
+    def _start(*args: str) -> tuple[subprocess.Popen, dict[str, Any]]:
+        cfg = {"paths": {"data_dir": str(short_dir)}, "scanner": {"repeat_interval_s": 1.0}}
+        path = write_config_file(short_dir / "config.toml", cfg)
+        log = open(short_dir / "scanner.log", "ab")
+        proc = subprocess.Popen([sys.executable, "-m", "kiosk.cli", "--config", str(path), "scan", *args],
+                                stdout=log, stderr=subprocess.STDOUT)
+        procs.append(proc)
+        sock = short_dir / "scanner.sock"
+        deadline = time.monotonic() + 20
+        while not sock.exists():
+            assert proc.poll() is None, (short_dir / "scanner.log").read_text()
+            assert time.monotonic() < deadline, "scanner socket did not appear"
+            time.sleep(0.05)
+        return proc, {"sock": sock, "status": short_dir / "scanner.status.json", "config": path}
+
+    yield _start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _until(sock_msgs: Iterator[dict], pred: Callable[[dict], bool], timeout: float = 15) -> list[dict]:
+    seen = []
+    deadline = time.monotonic() + timeout
+    for msg in sock_msgs:
+        seen.append(msg)
+        if pred(msg):
+            return seen
+        assert time.monotonic() < deadline, f"not seen in {timeout} s: {seen[-5:]}"
+    raise AssertionError(f"socket closed; saw {seen[-5:]}")
+
+
+def test_video_scans_reach_socket_clients_once_per_interval(scanner, receipt_video: Path) -> None:  # noqa: ANN001
+    proc, paths = scanner("--video", str(receipt_video), "--loop")
+    sock = connect(paths["sock"])
+    msgs = messages(sock)
+    first = _until(msgs, lambda m: m["event"] == "scan")[-1]
+    assert {k: first["data"][k] for k in ("code", "secret", "kind")} == {
+        "code": REC["code"], "secret": REC["secret"], "kind": "url"}
+    t_first = time.monotonic()
+    # The receipt is in view for 1 s of every 3 s loop and the interval is 1 s: the next report
+    # comes with the next loop, not from the same second of frames.
+    _until(msgs, lambda m: m["event"] == "scan")
+    assert time.monotonic() - t_first > 1.5
+    deadline = time.monotonic() + 2  # the status file is written just after the event goes out
+    while json.loads(paths["status"].read_text())["scans"] < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert json.loads(paths["status"].read_text())["state"] == "ok"
+    sock.close()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == 0
+    assert json.loads(paths["status"].read_text())["state"] == "unavailable"
+    assert not paths["sock"].exists()
+
+
+def test_decoder_crash_restarts_the_child_and_clients_stay_connected(scanner, receipt_video: Path) -> None:  # noqa: ANN001
+    proc, paths = scanner("--video", str(receipt_video), "--loop")
+    msgs = messages(connect(paths["sock"]))
+    _until(msgs, lambda m: m["event"] == "camera" and m["data"]["state"] == "ok")
+    child = json.loads(paths["status"].read_text())["child_pid"]
+    os.kill(child, signal.SIGABRT)  # what zbar's abort() does to the decoding process
+    seen = _until(msgs, lambda m: m["event"] == "camera" and m["data"]["state"] == "starting")
+    seen += _until(msgs, lambda m: m["event"] == "scan")  # same connection: the supervisor kept it
+    assert proc.poll() is None
+    status = json.loads(paths["status"].read_text())
+    assert status["restarts"] == 1 and status["child_pid"] != child
+
+
+def test_missing_camera_is_reported_unavailable(scanner) -> None:  # noqa: ANN001
+    proc, paths = scanner("--camera", "--device", "/dev/v4l/by-id/usb-Nothing_Here-video-index0")
+    msgs = messages(connect(paths["sock"]))
+    msg = _until(msgs, lambda m: m["event"] == "camera" and m["data"]["state"] == "unavailable")[-1]
+    assert "not found" in msg["data"]["detail"]
+    from kiosk.scanner.status import read_status
+    from motcua.config import load_config
+
+    deadline = time.monotonic() + 10
+    while read_status(load_config(paths["config"]))["state"] != "unavailable":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+
+def _by_id_opener(spec: SourceSpec) -> cv2.VideoCapture | None:
+    """Like open_capture for a by-id path: gone when unplugged; the 'camera' behind it is a video file
+    that ends (stops delivering frames) the way an unplugged camera does."""
+    if not os.path.exists(spec.target):
+        return None
+    cap = cv2.VideoCapture(os.path.realpath(spec.target))
+    return cap if cap.isOpened() else None
+
+
+def test_unplugged_camera_becomes_unavailable_and_is_picked_up_again(short_dir: Path, monkeypatch) -> None:  # noqa: ANN001
+    from kiosk.scanner import capture
+
+    monkeypatch.setattr(capture, "REOPEN_S", 0.2)
+    video = write_video(short_dir / "cam.avi", [(desk(), 10)])
+    link = short_dir / "usb-Cam-video-index0"
+    link.symlink_to(video)
+    reader = NewestFrameReader(SourceSpec("camera", str(link)), opener=_by_id_opener).start()
+    try:
+        assert reader.wait_newer(0, timeout=5) is not None and reader.state == "ok"
+        link.unlink()  # unplug: frames stop, the device node disappears
+        deadline = time.monotonic() + 5
+        while reader.state != "unavailable":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        seq = reader.frames_read
+        link.symlink_to(video)  # plugged back in
+        deadline = time.monotonic() + 5
+        while reader.state != "ok" or reader.frames_read <= seq:
+            assert time.monotonic() < deadline, (reader.state, reader.detail)
+            time.sleep(0.02)
+    finally:
+        reader.stop()
+
+
+def test_slow_decoder_always_gets_the_newest_frame(short_dir: Path) -> None:
+    frames = []
+    for i in range(30):  # each frame carries its number in the picture
+        f = desk()
+        cv2.putText(f, f"{i:02d}", (280, 260), cv2.FONT_HERSHEY_SIMPLEX, 2, (255, 255, 255), 4)
+        frames.append((f, 1))
+    reader = NewestFrameReader(SourceSpec("video", str(write_video(short_dir / "n.avi", frames)), fps=30)).start()
+    try:
+        got = []
+        seq = 0
+        while True:
+            item = reader.wait_newer(seq, timeout=2)
+            if item is None:
+                break
+            seq = item[0]
+            got.append(seq)
+            time.sleep(0.2)  # a decoder much slower than the camera
+        assert reader.ended
+        # Frames queued while the decoder was busy are skipped, never handed out late.
+        assert len(got) < 15 and all(b - a > 1 for a, b in zip(got[1:], got[2:]))
+    finally:
+        reader.stop()
+
+
+def test_screen_learns_of_a_scan_within_100ms_through_gunicorn(scanner, live_server, receipt_video: Path,
+                                                               short_dir: Path) -> None:  # noqa: ANN001
+    url = live_server({"scanner": {"socket": str(short_dir / "scanner.sock")}})
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=20)
+    conn.request("GET", "/scanner/events")
+    resp = conn.getresponse()
+    assert resp.status == 200 and resp.getheader("Content-Type").startswith("text/event-stream")
+
+    def sse() -> Iterator[tuple[str, dict, float]]:
+        event = None
+        while True:
+            line = resp.fp.readline().decode()
+            assert line, "stream closed"
+            line = line.rstrip("\n")
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: ") and event:
+                yield event, json.loads(line[6:]), time.time()
+                event = None
+
+    stream = sse()
+    assert next(stream)[:2] == ("camera", {"state": "unavailable", "detail": "scanner not running"})
+    scanner("--video", str(receipt_video), "--loop")
+    lags = []
+    for event, data, received in stream:
+        if event == "scan":
+            assert data["code"] == REC["code"] and data["secret"] == REC["secret"]
+            lags.append(received - data["decoded_at"])
+            if len(lags) == 2:
+                break
+    conn.close()
+    assert max(lags) < 0.1, lags
