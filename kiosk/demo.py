@@ -190,6 +190,8 @@ DEMO_PROCESSES: list[tuple[str, list[str]]] = [
     ("sms-gateway", ["-m", "sms_gateway.cli", "run"]),
     ("kiosk", ["-m", "kiosk.cli", "serve"]),
     ("print-worker", ["-m", "kiosk.cli", "print-worker"]),
+    # The live scanner on a video of the demo's receipts (kiosk/scanner/demo.py): scans without a camera.
+    ("scanner", ["-m", "kiosk.scanner.demo"]),
 ]
 
 
