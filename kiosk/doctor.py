@@ -329,6 +329,11 @@ def check_printer(ctx: Context) -> Finding:
         return _from_health(worker_report(ctx.cfg, ctx.engine), _PRINTER_HINT, source="print worker")
     except OSError as exc:
         return Finding("printer", ERROR, f"cannot take the printer lock: {exc}", "Check data_dir permissions")
+    target = ctx.cfg.printer.target
+    if ctx.cfg.printer.kind in ("file", "serial") and target.startswith("/dev/") and not os.path.exists(target):
+        lock.release()
+        return Finding("printer", ERROR, f"{target} does not exist: the printer is not connected (or off)",
+                       _PRINTER_HINT, {"kind": ctx.cfg.printer.kind, "status": pc.OFFLINE})
     conn = None
     try:
         conn = pc.make_connection(ctx.cfg)
@@ -395,6 +400,19 @@ _SMSC_HINT = ("Set [modem] smsc to the operator's SMS centre number (read it onc
 
 
 def _modem_probe(cfg: Config) -> Finding:
+    if not cfg.modem.device:
+        return Finding("modem", ERROR, "[modem] device is empty: no modem configured",
+                       'Set [modem] device = "/dev/motcua-modem", connection = "at", model = "" '
+                       "(see config.sample.toml)", {"status": "error"})
+    finding = _modem_answers(cfg)
+    if cfg.modem.model == "dummy" and finding.state == OK:
+        finding.state = WARNING
+        finding.summary += " (Gammu's dummy driver: messages become files, not SMS)"
+        finding.hint = 'For the LTE modem set [modem] device = "/dev/motcua-modem", connection = "at", model = ""'
+    return finding
+
+
+def _modem_answers(cfg: Config) -> Finding:
     from sms_gateway.modem import Modem, ModemFault
 
     with tempfile.TemporaryDirectory(prefix="doctor-modem-") as workdir:

@@ -194,6 +194,12 @@ def test_running_print_worker_is_asked_instead_of_the_printer(tmp_path: Path, ba
     assert f.state == ERROR and "reported by the print worker" in f.summary and "no paper" in f.summary
 
 
+def test_unplugged_usb_printer_device_node(tmp_path: Path, base: dict) -> None:
+    f = check(tmp_path, {**base, "printer": {"kind": "file", "target": "/dev/motcua-printer-not-here"}}, "printer")
+    assert f.state == ERROR and "not connected" in f.summary
+    assert not Path("/dev/motcua-printer-not-here").exists()  # and nothing was created there
+
+
 def test_printer_writing_to_a_plain_file_is_a_warning(tmp_path: Path, base: dict) -> None:
     f = check(tmp_path, {**base, "printer": {"kind": "file", "target": str(tmp_path / "out.bin")}}, "printer")
     assert f.state == WARNING and "not to a printer" in f.summary
@@ -208,7 +214,14 @@ def test_modem_gammu_dummy_driver(tmp_path: Path, base: dict) -> None:
     # the dummy phone's SIM has an SMSC; not pinned in the config, so only a warning
     assert f.state == WARNING and "SIM ready, registered" in f.summary and "[modem] smsc" in f.hint
     f = check(tmp_path, {**base, "modem": {**modem, "smsc": "+84980200030"}}, "modem")
-    assert f.state == OK and f.data["signal_percent"] == 42
+    # everything answers, but a dummy driver is not a modem: still a warning, saying so
+    assert f.state == WARNING and "dummy driver" in f.summary and f.data["signal_percent"] == 42
+    assert f.data["smsc"] == "+84980200030"
+
+
+def test_modem_not_configured(tmp_path: Path, base: dict) -> None:
+    f = check(tmp_path, {**base, "modem": {"device": ""}}, "modem")
+    assert f.state == ERROR and "device is empty" in f.summary and "/dev/motcua-modem" in f.hint
 
 
 @pytest.fixture
@@ -315,12 +328,14 @@ def test_json_output_and_exit_codes(tmp_path: Path, base: dict) -> None:
     from kiosk.printing.emulator import NetworkPrinterEmulator
     from tests.scanner_media import desk, write_video
 
+    from tests.modem.harness import EmulatedModem
+
     video = write_video(tmp_path / "cam.avi", [(desk((320, 240)), 10)])
-    (tmp_path / "gammu-dummy").mkdir()
+    modem = EmulatedModem(tmp_path / "modem").modem_section()
     with NetworkPrinterEmulator() as printer:
         cfg = _write_config(tmp_path, f'[scanner]\ncamera = "{video}"\n'
                             f'[printer]\nkind = "network"\ntarget = "{printer.address}"\n'
-                            f'[modem]\nmodel = "dummy"\nconnection = "none"\ndevice = "{tmp_path / "gammu-dummy"}"\n'
+                            f'[modem]\nmodel = "at"\nconnection = "proxyat"\ndevice = "{modem["device"]}"\n'
                             'smsc = "+84980200030"\n')
         args = [str(KIOSK), "--config", str(cfg), "doctor", "--json", "--skip", "backup,clock,units"]
         res = subprocess.run(args, capture_output=True, text=True, timeout=120)
