@@ -533,6 +533,39 @@ def _names(value: str | None) -> set[str] | None:
     return names
 
 
+def data_owner(cfg: Config) -> str | None:
+    """The user owning data_dir when we are root and it is not: the doctor must act as that user,
+    or the files it touches (SQLite's -wal/-shm, the printer lock) would become root's and the
+    services could no longer open them."""
+    import pwd
+
+    if os.geteuid() != 0:
+        return None
+    try:
+        uid = cfg.paths.data_dir.stat().st_uid
+    except OSError:
+        return None
+    if uid == 0:
+        return None
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return None
+
+
+def _switch_to_data_owner(config_path: str | None, overrides: dict[str, Any]) -> None:
+    try:
+        cfg = load_config(config_path, overrides)
+    except ConfigError:
+        return  # the config check will say why
+    user = data_owner(cfg)
+    runuser = shutil.which("runuser") or "/usr/sbin/runuser"
+    import sys
+
+    if user and os.path.exists(runuser) and os.access(sys.argv[0], os.X_OK):
+        os.execv(runuser, [runuser, "-u", user, "--", sys.argv[0], *sys.argv[1:]])
+
+
 @click.command("doctor")
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON (for monitoring).")
 @click.option("--only", default=None, help=f"Comma-separated checks to run: {', '.join(CHECK_NAMES)}.")
@@ -542,6 +575,7 @@ def _names(value: str | None) -> set[str] | None:
 @click.pass_obj
 def doctor_command(obj: Any, as_json: bool, only: str | None, skip: str | None, camera_seconds: float) -> None:
     """Check config, database, backups, disk, clock, services, camera, printer and modem."""
+    _switch_to_data_owner(obj.config_path, getattr(obj, "overrides", {}) or {})
     ctx = Context(obj.config_path, getattr(obj, "overrides", {}) or {}, camera_seconds=camera_seconds)
     findings = run_checks(ctx, _names(only), _names(skip))
     if as_json:

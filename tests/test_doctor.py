@@ -382,3 +382,12 @@ def test_stale_scanner_heartbeat_means_doctor_opens_the_camera_itself(tmp_path: 
     f = check(tmp_path, overrides, "camera")
     assert f.state == OK and "frames of 320x240" in f.summary and "scanner" not in f.summary
     assert cfg.paths.data_dir / "scanner.status.json" == status
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root switches user")
+def test_root_acts_as_the_owner_of_the_data(tmp_path: Path, base: dict) -> None:
+    """`sudo kiosk doctor` must not leave root-owned SQLite or lock files behind for the services."""
+    cfg = doctor.load_config(str(tmp_path / "config.toml"), base)
+    assert doctor.data_owner(cfg) is None  # root's own folder: nothing to switch to
+    os.chown(cfg.paths.data_dir, 65534, 65534)
+    assert doctor.data_owner(cfg) == "nobody"
