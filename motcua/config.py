@@ -194,6 +194,8 @@ class ScannerConfig(Section):
         description="Decoder chain, in order (see docs/scanner.md for the measurements behind it)")
     fallback_every: int = Field(
         3, ge=1, description="Run the slower fallback decoders on every Nth frame where the first finds nothing")
+    fallback_cpu: float = Field(
+        0.08, gt=0, le=1, description="Most of one core those blind fallbacks may use (they cost ~80 ms at 720p)")
     repeat_interval_s: float = Field(3.0, ge=0, description="The same code is reported once per this interval")
     patterns: list[str] = Field(
         default=[], description="Extra payload regexes (full match) with named groups code and optional secret")

@@ -153,3 +153,28 @@ def test_a_crashing_decoder_loses_only_that_file(tmp_path: Path, config) -> None
     out = list(images.scan_files([str(good), str(bomb), str(good)], config.scanner, decode=abort_on_bomb))
     assert [o.get("dossier_code") for o in out] == [REC["code"], None, REC["code"]]
     assert out[1]["error"] == "the decoder crashed on this image"
+
+
+def test_blind_fallbacks_stay_within_their_cpu_share() -> None:
+    now = [0.0]
+    chain = DecoderChain(["zxing", "pyzbar"], fallback_every=1, fallback_cpu=0.1, clock=lambda: now[0])
+    real = chain.decoders[1].decode
+    runs = []
+
+    def slow_pyzbar(grey):  # noqa: ANN001, ANN202 - the real decoder, costing 50 ms on the chain's clock
+        runs.append(now[0])
+        now[0] += 0.05
+        return real(grey)
+
+    chain.decoders[1].decode = slow_pyzbar
+    grey = to_grey(desk())
+    start = now[0]
+    for _ in range(45):  # 3 s of 15 fps with nothing in view
+        chain.decode(grey)
+        now[0] += 1 / 15
+    share = len(runs) * 0.05 / (now[0] - start)
+    assert 4 <= len(runs) and share <= 0.12, (len(runs), share)
+    # A code in view but unreadable gets the fallbacks at once, whatever the budget.
+    runs.clear()
+    chain.decode(to_grey(receipt_frame(URL, scale=4, blur=2.4)))
+    assert len(runs) == 1

@@ -40,7 +40,7 @@ def _decode_child(spec: dict[str, Any], scanner: dict[str, Any], conn: Any, prev
     from kiosk.scanner.pipeline import ScanPipeline
 
     source = SourceSpec(**spec)
-    chain = DecoderChain(scanner["decoders"], scanner["fallback_every"])
+    chain = DecoderChain(scanner["decoders"], scanner["fallback_every"], scanner["fallback_cpu"])
     pipeline = ScanPipeline(chain, scanner["repeat_interval_s"], scanner["patterns"], scanner["code_pattern"])
     reader = NewestFrameReader(source).start()
     preview_period = 1.0 / scanner["preview_fps"]
@@ -140,7 +140,7 @@ class Supervisor:
         """Run one child until it dies, hangs, ends (video) or we stop. True when the video ended."""
         parent_conn, child_conn = self._ctx.Pipe(duplex=False)
         preview_flag = self._ctx.Value("b", 0, lock=False)
-        scanner = self.cfg.scanner.model_dump(include={"decoders", "fallback_every", "repeat_interval_s", "patterns",
+        scanner = self.cfg.scanner.model_dump(include={"decoders", "fallback_every", "fallback_cpu", "repeat_interval_s", "patterns",
                                                         "code_pattern", "preview_fps", "preview_width"})
         child = self._ctx.Process(target=_decode_child, name="scanner-decode",
                                   args=(asdict(self.source), scanner, child_conn, preview_flag), daemon=True)
