@@ -121,3 +121,8 @@ def test_installed_commands_run_as_the_service_user(installed: Path) -> None:
     assert states == {"config": "ok", "database": "ok", "backup": "ok", "disk": "ok", "printer": "warning"}, report
     assert report["checks"][0]["data"]["path"] == "/etc/motcua/config.toml"
     assert text(installed, "doctor.rc").strip() == "0"
+
+
+def test_root_running_the_doctor_leaves_no_root_owned_files(installed: Path) -> None:
+    assert "database (cơ sở dữ liệu)   /var/lib/motcua/motcua.db: writable" in text(installed, "doctor-root.log")
+    assert text(installed, "root-owned").strip() == ""

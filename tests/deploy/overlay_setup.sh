@@ -59,6 +59,12 @@ chroot "$R" env -i PATH=/usr/local/bin:/usr/bin:/bin /usr/local/bin/kiosk doctor
 echo $? >"$OUT/doctor.rc"
 chroot "$R" sh -c 'stat -c "%n %U %G" /var/lib/motcua/motcua.db /var/lib/motcua/backups/motcua-*.db' \
   >"$OUT/data-owners" 2>&1
+# root calling the venv's kiosk directly (no wrapper): the doctor switches to motcua by itself.
+# Without that, the printer lock it creates (removed first) would be root's.
+rm -f "$R/var/lib/motcua/print-worker.lock"
+chroot "$R" env -i PATH=/usr/bin:/bin MOTCUA_CONFIG=/etc/motcua/config.toml /opt/motcua/venv/bin/kiosk doctor \
+  --only database,printer >"$OUT/doctor-root.log" 2>&1
+chroot "$R" find /var/lib/motcua -user root >"$OUT/root-owned" 2>&1
 systemd-analyze verify --root="$R" --man=no motcua.target motcua-backup.service >"$OUT/verify.log" 2>&1
 echo $? >"$OUT/verify.rc"
 mkdir -p "$OUT/files"
