@@ -91,7 +91,7 @@ def test_home_offers_three_large_actions_and_every_screen_fits_the_three_sizes(k
     assert kpage.evaluate("document.fonts.check('24px \"Noto Sans Kiosk\"', 'Hồ sơ đã được giải quyết')")
     audit_and_shoot(kpage, "home")
 
-    kpage.click("#go-scan")
+    kpage.click("#go-scan", no_wait_after=True)
     kpage.wait_for_selector("#viewer:not([hidden]) .guide")
     audit_and_shoot(kpage, "scan")
 
@@ -163,7 +163,7 @@ def test_not_found_screen_tells_the_citizen_what_to_do(kpage, server, scanner):
 # --- input sources ----------------------------------------------------------------------------
 
 def test_usb_scanner_burst_looks_up_from_any_screen_and_slow_typing_goes_to_the_field(kpage, server, scanner):
-    kpage.goto(server.url + "/scan")
+    kpage.goto(server.url + "/scan", wait_until="domcontentloaded")  # the preview stream keeps "load" waiting
     scanned(kpage, f"https://motcua.example.vn/tra-cuu-ho-so?ma={CODE_A}&secretKey=ABC234")
     kpage.wait_for_selector("#status")
     assert kpage.inner_text("#applicant") == "N***** V** Hùng"
@@ -177,8 +177,7 @@ def test_usb_scanner_burst_looks_up_from_any_screen_and_slow_typing_goes_to_the_
 
 def test_camera_scan_event_opens_the_status_from_any_screen(kpage, server, scanner):
     for start in ("/", "/code", "/scan"):
-        kpage.goto(server.url + start)
-        kpage.wait_for_function("document.readyState === 'complete'")
+        kpage.goto(server.url + start, wait_until="domcontentloaded")
         time.sleep(0.3)  # let the event stream connect
         scanner.publish("scan", {"code": CODE_DOCS, "secret": "DOC777", "kind": "url", "decoded_at": time.time()})
         kpage.wait_for_selector("#status", timeout=5000)
@@ -186,7 +185,7 @@ def test_camera_scan_event_opens_the_status_from_any_screen(kpage, server, scann
 
 
 def test_scan_screen_shows_the_scanner_hints_and_camera_loss(kpage, server, scanner):
-    kpage.goto(server.url + "/scan")
+    kpage.goto(server.url + "/scan", wait_until="domcontentloaded")
     kpage.wait_for_selector("#viewer:not([hidden])")
     time.sleep(0.3)
     scanner.publish("hint", {"hint": "hold_still"})
@@ -417,3 +416,31 @@ def test_lookups_from_the_lan_are_rate_limited_across_workers(closed_server):
         raise AssertionError("printing from the LAN must be refused")
     except urllib.error.HTTPError as exc:
         assert exc.code in (403, 429)
+
+
+def test_the_real_scanner_process_on_a_video_brings_up_the_status(page, tmp_path_factory):
+    """`kiosk scan --video` (the camera scanner process) -> its socket -> SSE -> the screen."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.scanner_media import desk, receipt_frame, write_video
+
+    root = tmp_path_factory.mktemp("kiosk-scan")
+    url = f"https://motcua.example.vn/tra-cuu-ho-so?ma={CODE_DOCS}&secretKey=DOC777"
+    video = write_video(root / "receipt.avi", [(desk(), 10), (receipt_frame(url), 15), (desk(), 10)])
+    for srv in _seeded(serve(root, {"kiosk": {"threads": 16}, "scanner": {"repeat_interval_s": 1.0}})):
+        page.goto(srv.url + "/scan", wait_until="domcontentloaded")
+        proc = subprocess.Popen([sys.executable, "-m", "kiosk.cli", "--config", str(srv.config_path), "scan",
+                                 "--video", str(video), "--loop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            page.wait_for_selector("#status", timeout=20_000)
+            assert status_label(page) == "Yêu cầu bổ sung giấy tờ"
+            assert page.inner_text("#applicant") == "P*** T** Hằng"  # the QR carried the secret
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
