@@ -301,6 +301,15 @@ put_file /etc/systemd/system.conf.d/motcua-watchdog.conf 0644 root:root <<'EOF' 
 RuntimeWatchdogSec=15s
 RebootWatchdogSec=2min
 EOF
+# The journal: bounded on the SD card; with a read-only root only in RAM (the overlay is RAM too).
+if ((READ_ONLY)); then journal_storage=volatile; else journal_storage=auto; fi
+put_file /etc/systemd/journald.conf.d/motcua.conf 0644 root:root <<EOF || true
+# Written by hardware/setup.sh.
+[Journal]
+Storage=$journal_storage
+SystemMaxUse=200M
+RuntimeMaxUse=32M
+EOF
 if [[ -d /run/systemd/system ]]; then
   if ((units_changed)); then systemctl daemon-reload; changed "systemd reloaded"; fi
 else
@@ -355,6 +364,15 @@ if ((READ_ONLY)); then
 # To change the system: boot once with overlayroot=disabled added to cmdline.txt.
 overlayroot="tmpfs:recurse=0"
 EOF
+  # A swap file on a RAM overlay is RAM: Raspberry Pi OS's dphys-swapfile goes.
+  if [[ -f /lib/systemd/system/dphys-swapfile.service || -f /etc/init.d/dphys-swapfile ]]; then
+    if systemctl is-enabled dphys-swapfile >/dev/null 2>&1; then
+      systemctl disable --quiet dphys-swapfile
+      changed "dphys-swapfile disabled"
+    else
+      ok "dphys-swapfile disabled"
+    fi
+  fi
   if on_pi && command -v update-initramfs >/dev/null; then
     grep -qs '^auto_initramfs=1' "$boot/config.txt" || ensure_line "$boot/config.txt" "auto_initramfs=1" || true
   else

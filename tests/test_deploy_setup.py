@@ -108,6 +108,8 @@ def test_read_only_root_keeps_the_data_partition_writable(installed: Path) -> No
     assert data == [["LABEL=MOTCUA-DATA", "/var/lib/motcua", "ext4",
                      "defaults,noatime,nofail,x-systemd.device-timeout=20s", "0", "2"]]
     assert 'overlayroot="tmpfs:recurse=0"' in (files / "etc/overlayroot.local.conf").read_text()
+    # the journal would otherwise fill the RAM overlay
+    assert "Storage=volatile" in (files / "etc/systemd/journald.conf.d/motcua.conf").read_text().splitlines()
 
 
 def test_installed_commands_run_as_the_service_user(installed: Path) -> None:

@@ -70,7 +70,7 @@ echo $? >"$OUT/verify.rc"
 mkdir -p "$OUT/files"
 for f in etc/fstab etc/overlayroot.local.conf etc/motcua/config.toml etc/motcua/browser.env etc/motcua/screen.env \
          boot/firmware/config.txt boot/firmware/cmdline.txt etc/systemd/system.conf.d/motcua-watchdog.conf \
-         etc/udev/rules.d/70-motcua.rules etc/pam.d/motcua-kiosk; do
+         etc/udev/rules.d/70-motcua.rules etc/pam.d/motcua-kiosk etc/systemd/journald.conf.d/motcua.conf; do
   mkdir -p "$OUT/files/$(dirname "$f")"
   cp "$R/$f" "$OUT/files/$f" 2>/dev/null
 done
