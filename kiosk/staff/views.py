@@ -15,8 +15,8 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_user, logout_user
 from limits import parse
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
+from limits.storage import MemoryStorage, storage_from_string
+from limits.strategies import FixedWindowRateLimiter
 
 from kiosk import health
 from kiosk.app import get_config, get_engine
@@ -130,13 +130,20 @@ def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
-def _login_limiter() -> tuple[MovingWindowRateLimiter, Any]:
+def _login_limiter() -> tuple[FixedWindowRateLimiter, Any]:
     app = current_app
     key = "motcua.staff.login_limiter"
     if key not in app.extensions:
-        # Flask-Limiter's engine (`limits`) in memory: per worker, a first line before the database
-        # lockout, which holds across workers and restarts.
-        app.extensions[key] = (MovingWindowRateLimiter(MemoryStorage()), parse(get_config().staff.login_rate))
+        # Flask-Limiter's engine (`limits`) on the app's shared rate-limit storage when the kiosk
+        # screens configured one (kiosk/web/ratelimit.py: one SQLite file for every worker), else
+        # in memory per worker. The database lockout behind it holds across workers and restarts.
+        uri = app.config.get("RATELIMIT_STORAGE_URI")
+        try:
+            storage = storage_from_string(uri) if uri else MemoryStorage()
+        except Exception:  # an unknown scheme: still limit, per worker
+            log.warning("rate-limit storage %r unusable for sign-in; using memory", uri)
+            storage = MemoryStorage()
+        app.extensions[key] = (FixedWindowRateLimiter(storage), parse(get_config().staff.login_rate))
     return app.extensions[key]
 
 
