@@ -164,13 +164,13 @@ def bench_paint(trials: int) -> dict:
         page = browser.new_context(viewport={"width": 800, "height": 480}).new_page()
         for i in range(trials + 3):
             page.goto(srv.url + "/scan")
-            page.wait_for_function("document.readyState === 'complete'")
+            page.wait_for_function("() => document.readyState === 'complete'")
             time.sleep(0.4)  # the event stream is connected
             code, secret = codes[i % 2]
             t0 = time.time()
             scanner.publish("scan", {"code": code, "secret": secret, "kind": "url", "decoded_at": t0})
             page.wait_for_selector("#status", timeout=10_000)
-            page.wait_for_function("performance.getEntriesByName('first-contentful-paint').length > 0")
+            page.wait_for_function("() => performance.getEntriesByName('first-contentful-paint').length > 0")
             paint = page.evaluate("performance.timeOrigin + performance.getEntriesByName('first-contentful-paint')[0].startTime")
             nav = page.evaluate("(() => { const n = performance.getEntriesByType('navigation')[0];"
                                 " return n.responseEnd - n.requestStart; })()")
@@ -251,9 +251,11 @@ def main() -> None:
         for url, n in sorted(r["per_url"].items(), key=lambda kv: -kv[1]):
             print(f"  {n:>8,} B  {url}")
         print(f"  total {r['total_bytes']:,} B = {r['total_bytes'] / 1024:.1f} KiB (target <= 300 KB)")
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "kiosk.json").write_text(json.dumps(results, indent=2, default=str))
+    out = ROOT / "bench" / "results" / "kiosk.json"
+    out.parent.mkdir(exist_ok=True)
+    previous = json.loads(out.read_text()) if out.exists() else {}
+    previous.update(results)  # a partial run keeps the other figures of the last full one
+    out.write_text(json.dumps(previous, indent=2, default=str))
 
 
 if __name__ == "__main__":

@@ -39,9 +39,26 @@ def _seeded(gen: Iterator[Any]) -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def scanner(server: Any) -> Iterator[EventServer]:
     """The scanner process's side of the event socket, driven by the test."""
+    import threading
+
+    import cv2
+
+    from tests.scanner_media import receipt_frame
+
     events = EventServer(server.socket_path).start()
     events.publish("camera", {"state": "ok", "detail": "test camera"})
+    # A receipt held up to the camera, as the preview the scanner sends while the scan screen watches.
+    ok, jpeg = cv2.imencode(".jpg", receipt_frame("https://motcua.example.vn/tra-cuu-ho-so?ma=X", (640, 480)))
+    stop = threading.Event()
+
+    def previews() -> None:
+        while not stop.wait(0.3):
+            if events.preview_wanted:
+                events.publish_preview(jpeg.tobytes())
+
+    threading.Thread(target=previews, daemon=True).start()
     yield events
+    stop.set()
     events.close()
 
 
@@ -93,6 +110,7 @@ def test_home_offers_three_large_actions_and_every_screen_fits_the_three_sizes(k
 
     kpage.click("#go-scan", no_wait_after=True)
     kpage.wait_for_selector("#viewer:not([hidden]) .guide")
+    kpage.wait_for_function("() => document.getElementById('preview').naturalWidth > 0")  # the live preview shows
     audit_and_shoot(kpage, "scan")
 
     kpage.goto(server.url + "/code")
