@@ -164,6 +164,10 @@ api_token = "demo-token"
 [kiosk]
 bind = "127.0.0.1:{port}"
 
+[staff]
+# The demo's browser is on the kiosk's own machine; a real hall keeps staff pages off the kiosk screen.
+allow_kiosk_addresses = true
+
 [printer]
 kind = "file"
 target = "{data_dir}/printer.out"
@@ -225,6 +229,16 @@ def demo(obj, data_dir: Path, count: int, port: int, seed_only: bool) -> None:  
     click.echo(f"Receipt QR images to scan: {data_dir / 'receipts'} ({len(images)} files)")
     for rec in shown[:3]:
         click.echo(f"  try code {rec['code']}  (lookup secret {rec['secret']})")
+    from kiosk.staff.demo import seed_demo_account
+
+    engine = make_engine(cfg)
+    account = seed_demo_account(engine, cfg)
+    engine.dispose()
+    if account:
+        click.echo(f"Staff pages: http://127.0.0.1:{port}/staff/  user {account[0]}, password {account[1]}")
+    else:
+        click.echo(f"Staff pages: http://127.0.0.1:{port}/staff/  (new password: kiosk --config {config_path} "
+                   "user password admin)")
     if seed_only:
         return
     env = dict(os.environ, MOTCUA_CONFIG=str(config_path))

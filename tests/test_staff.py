@@ -551,3 +551,13 @@ def test_accounts_lockout_audit_and_search_on_sqlite_and_postgresql(any_engine, 
         assert [r["code"] for r in search_dossiers(conn, "+84 912 345 678")] == ["HS_%1"]
         assert [r["code"] for r in search_dossiers(conn, "tám")] in (["HS-X1"], [])  # SQLite lower() is ASCII-only
         assert [r["code"] for r in search_dossiers(conn, "Tám")] == ["HS-X1"]
+
+
+def test_demo_seeds_one_admin_with_a_random_password_once(config, engine):
+    from kiosk.staff.demo import seed_demo_account
+
+    name, password = seed_demo_account(engine, config)
+    assert seed_demo_account(engine, config) is None  # never a second account, never a reset
+    with engine.begin() as conn:
+        assert users.authenticate(conn, config.staff, name, password, "127.0.0.1").ok
+        assert len(password) >= config.staff.min_password_length
