@@ -41,8 +41,10 @@ def build_video(receipts: list[Path], out: Path, size: tuple[int, int] = (640, 4
         frame = desk.copy()
         y0, x0 = (h - crop.shape[0]) // 2, (w - crop.shape[1]) // 2
         frame[y0:y0 + crop.shape[0], x0:x0 + crop.shape[1]] = crop
-        for _ in range(int(SHOW_S * fps)):
-            vw.write(np.clip(frame + rng.normal(0, 2, frame.shape), 0, 255).astype(np.uint8))
+        # A little sensor noise, so consecutive frames differ as a camera's do (4 variants: cheap to make).
+        noisy = [np.clip(frame + rng.normal(0, 2, frame.shape), 0, 255).astype(np.uint8) for _ in range(4)]
+        for i in range(int(SHOW_S * fps)):
+            vw.write(noisy[i % 4])
         for _ in range(int(GAP_S * fps)):
             vw.write(desk)
     for _ in range(int(GAP_S * fps)):
