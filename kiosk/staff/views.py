@@ -5,6 +5,7 @@ import importlib
 import logging
 import re
 import time
+from datetime import datetime
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
@@ -151,6 +152,11 @@ def _login_limiter() -> tuple[FixedWindowRateLimiter, Any]:
 def localtime(value: Any, fmt: str = "%d/%m/%Y %H:%M") -> str:
     if value is None:
         return ""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
     if hasattr(value, "astimezone"):
         return value.astimezone(ZoneInfo(get_config().site.timezone)).strftime(fmt)
     return str(value)
