@@ -585,3 +585,25 @@ def test_english_catalogue_covers_every_staff_text_and_is_compiled():
         mo = {m.id: m.string for m in read_mo(fh) if m.id}
     assert not [i for i in ids if not po.get(i)], "untranslated: run the commands in docs/staff.md"
     assert mo == po
+
+
+def test_counter_pages_need_sign_in_and_their_actions_are_audited(app, engine):
+    anonymous = lan_client(app)
+    assert anonymous.get("/counter/1").status_code == 302
+    client = sign_in(app, username="quay-mot")
+    assert client.get("/counter/1").status_code == 200
+    token = csrf_token(client, "/counter/1")  # the counter page's forms carry the token
+    assert client.post("/counter/1/next", data={}).status_code == 400
+    assert client.post("/counter/1/next", data={"csrf_token": token}).status_code == 302
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(staff_audit).where(staff_audit.c.action == audit.COUNTER)).all()
+    assert [(r.actor, r.target) for r in rows] == [("quay-mot", "/counter/1/next")]
+
+
+def test_the_kiosk_address_is_recognised_through_a_dual_stack_listener(app):
+    staff = sign_in(app)
+    cookie = staff.get_cookie("motcua_staff").value
+    for mapped in ("::ffff:127.0.0.1", "::1"):
+        kiosk = lan_client(app, mapped)
+        kiosk.set_cookie("motcua_staff", cookie)
+        assert kiosk.get("/staff/dossiers").status_code == 403, mapped

@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 from typing import Any
@@ -137,9 +138,25 @@ def client_address() -> str:
     return request.remote_addr or "-"
 
 
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        addr = ipaddress.ip_address(text.strip().split("%", 1)[0])
+    except ValueError:
+        return None
+    # A dual-stack listener sees an IPv4 client as ::ffff:a.b.c.d.
+    return getattr(addr, "ipv4_mapped", None) or addr
+
+
 def from_kiosk_screen() -> bool:
     cfg = _cfg()
-    return not cfg.staff.allow_kiosk_addresses and client_address() in cfg.kiosk.kiosk_addresses
+    if cfg.staff.allow_kiosk_addresses:
+        return False
+    remote = client_address()
+    kiosk = cfg.kiosk.kiosk_addresses
+    if remote in kiosk:
+        return True
+    ip = _ip(remote)
+    return ip is not None and any(_ip(k) == ip for k in kiosk)
 
 
 def safe_next(target: str | None) -> str | None:
@@ -201,6 +218,23 @@ def _expire_session() -> None:
     session.clear()
 
 
+def audit_other_pages(response: Response) -> Response:
+    """Staff pages audit their own actions with the action; other areas' pages behind the guard
+    (the counter's call/recall/transfer ...) are recorded here: who, which page, when."""
+    if (request.method in UNSAFE_METHODS and is_staff_path(request.path) and request.blueprint != "staff"
+            and response.status_code < 400 and current_user.is_authenticated):
+        from kiosk.app import get_engine
+
+        try:
+            with get_engine().begin() as conn:
+                audit.record(conn, actor=current_user.username,
+                             action=audit.COUNTER if request.path.startswith("/counter") else audit.PAGE_ACTION,
+                             target=request.path, detail={"status": response.status_code}, address=client_address())
+        except Exception:  # the action is done; a missing audit row is logged, not shown as a failure
+            log.exception("could not audit %s %s", request.method, request.path)
+    return response
+
+
 def staff_headers(response: Response) -> Response:
     if is_staff_path(request.path):
         response.headers["Cache-Control"] = "no-store"
@@ -226,6 +260,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals.setdefault("csrf_token", generate_csrf)
     app.before_request(guard)
     app.after_request(staff_headers)
+    app.after_request(audit_other_pages)
 
 
 __all__ = ["init_app", "is_staff_path", "StaffUser", "safe_next", "client_address"]

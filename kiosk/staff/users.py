@@ -110,11 +110,6 @@ def unlock(conn: sa.Connection, user_id: int) -> None:
         failed_logins=0, locked_until=None, updated_at=utcnow()))
 
 
-def count_admins(conn: sa.Connection) -> int:
-    return conn.execute(sa.select(sa.func.count()).select_from(staff_users).where(
-        staff_users.c.role == ADMIN, staff_users.c.active.is_(True))).scalar_one()
-
-
 def _recent_failures(conn: sa.Connection, since: datetime, *, address: str | None = None,
                      username: str | None = None) -> int:
     q = sa.select(sa.func.count()).select_from(staff_login_attempts).where(

@@ -67,6 +67,8 @@ ACTION_LABELS = {
     audit.USER_ENABLE: _l("Mở khóa tài khoản"),
     audit.USER_PASSWORD: _l("Đổi mật khẩu"),
     audit.USER_UNLOCK: _l("Gỡ khóa đăng nhập sai"),
+    audit.COUNTER: _l("Thao tác tại quầy"),
+    audit.PAGE_ACTION: _l("Thao tác khác"),
 }
 CHECK_LABELS = {
     "camera": _l("Camera quét mã"),
