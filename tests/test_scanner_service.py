@@ -223,3 +223,36 @@ def test_screen_learns_of_a_scan_within_100ms_through_gunicorn(scanner, live_ser
                 break
     conn.close()
     assert max(lags) < 0.1, lags
+
+
+def test_chromium_gets_scans_and_the_preview_from_the_real_scanner(scanner, live_server, receipt_video: Path,
+                                                                    short_dir: Path, page) -> None:  # noqa: ANN001
+    url = live_server({"scanner": {"socket": str(short_dir / "scanner.sock")}})
+    scanner("--video", str(receipt_video), "--loop")
+    page.goto(url + "/scanner/no-such-page")  # any same-origin document will do for EventSource
+    page.evaluate("""() => {
+        window.got = [];
+        const es = new EventSource('/scanner/events');
+        for (const name of ['scan', 'camera', 'hint']) {
+            es.addEventListener(name, (e) => window.got.push(
+                {name, data: JSON.parse(e.data), at: performance.timeOrigin + performance.now()}));
+        }
+        const img = document.createElement('img');
+        img.id = 'preview';
+        img.src = '/scanner/preview.mjpg';
+        document.body.appendChild(img);
+    }""")
+    # Polled from Python: the app's Content-Security-Policy forbids the eval behind wait_for_function.
+    scan = _poll(lambda: page.evaluate("() => window.got.find(e => e.name === 'scan') || null"), 20)
+    assert scan["data"]["code"] == REC["code"] and scan["data"]["secret"] == REC["secret"]
+    assert scan["at"] / 1000 - scan["data"]["decoded_at"] < 0.1
+    # The aiming preview: real JPEG frames from the scanner, at the preview width.
+    assert _poll(lambda: page.evaluate("() => document.getElementById('preview').naturalWidth === 320"), 10)
+
+
+def _poll(fn: Callable[[], Any], timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := fn()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+    return value
