@@ -266,26 +266,38 @@ _LIKE_ESCAPE = re.compile(r"([\\%_])")
 
 
 def search_dossiers(conn: sa.Connection, q: str, limit: int = SEARCH_LIMIT) -> list[Any]:
-    """By code, applicant name or phone; newest changes first. Empty query: the latest changes."""
-    query = sa.select(dossiers).order_by(dossiers.c.updated_at.desc(), dossiers.c.id.desc()).limit(limit)
+    """By code, applicant name or phone; newest changes first. Empty query: the latest changes.
+
+    An exact code or a whole phone number is answered from an index; anything else is a scan
+    (newest first, so it stops after `limit` matches; a query matching nothing reads every row).
+    """
+    newest = sa.select(dossiers).order_by(dossiers.c.updated_at.desc(), dossiers.c.id.desc()).limit(limit)
     q = q.strip()[:100]
-    if q:
-        like = "%" + _LIKE_ESCAPE.sub(r"\\\1", q.lower()) + "%"
-        conds = [
-            dossiers.c.code == q,
-            sa.func.lower(dossiers.c.code).like(like, escape="\\"),
-            sa.func.lower(dossiers.c.applicant_name).like(like, escape="\\"),
-        ]
-        digits = re.sub(r"\D", "", q)
-        if len(digits) >= 4 and len(digits) >= len(re.sub(r"[\s.\-()+/]", "", q)):
-            try:  # stored as given by the source (0912..., +84912...): match the 9 national digits
-                conds.append(dossiers.c.phone.like("%" + normalise_vn_mobile(q)[3:]))
-            except InvalidPhone:
-                pass
-            tail = digits[1:] if digits.startswith("0") else digits  # stored as +84...: drop the trunk 0
-            conds.append(dossiers.c.phone.like(f"%{tail}%"))
-        query = query.where(sa.or_(*conds))
-    return list(conn.execute(query).mappings())
+    if not q:
+        return list(conn.execute(newest).mappings())
+    exact = conn.execute(sa.select(dossiers).where(dossiers.c.code == q)).mappings().first()
+    if exact is not None:
+        return [exact]
+    digits = re.sub(r"\D", "", q)
+    phone_like = len(digits) >= 4 and len(digits) >= len(re.sub(r"[\s.\-()+/]", "", q))
+    if phone_like:
+        try:
+            e164 = normalise_vn_mobile(q)
+        except InvalidPhone:
+            pass
+        else:  # stored as the source gave it: +84912..., 0912..., 84912...
+            forms = [e164, "0" + e164[3:], e164[1:]]
+            return list(conn.execute(newest.where(dossiers.c.phone.in_(forms))).mappings())
+    pattern = "%" + _LIKE_ESCAPE.sub(r"\\\1", q) + "%"
+    if conn.dialect.name == "sqlite":  # SQLite's LIKE already ignores ASCII case (and lower() is ASCII-only)
+        match = lambda col: col.like(pattern, escape="\\")  # noqa: E731
+    else:
+        match = lambda col: col.ilike(pattern, escape="\\")  # noqa: E731
+    conds = [match(dossiers.c.code), match(dossiers.c.applicant_name)]
+    if phone_like:  # part of a number: stored as +84... or 0..., so drop the trunk 0
+        tail = digits[1:] if digits.startswith("0") else digits
+        conds.append(dossiers.c.phone.like(f"%{tail}%"))
+    return list(conn.execute(newest.where(sa.or_(*conds))).mappings())
 
 
 @bp.get("/dossiers")
