@@ -104,7 +104,7 @@ def test_staff_health_page_shows_the_details(app, engine):
                            balance_low=False, last_seen_at=utcnow())
     client = sign_in(app)
     body = client.get("/staff/health").get_data(as_text=True)
-    for text in ("Modem SMS", "Viettel", "42%", "Dung lượng lưu trữ", "Cơ sở dữ liệu", "quick_check ok",
+    for text in ("Modem SMS", "Hoạt động bình thường", "Viettel", "42%", "Dung lượng lưu trữ", "Cơ sở dữ liệu", "quick_check ok",
                  "Lần nhận dữ liệu gần nhất", "Camera quét mã", "Máy in phiếu"):
         assert text in body, text
     full = client.get("/staff/health.json").get_json()

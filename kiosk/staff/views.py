@@ -430,8 +430,10 @@ def notice_action(notice_id: int, action: str):  # noqa: ANN201
 
 @bp.get("/health")
 def health_page():  # noqa: ANN201
+    from sms_gateway.health import LABELS_VI
+
     report = health.gather(get_config(), get_engine())
-    return render_template("staff/health.html", report=report)
+    return render_template("staff/health.html", report=report, modem_labels=LABELS_VI)
 
 
 @bp.get("/health.json")
