@@ -26,7 +26,8 @@ def run(obj: AppContext, until_idle: bool) -> None:
     """Drain the outbox through the modem (a systemd Type=notify service)."""
     from sms_gateway.gateway import Gateway
 
-    gateway = Gateway(obj.config, obj.engine)
+    # This process runs the gateway alone: its only children are the modem proxies Gammu starts.
+    gateway = Gateway(obj.config, obj.engine, reap_children=True)
     raise SystemExit(gateway.run(until_idle=until_idle, handle_signals=True))
 
 

@@ -1,31 +1,36 @@
 """The gateway loop: one thread that owns the modem and drains the outbox.
 
-Per notice: render the text, claim it (queued -> sending) in its own committed transaction, hand it
-to the modem, record the outcome in a second transaction. A crash between the two leaves `sending`,
-which the next start turns into `uncertain`: the gap SMS cannot close is made narrow and visible.
+Per notice: render the text, claim it (queued -> sending) in a committed transaction, hand it to the
+modem. A crash after the claim leaves `sending`, which the next start turns into `uncertain`: the gap
+SMS cannot close is made narrow and visible. The outcome of message N is written in the same
+transaction that claims message N+1 (one fsync per message, not two), but never left waiting in
+memory: anything that waits or talks to the modem other than a send (pacing, idling, quiet hours,
+reconnects, health, balance, stopping) commits it first.
 Between messages: pacing with jitter, quiet hours, modem health, delivery reports and the balance.
 """
 from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import signal
 import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 import sdnotify
 import sqlalchemy as sa
 
 from motcua.config import Config
+from motcua.db import reading
 from motcua.timeutil import utcnow
 from sms_gateway import health as h
 from sms_gateway import outbox
-from sms_gateway.modem import AMBIGUOUS, PERMANENT, Modem, ModemFault, SendError
+from sms_gateway.modem import AMBIGUOUS, PERMANENT, Modem, ModemFault, Report, SendError
 from sms_gateway.phones import InvalidPhone, normalise_vn_mobile
 from sms_gateway.text import Rendered, render_notice
 
@@ -35,6 +40,8 @@ EXIT_IDLE = 0
 EXIT_MODEM_UNUSABLE = 2
 HEARTBEAT_S = 10.0
 REPORT_SWEEP_S = 300.0
+READ_DEVICE_S = 1.0  # while sending back to back, read the modem for reports at most this often
+CLAIM_SCAN = 50  # unsendable notices failed in one transaction before the loop gets a turn
 
 
 def in_quiet_hours(local: datetime, start: Any, end: Any) -> bool:
@@ -54,7 +61,11 @@ def retry_delay(attempts: int, base: float, cap: float) -> float:
 
 
 class Gateway:
-    def __init__(self, cfg: Config, engine: sa.Engine, *, modem: Modem | None = None):
+    """Drains the outbox through one modem. `reap_children`: this process is the gateway alone (the
+    CLI), so every child process is a modem proxy Gammu started and left unreaped after a reconnect."""
+
+    def __init__(self, cfg: Config, engine: sa.Engine, *, modem: Modem | None = None,
+                 reap_children: bool = False):
         self.cfg = cfg
         self.engine = engine
         workdir = Path(cfg.paths.data_dir) / "sms-gateway"
@@ -70,8 +81,14 @@ class Gateway:
         self._next_balance = 0.0
         self._next_sweep = time.monotonic() + REPORT_SWEEP_S
         self._last_heartbeat = 0.0
+        self._next_read = 0.0
+        self._sent_since_read = False
         self._status_fields: dict[str, Any] = {}
-        self.stats = {"sent": 0, "failed": 0, "retry": 0, "uncertain": 0, "modem_s": 0.0, "own_s": 0.0}
+        self._reap_children = reap_children
+        # The last message's outcome and delivery reports not written yet (see the module docstring).
+        self._pending: list[Callable[[sa.Connection], None]] = []
+        self._reports: list[tuple[str | None, Report]] = []
+        self.stats = {"sent": 0, "failed": 0, "retry": 0, "uncertain": 0}
 
     # --- lifecycle --------------------------------------------------------------------------
     def run(self, *, until_idle: bool = False, handle_signals: bool = False) -> int:
@@ -90,8 +107,11 @@ class Gateway:
             code = self._loop(until_idle)
         finally:
             self.notifier.notify("STOPPING=1")
-            self.modem.close()
-            self._heartbeat(force=True)
+            try:
+                self._flush()  # if this fails the notice stays `sending`: uncertain at the next start
+            finally:
+                self.modem.close()
+                self._heartbeat(force=True)
         return code
 
     def stop(self) -> None:
@@ -104,8 +124,11 @@ class Gateway:
             signal.signal(sig, lambda *_: self.stop())
 
     def _sleep(self, seconds: float) -> None:
-        """Sleep in watchdog-sized slices, waking at once on stop."""
-        end = time.monotonic() + max(0.0, seconds)
+        """Sleep in watchdog-sized slices, waking at once on stop. Results are written first."""
+        if seconds <= 0:
+            return
+        self._flush()
+        end = time.monotonic() + seconds
         while not self.stop_event.is_set():
             left = end - time.monotonic()
             if left <= 0:
@@ -135,10 +158,11 @@ class Gateway:
                 if until_idle:
                     return EXIT_MODEM_UNUSABLE if self._has_due() else EXIT_IDLE
                 continue
-            self._handle_reports(self.modem.poll())
+            self._read_reports(now >= self._next_read)
             if now >= self._next_sweep:
+                self._flush()
                 self._next_sweep = now + REPORT_SWEEP_S
-                self._handle_reports(self.modem.sweep_stored())
+                self._take_reports(self.modem.sweep_stored())
             if now >= self._next_balance and self.cfg.sms.balance_ussd:
                 self._check_balance()
             self._heartbeat()
@@ -156,6 +180,9 @@ class Gateway:
                 continue
             attempted = self.send_one()
             if attempted is None:
+                if self._sent_since_read:  # a report for the last message may be waiting in the modem
+                    self._read_reports(True)
+                    self._flush()
                 if until_idle:
                     return EXIT_IDLE
                 self._sleep(self.cfg.sms.poll_s)
@@ -164,11 +191,39 @@ class Gateway:
         return EXIT_IDLE
 
     def _has_due(self) -> bool:
-        with self.engine.connect() as conn:
+        self._flush()
+        with reading(self.engine) as conn:
             return bool(outbox.due(conn, utcnow(), limit=1))
 
-    # --- modem state ------------------------------------------------------------------------
+    # --- writing results --------------------------------------------------------------------
+    def _flush(self) -> None:
+        """Write the last message's outcome and the delivery reports now, in their own transaction."""
+        if not self._pending and not self._reports:
+            return
+        with self.engine.begin() as conn:
+            matched = self._write_pending(conn)
+        self._written(matched)
+
+    def _write_pending(self, conn: sa.Connection) -> list[tuple[Report, int | None]]:
+        for write in self._pending:
+            write(conn)
+        # After the outcomes: a report may be for the message whose `sent` was just written.
+        return [(report, outbox.record_delivery(conn, phone_e164=number, message_ref=report.reference,
+                                                delivered=bool(report.delivered)))
+                for number, report in self._reports]
+
+    def _written(self, matched: list[tuple[Report, int | None]]) -> None:
+        """The transaction holding the pending writes committed."""
+        self._pending.clear()
+        self._reports.clear()
+        for report, notice_id in matched:
+            log.info("delivery report ref %s: %s -> notice %s", report.reference,
+                     "delivered" if report.delivered else "failed", notice_id)
+
+        # --- modem state ------------------------------------------------------------------------
     def _connect(self) -> bool:
+        self._flush()
+        self._reap()
         try:
             info = self.modem.connect()
         except ModemFault as fault:
@@ -183,6 +238,7 @@ class Gateway:
         return True
 
     def _check_health(self) -> bool:
+        self._flush()
         try:
             status = self.modem.status()
         except ModemFault as fault:
@@ -214,6 +270,7 @@ class Gateway:
         if not force and now - self._last_heartbeat < HEARTBEAT_S:
             return
         self._last_heartbeat = now
+        self._reap()
         fields = {k: v for k, v in self._status_fields.items()
                   if k in ("sim", "registered", "network", "signal_percent", "model", "imei")}
         try:
@@ -223,11 +280,25 @@ class Gateway:
         except sa.exc.SQLAlchemyError as exc:  # the database being busy must not stop sending
             log.warning("could not write the modem heartbeat: %s", exc)
 
+    def _reap(self) -> None:
+        """Collect the exit status of modem proxy processes Gammu's proxyat left behind (zombies)."""
+        if not self._reap_children:
+            return
+        while True:
+            try:
+                pid, _status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            log.debug("reaped modem proxy process %d", pid)
+
     def _set_status(self, text: str) -> None:
         self.notifier.notify(f"STATUS={text[:200]}")
 
     def _check_balance(self) -> None:
         sms = self.cfg.sms
+        self._flush()
         self._next_balance = time.monotonic() + sms.balance_every_s
         answer = self.modem.ussd(sms.balance_ussd)
         if answer is None:
@@ -241,7 +312,16 @@ class Gateway:
             h.write_modem_health(conn, balance_text=answer[:500], balance_amount=amount, balance_low=low,
                                  balance_checked_at=utcnow())
 
-    def _handle_reports(self, reports: list[Any]) -> None:
+    def _read_reports(self, read_device: bool) -> None:
+        """Take the delivery reports the modem announced; ReadDevice (tens of ms) at most every
+        READ_DEVICE_S while sending back to back: Gammu also hands reports over during each send."""
+        if read_device:
+            self._next_read = time.monotonic() + READ_DEVICE_S
+            self._sent_since_read = False
+        self._take_reports(self.modem.poll(read=read_device))
+
+    def _take_reports(self, reports: list[Report]) -> None:
+        """Keep final reports for the next transaction (they may be for the message just sent)."""
         for report in reports:
             if report.delivered is None:
                 continue
@@ -249,79 +329,95 @@ class Gateway:
                 number = normalise_vn_mobile(report.number) if report.number else None
             except InvalidPhone:
                 number = None
-            with self.engine.begin() as conn:
-                notice_id = outbox.record_delivery(conn, phone_e164=number, message_ref=report.reference,
-                                                   delivered=report.delivered)
-            log.info("delivery report ref %s to %s: %s -> notice %s", report.reference, number,
-                     "delivered" if report.delivered else "failed", notice_id)
+            self._reports.append((number, report))
 
     # --- one notice ---------------------------------------------------------------------------
     def send_one(self) -> bool | None:
         """Send the oldest due notice. None: nothing due; False: skipped; True: the modem was used."""
-        t0 = time.perf_counter()
-        with self.engine.connect() as conn:
-            rows = outbox.due(conn, utcnow(), limit=1)
-        if not rows:
-            return None
-        row = rows[0]
-        try:
-            number = normalise_vn_mobile(row.phone_e164 or row.phone_raw)
-            if row.text:  # a retry sends exactly the text already recorded
-                rendered = Rendered(row.text, row.encoding, row.parts)
-            else:
-                rendered = render_notice(self.cfg, row.kind, json.loads(row.params or "{}"))
-        except InvalidPhone as exc:
-            return self._unsendable(row.id, f"invalid phone number: {exc}")
-        except (ValueError, KeyError) as exc:
-            return self._unsendable(row.id, f"cannot write the text: {exc}")
         with self.engine.begin() as conn:
-            if not outbox.claim(conn, row.id, phone_e164=number, text=rendered.text,
-                                encoding=rendered.encoding, parts=rendered.parts):
-                return False
-        t_modem = time.perf_counter()
+            matched = self._write_pending(conn)  # the previous message's outcome: same fsync as the claim
+            claimed = self._claim_next(conn)
+        self._written(matched)
+        if not claimed:
+            return claimed
+        row, number, rendered = claimed
         try:
             refs = self.modem.send(number, rendered, smsc=self.cfg.modem.smsc,
                                    timeout_s=self.cfg.modem.send_timeout_s)
         except SendError as err:
-            modem_s = time.perf_counter() - t_modem
             self._record_failure(row, err)
         else:
-            modem_s = time.perf_counter() - t_modem
-            with self.engine.begin() as conn:
-                outbox.mark_sent(conn, row.id, refs, delivery_reports=self.cfg.sms.delivery_reports)
+            notice_id, reports = row.id, self.cfg.sms.delivery_reports
+            self._pending.append(lambda conn: outbox.mark_sent(conn, notice_id, refs, delivery_reports=reports))
             self.stats["sent"] += 1
-            log.info("notice %s sent to %s (%d part(s), %s, ref %s)", row.id, number[:-3] + "***",
-                     rendered.parts, rendered.encoding, refs)
-        self.stats["modem_s"] += modem_s
-        self.stats["own_s"] += time.perf_counter() - t0 - modem_s
+            if log.isEnabledFor(logging.INFO):
+                log.info("notice %s sent to %s (%d part(s), %s, ref %s)", row.id, number[:-3] + "***",
+                         rendered.parts, rendered.encoding, refs)
+        self._sent_since_read = True
         return True
 
-    def _unsendable(self, notice_id: int, reason: str) -> bool:
-        log.warning("notice %s failed: %s", notice_id, reason)
-        with self.engine.begin() as conn:
-            outbox.fail_unsendable(conn, notice_id, reason)
-        self.stats["failed"] += 1
+    def _claim_next(self, conn: sa.Connection) -> tuple[Any, str, Rendered] | bool | None:
+        """Claim the oldest due notice that can be sent; notices that never can are failed on the way.
+        None: nothing due; False: only unsendable ones this time (the loop comes back at once)."""
+        for _ in range(CLAIM_SCAN):
+            rows = outbox.due(conn, utcnow(), limit=1)
+            if not rows:
+                return None
+            row = rows[0]
+            try:
+                # phone_e164 is only ever stored by normalise_vn_mobile (enqueue, staff retry).
+                number = row.phone_e164 or normalise_vn_mobile(row.phone_raw)
+                if row.text:  # a retry sends exactly the text already recorded
+                    rendered = Rendered(row.text, row.encoding, row.parts)
+                else:
+                    rendered = render_notice(self.cfg, row.kind, json.loads(row.params or "{}"))
+            except InvalidPhone as exc:
+                self._unsendable(conn, row.id, f"invalid phone number: {exc}")
+                continue
+            except (ValueError, KeyError) as exc:
+                self._unsendable(conn, row.id, f"cannot write the text: {exc}")
+                continue
+            if outbox.claim(conn, row.id, phone_e164=number, text=rendered.text,
+                            encoding=rendered.encoding, parts=rendered.parts):
+                return row, number, rendered
         return False
 
+    def _unsendable(self, conn: sa.Connection, notice_id: int, reason: str) -> None:
+        log.warning("notice %s failed: %s", notice_id, reason)
+        outbox.fail_unsendable(conn, notice_id, reason)
+        self.stats["failed"] += 1
+
     def _record_failure(self, row: Any, err: SendError) -> None:
+        """Decide the notice's next state now; it is written with the next transaction."""
         attempts = row.attempts + 1
-        with self.engine.begin() as conn:
-            if err.outcome == AMBIGUOUS:
-                if err.accepted_refs:
-                    conn.execute(outbox.notices.update().where(outbox.notices.c.id == row.id).values(
-                        message_refs=",".join(map(str, err.accepted_refs))))
-                outbox.mark_uncertain(conn, row.id, err.detail)
-                self.stats["uncertain"] += 1
-            elif err.outcome == PERMANENT:
-                outbox.mark_failed(conn, row.id, err.detail, err.cms_code)
-                self.stats["failed"] += 1
-            elif attempts >= self.cfg.sms.max_attempts:
-                outbox.mark_failed(conn, row.id, f"gave up after {attempts} attempts: {err.detail}", err.cms_code)
-                self.stats["failed"] += 1
-            else:
-                delay = retry_delay(attempts, self.cfg.sms.retry_base_s, self.cfg.sms.retry_max_s)
-                outbox.mark_retry(conn, row.id, err.detail, err.cms_code, utcnow() + timedelta(seconds=delay))
-                self.stats["retry"] += 1
+        notice_id = row.id
+        write: Callable[[sa.Connection], None]
+        if err.outcome == AMBIGUOUS:
+            refs = ",".join(map(str, err.accepted_refs)) or None
+
+            def write(conn: sa.Connection) -> None:
+                if refs:
+                    conn.execute(outbox.notices.update().where(outbox.notices.c.id == notice_id)
+                                 .values(message_refs=refs))
+                outbox.mark_uncertain(conn, notice_id, err.detail)
+            self.stats["uncertain"] += 1
+        elif err.outcome == PERMANENT:
+            def write(conn: sa.Connection) -> None:
+                outbox.mark_failed(conn, notice_id, err.detail, err.cms_code)
+            self.stats["failed"] += 1
+        elif attempts >= self.cfg.sms.max_attempts:
+            def write(conn: sa.Connection) -> None:
+                outbox.mark_failed(conn, notice_id, f"gave up after {attempts} attempts: {err.detail}",
+                                   err.cms_code)
+            self.stats["failed"] += 1
+        else:
+            at = utcnow() + timedelta(seconds=retry_delay(attempts, self.cfg.sms.retry_base_s,
+                                                          self.cfg.sms.retry_max_s))
+
+            def write(conn: sa.Connection) -> None:
+                outbox.mark_retry(conn, notice_id, err.detail, err.cms_code, at)
+            self.stats["retry"] += 1
+        self._pending.append(write)
         log.warning("notice %s %s: %s", row.id, {AMBIGUOUS: "uncertain", PERMANENT: "failed"}.get(
             err.outcome, "will be retried"), err.detail)
         if err.modem_lost:
@@ -330,4 +426,3 @@ class Gateway:
             if not self.modem.connected:
                 self.state, self.detail = h.ERROR, err.detail
                 self._next_connect = 0.0
-

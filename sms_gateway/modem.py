@@ -135,6 +135,65 @@ def delivery_outcome(tp_status: int) -> bool | None:
     return False
 
 
+class _Watchdog:
+    """One long-lived thread that aborts a send the modem has not answered in time.
+
+    A `threading.Timer` per send cost 1-4 ms of thread start-up on a busy two-core machine, more than
+    everything else the gateway does for a message. This thread sleeps until the deadline it was
+    last given; arming it wakes it only when it would otherwise sleep too long.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._sm: Any = None
+        self._deadline: float | None = None
+        self._sleeping_until: float | None = None  # None: waiting without a deadline (or not started)
+        self._fired = False
+        self._thread: threading.Thread | None = None
+
+    def arm(self, sm: Any, timeout_s: float) -> None:
+        with self._cond:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="sms-send-watchdog", daemon=True)
+                self._sleeping_until = None
+                self._thread.start()
+            self._sm, self._fired = sm, False
+            self._deadline = time.monotonic() + timeout_s
+            if self._sleeping_until is None or self._deadline < self._sleeping_until:
+                self._cond.notify()
+
+    def disarm(self) -> bool:
+        """Stop watching; True when the watchdog fired (Abort was called) during this send."""
+        with self._cond:
+            self._sm, self._deadline = None, None
+            return self._fired
+
+    def shutdown(self) -> None:
+        """Let the thread end (the modem is closed); the next `arm` starts a new one."""
+        with self._cond:
+            self._thread, self._sm, self._deadline = None, None, None
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        me = threading.current_thread()
+        with self._cond:
+            while self._thread is me:
+                if self._deadline is None:
+                    self._sleeping_until = None
+                    self._cond.wait()
+                    continue
+                left = self._deadline - time.monotonic()
+                if left > 0:
+                    self._sleeping_until = self._deadline
+                    self._cond.wait(left)
+                    continue
+                sm, self._sm, self._deadline, self._fired = self._sm, None, None, True
+                try:
+                    sm.Abort()  # thread-safe in python-gammu; the blocked SendSMS returns ERR_ABORTED
+                except Exception:  # noqa: BLE001 - a dead connection needs no abort
+                    pass
+
+
 class Modem:
     def __init__(self, cfg: ModemConfig, workdir: Path, *, delivery_reports: bool = True):
         self.cfg = cfg
@@ -146,6 +205,7 @@ class Modem:
         self.info: dict[str, Any] = {}
         self._incoming = _Incoming()
         self._pin_refused = ""
+        self._watchdog = _Watchdog()
 
     # --- connection -------------------------------------------------------------------------
     def write_gammurc(self) -> None:
@@ -222,6 +282,7 @@ class Modem:
     def close(self) -> None:
         """Drop the connection; Abort first so a poisoned connection cannot block Terminate."""
         sm, self.sm = self.sm, None
+        self._watchdog.shutdown()
         if sm is None:
             return
         try:
@@ -296,23 +357,16 @@ class Modem:
 
     def _send_part(self, sm: Any, part: dict[str, Any], timeout_s: float) -> int:
         offset = self._log_size()
-        aborted = threading.Event()
-
-        def watchdog() -> None:
-            aborted.set()
-            sm.Abort()
-
-        timer = threading.Timer(timeout_s, watchdog)
-        timer.daemon = True
-        timer.start()
+        self._watchdog.arm(sm, timeout_s)
         try:
-            return int(sm.SendSMS(part))
+            ref = int(sm.SendSMS(part))
         except gammu.GSMError as exc:
+            aborted = self._watchdog.disarm()
             name = _err_name(exc)
-            if aborted.is_set() or name in _AMBIGUOUS:
+            if aborted or name in _AMBIGUOUS:
                 self.close()  # the connection is poisoned after a timeout
                 raise SendError(AMBIGUOUS, f"modem did not answer the send ({name}"
-                                f"{f', aborted after {timeout_s:g} s' if aborted.is_set() else ''}); "
+                                f"{f', aborted after {timeout_s:g} s' if aborted else ''}); "
                                 "it may have gone out", modem_lost=True) from None
             code = self._cms_since(offset)
             if code is not None:
@@ -324,8 +378,12 @@ class Modem:
             # An error reply without a CMS code (CME errors, unsupported...): the modem answered, so
             # the message did not go out.
             raise SendError(TEMPORARY, f"modem refused the send ({name}: {_text(exc)})", modem_lost=True) from None
-        finally:
-            timer.cancel()
+        if self._watchdog.disarm():
+            # The answer came just as the watchdog fired: the message went out, but the Abort flag
+            # would fail the next command, so the connection is rebuilt before the next notice.
+            log.warning("send answered at the watchdog's deadline; reconnecting the modem")
+            self.close()
+        return ref
 
     def _log_size(self) -> int:
         try:
@@ -356,14 +414,16 @@ class Modem:
         elif kind == "USSD" and isinstance(data, dict):
             self._incoming.ussd.append(data)
 
-    def poll(self) -> list[Report]:
-        """Read what the modem announced since the last call; return delivery reports."""
+    def poll(self, read: bool = True) -> list[Report]:
+        """Delivery reports the modem announced since the last call. With `read`, read the device for
+        new ones first; without it, only what Gammu already handed over (during a send, for one)."""
         if self.sm is None:
             return []
-        try:
-            self.sm.ReadDevice()
-        except gammu.GSMError as exc:
-            log.warning("reading from the modem failed: %s", _err_name(exc))
+        if read:
+            try:
+                self.sm.ReadDevice()
+            except gammu.GSMError as exc:
+                log.warning("reading from the modem failed: %s", _err_name(exc))
         for folder, location in self._incoming.locations[:]:
             self._incoming.locations.remove((folder, location))
             self._read_stored(folder, location)

@@ -14,9 +14,9 @@ States (see docs/sms.md):
     failed | cancelled -> queued              (staff: retry)
     uncertain -> queued | cancelled           (staff: resolve_uncertain)
 
-The gateway claims a notice (queued -> sending) in its own committed transaction before handing it
-to the modem, so a crash can only leave `sending` rows, which the next start turns into `uncertain`:
-never resent on its own, never lost.
+The gateway claims a notice (queued -> sending) in a committed transaction before handing it to the
+modem (the same transaction records the previous message's outcome), so a crash can only leave
+`sending` rows, which the next start turns into `uncertain`: never resent on its own, never lost.
 """
 from __future__ import annotations
 
@@ -195,15 +195,46 @@ def daily_usage(conn: sa.Connection, days: int = 14, tz: str = "Asia/Ho_Chi_Minh
 
 
 # --- the gateway's side ----------------------------------------------------------------------
+# The gateway runs these once or twice per message: the statements are built once, so SQLAlchemy
+# neither rebuilds them nor recomputes their cache keys (a third of the gateway's CPU per message).
+
+# `state IN (...)` with a tuple is an "expanding" parameter SQLAlchemy rewrites at every execution.
+_IS_DUE = sa.or_(*(notices.c.state == state for state in DUE_STATES))
+_DUE = (
+    sa.select(notices)
+    .where(_IS_DUE, notices.c.next_attempt_at <= sa.bindparam("now"))
+    .order_by(notices.c.next_attempt_at, notices.c.id)
+    .limit(sa.bindparam("limit"))
+)
+_CLAIM = (
+    notices.update()
+    .where(notices.c.id == sa.bindparam("nid"), _IS_DUE)
+    .values(state=SENDING, phone_e164=sa.bindparam("b_phone"), text=sa.bindparam("b_text"),
+            encoding=sa.bindparam("b_encoding"), parts=sa.bindparam("b_parts"),
+            attempts=notices.c.attempts + 1, updated_at=sa.bindparam("b_now"))
+)
+_FINISH_WHERE = (notices.c.id == sa.bindparam("nid"), notices.c.state == SENDING)
+_MARK_SENT = notices.update().where(*_FINISH_WHERE).values(
+    state=SENT, sent_at=sa.bindparam("b_now"), updated_at=sa.bindparam("b_now"), next_attempt_at=None,
+    last_error=None, cms_code=None, message_ref=sa.bindparam("b_ref"), message_refs=sa.bindparam("b_refs"),
+    delivery_status=sa.bindparam("b_delivery"),
+)
+_MARK_RETRY = notices.update().where(*_FINISH_WHERE).values(
+    state=RETRY, last_error=sa.bindparam("b_error"), cms_code=sa.bindparam("b_cms"),
+    next_attempt_at=sa.bindparam("b_at"), updated_at=sa.bindparam("b_now"),
+)
+_MARK_FAILED = notices.update().where(*_FINISH_WHERE).values(
+    state=FAILED, last_error=sa.bindparam("b_error"), cms_code=sa.bindparam("b_cms"), next_attempt_at=None,
+    updated_at=sa.bindparam("b_now"),
+)
+_MARK_UNCERTAIN = notices.update().where(*_FINISH_WHERE).values(
+    state=UNCERTAIN, last_error=sa.bindparam("b_error"), next_attempt_at=None, updated_at=sa.bindparam("b_now"),
+)
+
 
 def due(conn: sa.Connection, now: datetime, limit: int = 50) -> Sequence[sa.Row]:
     """Notices whose time has come, oldest first."""
-    return conn.execute(
-        sa.select(notices)
-        .where(notices.c.state.in_(DUE_STATES), notices.c.next_attempt_at <= now)
-        .order_by(notices.c.next_attempt_at, notices.c.id)
-        .limit(limit)
-    ).all()
+    return conn.execute(_DUE, {"now": now, "limit": limit}).all()
 
 
 def next_due_at(conn: sa.Connection) -> datetime | None:
@@ -214,40 +245,34 @@ def next_due_at(conn: sa.Connection) -> datetime | None:
 
 def claim(conn: sa.Connection, notice_id: int, *, phone_e164: str, text: str, encoding: str, parts: int) -> bool:
     """queued/retry -> sending, with the exact text about to go out. False if someone else moved it."""
-    result = conn.execute(
-        notices.update()
-        .where(notices.c.id == notice_id, notices.c.state.in_(DUE_STATES))
-        .values(state=SENDING, phone_e164=phone_e164, text=text, encoding=encoding, parts=parts,
-                attempts=notices.c.attempts + 1, updated_at=utcnow())
-    )
+    result = conn.execute(_CLAIM, {"nid": notice_id, "b_phone": phone_e164, "b_text": text,
+                                   "b_encoding": encoding, "b_parts": parts, "b_now": utcnow()})
     return result.rowcount == 1
 
 
-def _finish(conn: sa.Connection, notice_id: int, **values: Any) -> None:
-    conn.execute(
-        notices.update().where(notices.c.id == notice_id, notices.c.state == SENDING)
-        .values(updated_at=utcnow(), **values)
-    )
-
-
 def mark_sent(conn: sa.Connection, notice_id: int, refs: list[int], *, delivery_reports: bool) -> None:
-    _finish(conn, notice_id, state=SENT, sent_at=utcnow(), next_attempt_at=None, last_error=None, cms_code=None,
-            message_ref=refs[-1] if refs else None, message_refs=",".join(map(str, refs)) or None,
-            delivery_status=DELIVERY_PENDING if delivery_reports and refs else None)
+    conn.execute(_MARK_SENT, {
+        "nid": notice_id, "b_now": utcnow(), "b_ref": refs[-1] if refs else None,
+        "b_refs": ",".join(map(str, refs)) or None,
+        "b_delivery": DELIVERY_PENDING if delivery_reports and refs else None,
+    })
 
 
 def mark_retry(conn: sa.Connection, notice_id: int, error: str, cms_code: int | None, at: datetime) -> None:
-    _finish(conn, notice_id, state=RETRY, last_error=error, cms_code=cms_code, next_attempt_at=at)
+    conn.execute(_MARK_RETRY, {"nid": notice_id, "b_error": error, "b_cms": cms_code, "b_at": at,
+                               "b_now": utcnow()})
 
 
 def mark_failed(conn: sa.Connection, notice_id: int, error: str, cms_code: int | None = None) -> None:
-    _finish(conn, notice_id, state=FAILED, last_error=error, cms_code=cms_code, next_attempt_at=None)
-    log_event(conn, notice_id, SENDING, FAILED, "gateway", error)
+    now = utcnow()
+    conn.execute(_MARK_FAILED, {"nid": notice_id, "b_error": error, "b_cms": cms_code, "b_now": now})
+    log_event(conn, notice_id, SENDING, FAILED, "gateway", error, now)
 
 
 def mark_uncertain(conn: sa.Connection, notice_id: int, reason: str) -> None:
-    _finish(conn, notice_id, state=UNCERTAIN, last_error=reason, next_attempt_at=None)
-    log_event(conn, notice_id, SENDING, UNCERTAIN, "gateway", reason)
+    now = utcnow()
+    conn.execute(_MARK_UNCERTAIN, {"nid": notice_id, "b_error": reason, "b_now": now})
+    log_event(conn, notice_id, SENDING, UNCERTAIN, "gateway", reason, now)
 
 
 def fail_unsendable(conn: sa.Connection, notice_id: int, error: str) -> None:

@@ -31,6 +31,11 @@ _ASCII_SUBST = {
     "đ": "d", "Đ": "D", "“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "–": "-", "—": "-",
     "…": "...", "•": "-", "\u00a0": " ", "\t": " ", "×": "x", "№": "No", "`": "'",
 }
+# Plain ASCII that fold() leaves as it is, and plain ASCII inside the GSM-7 alphabet (fast paths: the
+# gateway renders every notice, the "shorten to fit" search up to 7 times).
+_ASCII_FOLDED = re.compile(r"[\n\x20-\x5f\x61-\x7e]*")  # the backtick folds to an apostrophe
+_ASCII_GSM = re.compile(r"[\n\r\f\x20-\x5f\x61-\x7e]*")  # printable ASCII but the backtick
+_ASCII_GSM_EXT = "^{}\\[~]|\f"
 _EMPTY_PARENS = re.compile(r"\s*\(\s*\)")
 _SPACES = re.compile(r"[ ]{2,}")
 
@@ -52,11 +57,15 @@ def _fold_char(ch: str) -> str:
 
 def fold(text: str) -> str:
     """Plain-ASCII Vietnamese: marks dropped, đ/Đ to d/D; anything else outside ASCII becomes '?'."""
+    if _ASCII_FOLDED.fullmatch(text):
+        return text
     return "".join(map(_fold_char, unicodedata.normalize("NFD", text)))
 
 
 def septets(text: str) -> int | None:
     """Length in GSM-7 septets, or None when the text is not GSM-7."""
+    if _ASCII_GSM.fullmatch(text):
+        return len(text) + sum(map(text.count, _ASCII_GSM_EXT))
     n = 0
     for ch in text:
         if ch in _GSM_BASIC:
@@ -125,6 +134,13 @@ def _format_date(value: Any) -> str:
     return str(value or "")
 
 
+@lru_cache(maxsize=1024)
+def _fold_nfc(text: str) -> str:
+    """NFC then fold; cached because the template, commune, place, hours and most procedure names
+    repeat from one notice to the next."""
+    return fold(unicodedata.normalize("NFC", text))
+
+
 def _fill(template: str, values: Mapping[str, str]) -> str:
     text = template.format(**values)
     return _SPACES.sub(" ", _EMPTY_PARENS.sub("", text))
@@ -159,8 +175,8 @@ def render_notice(cfg: Config, kind: str, params: Mapping[str, Any]) -> Rendered
         "text": str(params.get("text") or ""),
     }
     if sms.encoding == "ascii":  # fold once; the shortening search below then works on plain ASCII
-        template = fold(unicodedata.normalize("NFC", template))
-        values = {k: fold(unicodedata.normalize("NFC", v)) for k, v in values.items()}
+        template = _fold_nfc(template)
+        values = {k: _fold_nfc(v) for k, v in values.items()}
     rendered = prepare(_fill(template, values), sms.encoding)
     if rendered.parts <= sms.max_parts or "{procedure}" not in template or not values["procedure"]:
         return rendered
