@@ -502,10 +502,10 @@ def test_kiosk_user_cli_add_list_disable(make_config, tmp_path):
     assert "quan.tri" in runner.invoke(cli, ["--config", str(path), "user", "list"]).output
     assert runner.invoke(cli, ["--config", str(path), "user", "disable", "quan.tri"]).exit_code == 0
     engine = make_engine(cfg)
+    assert not users.authenticate(engine, cfg.staff, "quan.tri", PASSWORD, "cli").ok
     with engine.begin() as conn:
         row = users.get_by_name(conn, "quan.tri")
         assert row["role"] == "admin" and not row["active"] and row["password_hash"].startswith("$argon2id$")
-        assert not users.authenticate(conn, cfg.staff, "quan.tri", PASSWORD, "cli").ok
         actions = [r.action for r in conn.execute(sa.select(staff_audit.c.action))]
     assert actions[:2] == [audit.USER_ADD, audit.USER_DISABLE]
 
@@ -540,11 +540,11 @@ def test_accounts_lockout_audit_and_search_on_sqlite_and_postgresql(any_engine, 
         apply_event(conn, DossierEvent(code="HS_%1", status="waiting", applicant_name="Trần Thị Lan",
                                        phone="0912345678"), via="test")
         apply_event(conn, DossierEvent(code="HS-X1", status="waiting", applicant_name="Lê Văn Tám"), via="test")
+    assert users.authenticate(any_engine, staff, "LAN ", PASSWORD, "10.0.0.1").ok
+    outcomes = [users.authenticate(any_engine, staff, "lan", "sai", "10.0.0.1").reason for _ in range(5)]
+    assert outcomes == ["bad"] * 4 + ["locked"]
+    assert users.authenticate(any_engine, staff, "lan", PASSWORD, "10.0.0.1").reason == "locked"
     with any_engine.begin() as conn:
-        assert users.authenticate(conn, staff, "LAN ", PASSWORD, "10.0.0.1").ok
-        outcomes = [users.authenticate(conn, staff, "lan", "sai", "10.0.0.1").reason for _ in range(5)]
-        assert outcomes == ["bad"] * 4 + ["locked"]
-        assert users.authenticate(conn, staff, "lan", PASSWORD, "10.0.0.1").reason == "locked"
         audit.record(conn, actor="lan", action=audit.LOGIN, detail={"note": "Tiếng Việt"}, address="10.0.0.1")
         assert audit.recent(conn, limit=1)[0]["detail"] == {"note": "Tiếng Việt"}
         assert [r["code"] for r in search_dossiers(conn, "HS_%")] == ["HS_%1"]  # LIKE wildcards are literal
@@ -558,9 +558,8 @@ def test_demo_seeds_one_admin_with_a_random_password_once(config, engine):
 
     name, password = seed_demo_account(engine, config)
     assert seed_demo_account(engine, config) is None  # never a second account, never a reset
-    with engine.begin() as conn:
-        assert users.authenticate(conn, config.staff, name, password, "127.0.0.1").ok
-        assert len(password) >= config.staff.min_password_length
+    assert users.authenticate(engine, config.staff, name, password, "127.0.0.1").ok
+    assert len(password) >= config.staff.min_password_length
 
 
 def test_english_catalogue_covers_every_staff_text_and_is_compiled():
@@ -607,3 +606,15 @@ def test_the_kiosk_address_is_recognised_through_a_dual_stack_listener(app):
         kiosk = lan_client(app, mapped)
         kiosk.set_cookie("motcua_staff", cookie)
         assert kiosk.get("/staff/dossiers").status_code == 403, mapped
+
+
+def test_wrong_passwords_tried_at_once_all_count(config, engine):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with engine.begin() as conn:
+        users.create_user(conn, config.staff, "song-song", PASSWORD)
+    with ThreadPoolExecutor(5) as pool:
+        outcomes = list(pool.map(lambda i: users.authenticate(engine, config.staff, "song-song", f"sai-{i}",
+                                                             f"10.0.1.{i}").reason, range(5)))
+    assert sorted(outcomes) == ["bad"] * 4 + ["locked"]
+    assert users.authenticate(engine, config.staff, "song-song", PASSWORD, "10.0.1.9").reason == "locked"

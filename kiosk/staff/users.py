@@ -121,45 +121,64 @@ def _recent_failures(conn: sa.Connection, since: datetime, *, address: str | Non
     return conn.execute(q).scalar_one()
 
 
-def authenticate(conn: sa.Connection, cfg: StaffConfig, username: str, password: str, address: str,
+def authenticate(engine: sa.Engine, cfg: StaffConfig, username: str, password: str, address: str,
                  now: datetime | None = None) -> SignIn:
-    """Check one sign-in attempt and record it. Runs in the caller's (write) transaction."""
+    """Check one sign-in attempt and record it.
+
+    The argon2 verification (tens of ms, more on a Pi) runs outside any write transaction, so a
+    sign-in never holds SQLite's write lock while it hashes; the counters are updated atomically
+    after it.
+    """
+    from motcua.db import reading
+
     now = now or utcnow()
     name = normalise_username(username)
+    address = (address or "-")[:64]
     window = now - timedelta(minutes=cfg.lockout_minutes)
-    result = _decide(conn, cfg, name, password or "", address, now, window)
-    conn.execute(staff_login_attempts.insert().values(
-        at=now, username=name or "-", address=address[:64], succeeded=result.ok))
+    with reading(engine) as conn:
+        blocked = _recent_failures(conn, window, address=address) >= cfg.address_failures
+        user = get_by_name(conn, name) if name and not blocked else None
+        name_failures = _recent_failures(conn, window, username=name or "-") if not blocked else 0
+    if blocked:
+        result = SignIn("address_blocked")
+    elif user is None or not user["active"]:
+        verify_password(_DUMMY_HASH, password or "")
+        # Unknown names lock like real ones, so the lock message does not tell which names exist.
+        if name_failures + 1 >= cfg.lockout_failures:
+            result = SignIn("locked", locked_until=now + timedelta(minutes=cfg.lockout_minutes))
+        else:
+            result = SignIn("bad")
+    elif user["locked_until"] is not None and user["locked_until"] > now:
+        result = SignIn("locked", user=user, locked_until=user["locked_until"])
+    else:
+        ok = verify_password(user["password_hash"], password or "")
+        rehash = hash_password(password) if ok and _hasher.check_needs_rehash(user["password_hash"]) else None
+        result = None
+    with engine.begin() as conn:
+        if result is None:
+            result = _record_verdict(conn, cfg, user, ok, rehash, now)
+        conn.execute(staff_login_attempts.insert().values(
+            at=now, username=name or "-", address=address, succeeded=result.ok))
     return result
 
 
-def _decide(conn: sa.Connection, cfg: StaffConfig, name: str, password: str, address: str,
-            now: datetime, window: datetime) -> SignIn:
-    if _recent_failures(conn, window, address=address[:64]) >= cfg.address_failures:
-        return SignIn("address_blocked")
-    user = get_by_name(conn, name) if name else None
-    if user is None or not user["active"]:
-        verify_password(_DUMMY_HASH, password)
-        # Unknown names lock like real ones, so the lock message does not tell which names exist.
-        if _recent_failures(conn, window, username=name or "-") + 1 >= cfg.lockout_failures:
-            return SignIn("locked", locked_until=now + timedelta(minutes=cfg.lockout_minutes))
-        return SignIn("bad")
-    if user["locked_until"] is not None and user["locked_until"] > now:
-        return SignIn("locked", user=user, locked_until=user["locked_until"])
-    if not verify_password(user["password_hash"], password):
-        failures = user["failed_logins"] + 1
-        if failures >= cfg.lockout_failures:
-            until = now + timedelta(minutes=cfg.lockout_minutes)
-            conn.execute(staff_users.update().where(staff_users.c.id == user["id"]).values(
-                failed_logins=0, locked_until=until, updated_at=now))
-            return SignIn("locked", user=user, locked_until=until)
-        conn.execute(staff_users.update().where(staff_users.c.id == user["id"]).values(failed_logins=failures))
-        return SignIn("bad", user=user)
-    values: dict[str, Any] = {"failed_logins": 0, "locked_until": None, "last_login_at": now}
-    if _hasher.check_needs_rehash(user["password_hash"]):
-        values["password_hash"] = hash_password(password)
-    conn.execute(staff_users.update().where(staff_users.c.id == user["id"]).values(**values))
-    return SignIn("ok", user=get(conn, user["id"]))
+def _record_verdict(conn: sa.Connection, cfg: StaffConfig, user: Mapping[str, Any], ok: bool,
+                    rehash: str | None, now: datetime) -> SignIn:
+    where = staff_users.c.id == user["id"]
+    if ok:
+        values: dict[str, Any] = {"failed_logins": 0, "locked_until": None, "last_login_at": now}
+        if rehash:
+            values["password_hash"] = rehash
+        conn.execute(staff_users.update().where(where).values(**values))
+        return SignIn("ok", user=get(conn, user["id"]))
+    # Counted in the database (not from what we read before hashing): concurrent tries all count.
+    conn.execute(staff_users.update().where(where).values(failed_logins=staff_users.c.failed_logins + 1))
+    failures = conn.execute(sa.select(staff_users.c.failed_logins).where(where)).scalar_one()
+    if failures >= cfg.lockout_failures:
+        until = now + timedelta(minutes=cfg.lockout_minutes)
+        conn.execute(staff_users.update().where(where).values(failed_logins=0, locked_until=until, updated_at=now))
+        return SignIn("locked", user=user, locked_until=until)
+    return SignIn("bad", user=user)
 
 
 def verify_password(stored: str, password: str) -> bool:

@@ -207,9 +207,9 @@ def login():  # noqa: ANN201
     if not form.validate_on_submit():
         return render_template("staff/login.html", form=form, error=_("Vui lòng nhập tên đăng nhập và mật khẩu.")), 400
     cfg = get_config()
+    outcome = users.authenticate(get_engine(), cfg.staff, form.username.data, form.password.data, client_address())
+    name = users.normalise_username(form.username.data) or "-"
     with get_engine().begin() as conn:
-        outcome = users.authenticate(conn, cfg.staff, form.username.data, form.password.data, client_address())
-        name = users.normalise_username(form.username.data) or "-"
         if outcome.ok:
             audit.record(conn, actor=name, action=audit.LOGIN, address=client_address())
         else:
