@@ -174,6 +174,8 @@ def test_printing_and_adding_a_phone_are_refused_from_the_lan(kiosk_app):
                   environ_base=LAN).status_code == 403
     html = lookup(c, LAN, code=CODE).get_data(as_text=True)
     assert 'id="print-slip"' not in html
+    assert 'data-events-url=""' in html  # no camera scan events for the LAN
+    assert 'data-events-url="/scanner/events"' in lookup(c, code=CODE).get_data(as_text=True)
 
 
 def test_phone_needs_the_secret_and_consent_and_never_overwrites(kiosk_app, engine):

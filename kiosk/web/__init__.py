@@ -28,7 +28,8 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def _kiosk_settings() -> dict[str, object]:
-        return {"idle_ms": cfg.kiosk.idle_timeout_s * 1000}
+        # Only the kiosk's own screen listens to the camera scanner (the stream refuses other clients).
+        return {"idle_ms": cfg.kiosk.idle_timeout_s * 1000, "kiosk_screen": views.is_kiosk_screen()}
 
     @app.errorhandler(429)
     def _too_many(exc: HTTPException):  # noqa: ANN202

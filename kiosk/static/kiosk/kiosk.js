@@ -40,10 +40,6 @@
 
   /* ---- one way to look a dossier up: POST /lookup, whatever the source ------------------------ */
   var busy = false;
-  function csrf() {
-    var m = document.querySelector('meta[name="csrf-token"]');
-    return m ? m.getAttribute("content") : null;
-  }
   function lookup(fields) {
     if (busy) return;
     busy = true;
@@ -51,8 +47,6 @@
     form.method = "post";
     form.action = data.lookupUrl || "/lookup";
     form.hidden = true;
-    var token = csrf();
-    if (token) fields.csrf_token = token;
     Object.keys(fields).forEach(function (name) {
       var input = document.createElement("input");
       input.type = "hidden";
