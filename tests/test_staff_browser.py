@@ -73,6 +73,12 @@ def _watch(page: Any) -> dict[str, list[str]]:
     return seen
 
 
+def _go(page: Any, selector: str) -> None:
+    """Click something that loads a new page, and wait for it (reading before it arrives is a race)."""
+    with page.expect_navigation():
+        page.click(selector)
+
+
 def _no_script_ran(page: Any) -> None:
     assert page.evaluate("window.__pwned") is None
     assert page.locator("img").count() == 0
@@ -83,7 +89,7 @@ def _sign_in(page: Any, base: str, username: str, password: str) -> None:
     page.goto(f"{base}/staff/login")
     page.fill("#username", username)
     page.fill("#password", password)
-    page.click("button.primary")
+    _go(page, "button.primary")
 
 
 def test_staff_flow_in_chromium(live_server, page, tmp_path):
@@ -108,7 +114,7 @@ def test_staff_flow_in_chromium(live_server, page, tmp_path):
     page.goto(f"{base}/staff/notices?state=failed")
     page.fill("#username", "quantri")
     page.fill("#password", PASSWORD)
-    page.click("button.primary")
+    _go(page, "button.primary")
     assert page.url.endswith("/staff/notices?state=failed")
     assert "Quản Trị Viên" in page.inner_text("header")
     reasons = page.locator("td.reason").all_inner_texts()
@@ -121,29 +127,29 @@ def test_staff_flow_in_chromium(live_server, page, tmp_path):
         assert page.locator(f"a:text-is('EVIL-{name}')").count() == 1
     _no_script_ran(page)
     page.fill("#q", "0912 345 678")
-    page.click("form.search button")
-    page.click(f"a:text-is('{CODE}')")
+    _go(page, "form.search button")
+    _go(page, f"a:text-is('{CODE}')")
     assert page.inner_text("#dossier-code") == CODE
     for _ in range(2):
         page.select_option("#status", "result_ready")
-        page.click("#status-form button")
+        _go(page, "#status-form button")
         assert page.inner_text("#dossier-status") == "Chờ trả kết quả"
     assert "không có gì thay đổi" in page.inner_text("main")
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(notices)
                             .where(notices.c.dossier_code == CODE)).scalar_one() == 1
     page.fill("#phone", "0123")
-    page.click("#phone-form button")
+    _go(page, "#phone-form button")
     assert "Số điện thoại không hợp lệ" in page.inner_text(".flash-error")
     page.fill("#phone", "01687654321")
-    page.click("#phone-form button")
+    _go(page, "#phone-form button")
     assert page.inner_text("#dossier-phone") == "+84387654321"
     assert "quantri" in page.inner_text("#history")
 
     # Every hostile dossier's own page: shown as text, nothing runs, long text wraps inside the page.
     for name, text in HOSTILE.items():
         page.goto(f"{base}/staff/dossiers")
-        page.click(f"a:text-is('EVIL-{name}')")
+        _go(page, f"a:text-is('EVIL-{name}')")
         assert text in page.inner_text("dl.facts")
         _no_script_ran(page)
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
@@ -151,10 +157,12 @@ def test_staff_flow_in_chromium(live_server, page, tmp_path):
     # Notices: cancel the queued notice (confirm dialog), then send it again.
     page.goto(f"{base}/staff/notices?state=queued")
     row = page.locator("#notices tbody tr").first
-    row.locator("button[data-action=cancel]").click()
+    with page.expect_navigation():
+        row.locator("button[data-action=cancel]").click()
     assert "Đã cập nhật tin nhắn" in page.inner_text(".flash-success")
     page.goto(f"{base}/staff/notices?state=cancelled")
-    page.locator("#notices button[data-action=retry]").first.click()
+    with page.expect_navigation():
+        page.locator("#notices button[data-action=retry]").first.click()
     with engine.connect() as conn:
         assert conn.execute(sa.select(notices.c.state).where(notices.c.dossier_code == CODE)).scalar_one() == "queued"
 
@@ -170,9 +178,9 @@ def test_staff_flow_in_chromium(live_server, page, tmp_path):
     _no_script_ran(page)
 
     # English on request; then sign out, and the pages are closed again.
-    page.click(".lang button")
+    _go(page, ".lang button")
     assert "Audit log" in page.inner_text("h1")
-    page.click("#logout")
+    _go(page, "#logout")
     page.goto(f"{base}/staff/dossiers")
     assert "/staff/login" in page.url
 
