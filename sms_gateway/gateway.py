@@ -62,7 +62,7 @@ def retry_delay(attempts: int, base: float, cap: float) -> float:
 
 class Gateway:
     """Drains the outbox through one modem. `reap_children`: this process is the gateway alone (the
-    CLI), so every child process is a modem proxy Gammu started and left unreaped after a reconnect."""
+    CLI), so every child process is a modem proxy Gammu started; exited ones are collected."""
 
     def __init__(self, cfg: Config, engine: sa.Engine, *, modem: Modem | None = None,
                  reap_children: bool = False):
@@ -111,6 +111,7 @@ class Gateway:
                 self._flush()  # if this fails the notice stays `sending`: uncertain at the next start
             finally:
                 self.modem.close()
+                self._reap()
                 self._heartbeat(force=True)
         return code
 
@@ -270,7 +271,6 @@ class Gateway:
         if not force and now - self._last_heartbeat < HEARTBEAT_S:
             return
         self._last_heartbeat = now
-        self._reap()
         fields = {k: v for k, v in self._status_fields.items()
                   if k in ("sim", "registered", "network", "signal_percent", "model", "imei")}
         try:
@@ -281,8 +281,10 @@ class Gateway:
             log.warning("could not write the modem heartbeat: %s", exc)
 
     def _reap(self) -> None:
-        """Collect the exit status of modem proxy processes Gammu's proxyat left behind (zombies)."""
-        if not self._reap_children:
+        """Collect modem proxy processes that Gammu's proxyat left behind (some Gammu versions only
+        SIGHUP them on close and never wait). Called only while no connection is open, so Gammu will
+        not signal any of these pids again (a reaped pid may be reused)."""
+        if not self._reap_children or self.modem.connected:
             return
         while True:
             try:

@@ -237,6 +237,12 @@ class Modem:
         try:
             sm.Init()
         except gammu.GSMError as exc:
+            # Terminate even a failed Init: it closes the device and, behind proxyat, collects the
+            # exited proxy process, which would otherwise stay a zombie for every failed reconnect.
+            try:
+                sm.Terminate()
+            except gammu.GSMError:
+                pass
             raise ModemFault(h.UNPLUGGED, f"modem not answering ({_err_name(exc)}: {_text(exc)})") from None
         self.sm = sm
         try:

@@ -295,3 +295,161 @@ def test_cli_send_run_status(tmp_path, modem):
     status = subprocess.run([*cli, "status"], capture_output=True, text=True, timeout=60)
     assert "modem: ok" in status.stdout and "sent 1" in status.stdout
     assert modem.messages() == [("+84912345678", "ucs2", "Xin chào, hồ sơ đã xong.")]
+
+
+# --- one fsync per message, results never left behind a wait ----------------------------------
+
+def _dummy_device(tmp_path: Path) -> Path:
+    device = tmp_path / "dummy-modem"
+    for sub in ("inbox", "outbox", "sent", "error"):
+        (device / sub).mkdir(parents=True, exist_ok=True)
+    return device
+
+
+def test_back_to_back_sends_commit_one_transaction_per_message(make_config, tmp_path):
+    """The outcome of message N is committed together with the claim of N+1 (one fsync, not two)."""
+    cfg = make_config(sms=FAST_SMS, modem={"model": "dummy", "connection": "none",
+                                           "device": str(_dummy_device(tmp_path))})
+    engine = make_engine(cfg)
+    n = 30
+    _enqueue(engine, n)
+    commits = []
+    sa.event.listen(engine, "commit", lambda _conn: commits.append(1))
+    code, gw = _run(cfg, engine)
+    assert code == EXIT_IDLE and gw.stats["sent"] == n
+    assert {r.state for r in _rows(engine).values()} == {"sent"}
+    # n claims (the last outcome rides on the final flush) + start-up recovery + a few heartbeats;
+    # claim and outcome in separate transactions would be 2n = 60
+    assert n + 1 <= len(commits) <= n + 6, len(commits)
+    engine.dispose()
+
+
+def test_outcome_is_committed_before_the_pacing_wait(make_config, tmp_path):
+    """While the gateway waits between two messages, the first one is already recorded `sent`: a crash
+    during the pause must not turn a message known to be sent into an uncertain one."""
+    import threading
+
+    cfg = make_config(sms={**FAST_SMS, "pace_s": 1.5},
+                      modem={"model": "dummy", "connection": "none", "device": str(_dummy_device(tmp_path))})
+    engine = make_engine(cfg)
+    first, second = _enqueue(engine, 2)
+    gw = Gateway(cfg, engine)
+    thread = threading.Thread(target=gw.run, kwargs={"until_idle": True})
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        seen = None
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                states = dict(conn.execute(sa.select(notices.c.id, notices.c.state)).all())
+            if states[first] != "queued" and states[first] != "sending":
+                seen = states
+                break
+            time.sleep(0.02)
+        assert seen == {first: "sent", second: "queued"}, seen
+    finally:
+        gw.stop()
+        thread.join(30)
+    engine.dispose()
+
+
+def test_watchdog_thread_ends_with_the_connection(setup, modem):
+    import threading
+
+    cfg, engine = setup()
+    _enqueue(engine, 2)
+    assert _run(cfg, engine)[0] == EXIT_IDLE and len(modem.sent()) == 2
+    deadline = time.monotonic() + 5
+    while any(t.name == "sms-send-watchdog" for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(t.name == "sms-send-watchdog" for t in threading.enumerate())
+
+
+def _zombie_children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid and fields[0] == "Z":
+            out.append(int(entry.name))
+    return out
+
+
+def test_reconnecting_to_an_unplugged_modem_leaves_no_zombie_processes(tmp_path, modem):
+    """Each reconnect behind proxyat starts a modem process; the running gateway collects them."""
+    import signal
+
+    from tests.conftest import write_config_file
+
+    modem.scenario(unplugged=True)
+    cfg_path = write_config_file(tmp_path / "gw.toml", {
+        "paths": {"data_dir": str(tmp_path / "data")}, "sms": FAST_SMS,
+        "modem": modem.modem_section(reconnect_s=0.1),
+    })
+    proc = subprocess.Popen([sys.executable, "-m", "sms_gateway.cli", "--config", str(cfg_path), "run"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        attempts = 0
+        starts = modem.dir / "starts.log"
+        while time.monotonic() < deadline and attempts < 4:  # reconnects after 0.1, 0.2, 0.4 s...
+            time.sleep(0.1)
+            attempts = len(starts.read_text().splitlines()) if starts.exists() else 0
+        assert attempts >= 4
+        time.sleep(0.3)
+        assert _zombie_children(proc.pid) == []
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+
+
+def test_reaper_collects_exited_children_only_while_no_modem_connection_is_open(tmp_path, make_config):
+    """Some Gammu versions SIGHUP the proxy process on close and never wait for it. The CLI's gateway
+    (which owns no other children) collects them, but never while a connection is open: Gammu may
+    still signal its current proxy's pid, which must not be freed for reuse. Run in a child Python so
+    that os.waitpid(-1) cannot touch this test process's own children."""
+    script = f"""
+import os, sys, time
+sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
+from pathlib import Path
+from motcua.config import load_config
+from sms_gateway.gateway import Gateway
+cfg_path = Path({str(tmp_path / 'c.toml')!r}); cfg_path.write_text("")
+cfg = load_config(cfg_path, {{"paths": {{"data_dir": {str(tmp_path / 'data')!r}}}}})
+
+def exited_child():
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    time.sleep(0.2)
+    return pid
+
+def is_zombie(pid):
+    try:
+        return Path(f"/proc/{{pid}}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return False
+
+gw = Gateway(cfg, engine=None, reap_children=True)
+pid = exited_child()
+gw.modem.sm = object()  # a connection is open
+gw._reap()
+assert is_zombie(pid), "reaped while connected"
+gw.modem.sm = None
+gw._reap()
+assert not is_zombie(pid), "not reaped"
+gw._reap()  # no children left: nothing to do, no error
+plain = Gateway(cfg, engine=None)
+pid = exited_child()
+plain._reap()
+assert is_zombie(pid), "a gateway inside another program reaped"
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

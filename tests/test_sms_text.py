@@ -5,7 +5,7 @@ import unicodedata
 
 import pytest
 
-from sms_gateway.text import GSM7, UCS2, count_parts, fold, prepare, render_notice
+from sms_gateway.text import GSM7, UCS2, count_parts, fold, prepare, render_notice, septets
 
 LONG_PROCEDURE = "Đăng ký khai sinh có yếu tố nước ngoài kết hợp nhận cha, mẹ, con"
 
@@ -66,3 +66,35 @@ def test_unknown_kind_and_bad_template_are_clear_errors(make_config):
         render_notice(make_config(), "holiday", {})
     with pytest.raises(ConfigError, match="placeholder"):
         make_config(sms={"templates": {"result_ready": "{nope}"}})
+
+
+def test_ascii_fast_paths_agree_with_the_character_by_character_rules():
+    """fold() and septets() skip their per-character work for plain ASCII; on every mix of ASCII
+    (control characters, the backtick, GSM extension characters) and Vietnamese they must give what
+    the per-character rules give."""
+    import random
+    import unicodedata
+
+    from sms_gateway import text as t
+
+    def septets_slow(s):
+        n = 0
+        for ch in s:
+            if ch in t._GSM_BASIC:
+                n += 1
+            elif ch in t._GSM_EXT:
+                n += 2
+            else:
+                return None
+        return n
+
+    def fold_slow(s):
+        return "".join(map(t._fold_char, unicodedata.normalize("NFD", s)))
+
+    rng = random.Random(6)
+    alphabet = [chr(i) for i in range(128)] + list("đĐàáảãạ€£“”…\u00a0")
+    samples = ["", "`", "a`b", "x\ty", "{[~]}|^\\", "\f", "Ho so H42 da co ket qua.\n"]
+    samples += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12))) for _ in range(20000)]
+    for s in samples:
+        assert septets(s) == septets_slow(s), repr(s)
+        assert fold(s) == fold_slow(s), repr(s)

@@ -23,6 +23,7 @@ DIR holds:
   modem answers +CMGS, so a message the gateway may have lost track of is still counted here.
 - `state.json`: the message-reference counter and consumed fault counters (survive "replugs").
 - `commands.log`: every command received, for debugging.
+- `starts.log`: one line per process start ("plugged" or "unplugged"), so a test can count reconnects.
 
 Unknown commands answer ERROR (Gammu's probing depends on it).
 """
@@ -259,6 +260,9 @@ def status_report_pdu(ref: int, submit_pdu: str, delivered: bool) -> str:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    if load("scenario.json", {}).get("unplugged"):
+    unplugged = bool(load("scenario.json", {}).get("unplugged"))
+    with open(DIR / "starts.log", "a") as fh:
+        fh.write(f"{os.getpid()} {'unplugged' if unplugged else 'plugged'}\n")
+    if unplugged:
         sys.exit(0)
     Modem().run()
