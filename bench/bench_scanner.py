@@ -38,7 +38,7 @@ from kiosk.scanner.payload import PayloadRejected, parse_payload  # noqa: E402
 from motcua.config import ScannerConfig  # noqa: E402
 from scanner_corpus import CATEGORIES, corpus  # noqa: E402
 
-SINGLE = ["pyzbar", "zxing", "opencv"]
+SINGLE = ["pyzbar", "zxing", "opencv"]  # the decoders as their makers ship them
 
 
 def _dossier_code(texts: list[str]) -> str | None:
@@ -56,6 +56,7 @@ def bench_decoders(per_category: int, chain_names: list[str]) -> tuple[dict, dic
     # that is what a frame held in view gets within `fallback_every` frames in the live scanner.
     decoders["chain"] = DecoderChain(chain_names, fallback_every=1)
     stats: dict = defaultdict(lambda: {"n": 0, "read": 0, "misread": 0, "garbled": 0, "found": 0, "ms": []})
+    stages: dict = defaultdict(int)  # which decoder of the chain made each read
     frames = 0
     for fr in corpus(per_category=per_category):
         grey = to_grey(fr.image)
@@ -73,6 +74,8 @@ def bench_decoders(per_category: int, chain_names: list[str]) -> tuple[dict, dic
             if fr.expected_code is not None:
                 if code == fr.expected_code:
                     st["read"] += 1
+                    if name == "chain":
+                        stages[(fr.size, out.decoder)] += 1
                 elif code is not None or any(t != fr.payload for t in out.texts):
                     st["misread"] += 1
             elif fr.category == "foreign":
@@ -84,7 +87,7 @@ def bench_decoders(per_category: int, chain_names: list[str]) -> tuple[dict, dic
                     st["read"] += 1  # read and correctly rejected
             elif out.texts:
                 st["misread"] += 1  # a code "found" in an empty frame
-    return stats, {"frames": frames}
+    return stats, {"frames": frames, "stages": stages}
 
 
 def print_decoder_table(stats: dict) -> list[str]:
@@ -237,6 +240,9 @@ def main() -> None:
     t0 = time.monotonic()
     stats, info = bench_decoders(args.per_category, chain)
     problems = print_decoder_table(stats)
+    for size in sorted({s for s, _ in info["stages"]}):
+        print(f"\nchain reads by decoder at {size[0]}x{size[1]}: " + ", ".join(
+            f"{n} {info['stages'][(size, n)]}" for n in chain))
     print(f"\n{info['frames']} frames in {time.monotonic() - t0:.0f} s")
     med640 = statistics.median([m for (s, c, n), st in stats.items() if s == (640, 480) and n == "chain" for m in st["ms"]])
     print(f"\nchain median decode at 640x480: {med640:.2f} ms/frame (target <= 2 ms)")

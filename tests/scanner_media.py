@@ -39,6 +39,15 @@ def receipt_frame(payload: str, size: tuple[int, int] = (640, 480), scale: int =
     return img
 
 
+def motion_blur(img: np.ndarray, length: int, angle: float) -> np.ndarray:
+    """A hand moving the receipt while the shutter is open."""
+    k = np.zeros((length, length), np.float32)
+    k[length // 2, :] = 1.0 / length
+    rot = cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5), angle, 1.0)
+    k = cv2.warpAffine(k, rot, (length, length))
+    return cv2.filter2D(img, -1, k / k.sum())
+
+
 def write_video(path: Path, frames: list[tuple[np.ndarray, int]], fps: int = 15) -> Path:
     """Write (frame, repeat count) pairs as an MJPG AVI."""
     h, w = frames[0][0].shape[:2]

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from kiosk.demo import generate, receipt_payloads, write_receipt_images
 from kiosk.scanner.decoders import DecoderChain, make_decoder, to_grey
 from kiosk.scanner.pipeline import RepeatFilter, ScanPipeline
-from tests.scanner_media import abort_on_bomb, desk, receipt_frame
+from tests.scanner_media import abort_on_bomb, desk, motion_blur, receipt_frame
 
 REC = next(generate(1))
 URL = receipt_payloads(REC)["url"]
@@ -45,6 +45,14 @@ def test_chain_falls_back_when_the_first_decoder_misses() -> None:
     chain = DecoderChain(["opencv", "zxing"], fallback_every=1)
     out = chain.decode(to_grey(tiny))
     assert (out.texts, out.decoder) == ([URL], "zxing")
+
+
+def test_zxing_retry_reads_motion_blur_the_default_binarizer_misses() -> None:
+    blurred = to_grey(motion_blur(receipt_frame(URL, scale=5), 9, 0))
+    assert make_decoder("zxing").decode(blurred).texts == []
+    assert make_decoder("zxing_retry").decode(blurred).texts == [URL]
+    out = DecoderChain(["zxing", "zxing_retry", "pyzbar", "opencv"], fallback_every=1).decode(blurred)
+    assert (out.texts, out.decoder) == ([URL], "zxing_retry")
 
 
 def test_fallbacks_run_only_every_nth_empty_frame() -> None:
