@@ -249,8 +249,8 @@ def sms_phone() -> Any:
     try:
         with engine.begin() as conn:
             dossiers.set_phone(conn, code, phone, via="kiosk")
-    except dossiers.InvalidPhone as exc:
-        log.info("kiosk phone refused: %s", exc)
+    except dossiers.InvalidPhone:
+        log.info("kiosk phone refused for %s: not a valid mobile number", code)  # the number stays out of the log
         return _screen("phone.html", 400, screen="phone", code=code, secret=secret or "", phone=phone,
                        error=_("Số điện thoại chưa đúng. Hãy nhập số di động 10 chữ số, ví dụ 0912 345 678."))
     except LookupError:
