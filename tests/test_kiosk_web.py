@@ -209,3 +209,29 @@ def test_a_crash_shows_a_sentence_not_a_trace(kiosk_app, monkeypatch):
     html = resp.get_data(as_text=True)
     assert resp.status_code == 500
     assert "sự cố" in html and "exploded" not in html and "Traceback" not in html
+
+
+def test_lookup_on_sqlite_and_postgresql(any_engine, make_config):
+    cfg = make_config(site={"opening_hours": ALL_WEEK})
+    report = ingest_batch(any_engine, Parser.from_config(cfg), [
+        {"code": CODE, "secret": "ABC234", "procedure": "Đăng ký kết hôn", "applicant_name": "Lê Thị Mai",
+         "status": "releasing", "appointment_date": date.today().isoformat()}], via="api")
+    assert not report.errors
+    c = create_app(cfg, any_engine, test_config={"TESTING": True}).test_client()
+    html = lookup(c, payload=f"D-ABC234-{CODE}").get_data(as_text=True)
+    assert "Chờ trả kết quả" in html and "L* T** Mai" in html
+    assert lookup(c, code="000.00.21.H42-991231-9999").status_code == 404
+
+
+def test_rate_limit_window_expires(tmp_path):
+    from kiosk.web.ratelimit import SqliteStorage
+
+    store = SqliteStorage(f"motcua-sqlite://{tmp_path / 'rl.sqlite'}")
+    assert [store.incr("a", 1) for _ in range(3)] == [1, 2, 3]
+    assert store.get("a") == 3 and store.get_expiry("a") > 0
+    import time as _time
+
+    _time.sleep(1.05)
+    assert store.get("a") == 0 and store.incr("a", 60) == 1
+    store.clear("a")
+    assert store.get("a") == 0 and store.check()

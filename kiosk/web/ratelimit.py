@@ -51,7 +51,8 @@ class SqliteStorage(Storage):
     def incr(self, key: str, expiry: int | float, amount: int = 1) -> int:
         now = time.time()
         with self._conn() as conn:
-            conn.execute("DELETE FROM counters WHERE key = ? AND expires_at <= ?", (key, now))
+            # Expired windows go (every client's, so the file stays as small as the LAN's clients).
+            conn.execute("DELETE FROM counters WHERE expires_at <= ?", (now,))
             conn.execute(
                 "INSERT INTO counters (key, count, expires_at) VALUES (?, ?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET count = count + excluded.count",
