@@ -62,16 +62,14 @@ def test_fifty_simultaneous_tickets_from_three_workers_are_distinct_and_consecut
 
 
 @pytest.fixture(scope="module")
-def sound_browser():  # noqa: ANN201
+def sound_browser(browser):  # noqa: ANN001, ANN201
     """Chromium allowed to play sound without a tap, as the hall display is launched
-    (`--autoplay-policy=no-user-gesture-required`, see docs/queue.md)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                               args=CHROMIUM_ARGS + ["--autoplay-policy=no-user-gesture-required"])
-        yield b
-        b.close()
+    (`--autoplay-policy=no-user-gesture-required`, see docs/queue.md). Launched through the session's
+    Playwright (a second sync Playwright in the same thread is refused)."""
+    b = browser.browser_type.launch(executable_path=CHROMIUM, headless=True,
+                                    args=CHROMIUM_ARGS + ["--autoplay-policy=no-user-gesture-required"])
+    yield b
+    b.close()
 
 
 def _open_counter(browser, base: str, cfg, engine, counter: str):  # noqa: ANN001, ANN202
