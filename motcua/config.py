@@ -378,6 +378,10 @@ class StaffConfig(Section):
         20, ge=1, description="Failed sign-ins from one address within lockout_minutes before it is refused"
     )
     min_password_length: int = Field(10, ge=8)
+    password_time_cost: int = Field(3, ge=1, description="argon2id passes (argon2-cffi default)")
+    password_memory_kib: int = Field(
+        65536, ge=8192, description="argon2id memory per hash in KiB (64 MiB, the argon2-cffi default)"
+    )
     sms_part_price_vnd: int = Field(
         0, ge=0, description="Price of one SMS part on the SIM's plan, for the cost column; 0 hides it"
     )

@@ -19,6 +19,14 @@ from motcua.timeutil import utcnow
 from sms_gateway.schema import notices
 
 PASSWORD = "dung-mat-khau-2025"
+# argon2id at its lowest allowed cost keeps these tests quick; the production default is pinned in
+# test_passwords_are_argon2id_with_the_default_cost_and_upgraded_at_sign_in.
+CHEAP = {"password_time_cost": 1, "password_memory_kib": 8192}
+
+
+@pytest.fixture
+def config(make_config):
+    return make_config(staff=CHEAP)
 HOSTILE = [
     "<script>alert(1)</script>",
     '"><img src=x onerror=alert(1)>',
@@ -97,7 +105,7 @@ def test_kiosk_addresses_may_be_let_in_by_configuration(make_config):
     from kiosk.app import create_app
     from motcua.db import make_engine
 
-    cfg = make_config(staff={"allow_kiosk_addresses": True})
+    cfg = make_config(staff={**CHEAP, "allow_kiosk_addresses": True})
     app = create_app(cfg, make_engine(cfg), test_config={"TESTING": True})
     assert app.test_client().get("/staff/login").status_code == 200
 
@@ -122,7 +130,7 @@ def test_cookie_secure_always(make_config):
     from kiosk.app import create_app
     from motcua.db import make_engine
 
-    cfg = make_config(staff={"cookie_secure": "always"})
+    cfg = make_config(staff={**CHEAP, "cookie_secure": "always"})
     app = create_app(cfg, make_engine(cfg), test_config={"TESTING": True})
     assert "Secure" in lan_client(app).get("/staff/login").headers["Set-Cookie"]
 
@@ -214,7 +222,7 @@ def test_one_address_guessing_many_names_is_refused(make_config):
     from kiosk.app import create_app
     from motcua.db import make_engine
 
-    cfg = make_config(staff={"address_failures": 3, "login_rate": "100 per minute"})
+    cfg = make_config(staff={**CHEAP, "address_failures": 3, "login_rate": "100 per minute"})
     app = create_app(cfg, make_engine(cfg), test_config={"TESTING": True})
     name, password = create_account(app)
     client = lan_client(app, "10.0.0.9")
@@ -227,7 +235,7 @@ def test_login_rate_limit_per_address(make_config):
     from kiosk.app import create_app
     from motcua.db import make_engine
 
-    cfg = make_config(staff={"login_rate": "3 per minute"})
+    cfg = make_config(staff={**CHEAP, "login_rate": "3 per minute"})
     app = create_app(cfg, make_engine(cfg), test_config={"TESTING": True})
     client = lan_client(app)
     codes = [_login(client, "ai-do", "sai-mat-khau").status_code for _ in range(4)]
@@ -444,7 +452,7 @@ def test_daily_counts_parts_and_cost(make_config):
     from kiosk.app import create_app
     from motcua.db import make_engine
 
-    cfg = make_config(staff={"sms_part_price_vnd": 350})
+    cfg = make_config(staff={**CHEAP, "sms_part_price_vnd": 350})
     engine = make_engine(cfg)
     app = create_app(cfg, engine, test_config={"TESTING": True})
     now = utcnow()
@@ -490,7 +498,7 @@ def test_kiosk_user_cli_add_list_disable(make_config, tmp_path):
 
     cfg = make_config()
     path = tmp_path / "cli.toml"
-    path.write_text(f'[paths]\ndata_dir = "{cfg.paths.data_dir}"\n', encoding="utf-8")
+    path.write_text(f'[paths]\ndata_dir = "{cfg.paths.data_dir}"\n', encoding="utf-8")  # default cost
     runner = CliRunner()
     res = runner.invoke(cli, ["--config", str(path), "user", "add", "Quan.Tri", "--role", "admin",
                               "--name", "Quản trị"], input=f"{PASSWORD}\n{PASSWORD}\n")
@@ -618,3 +626,19 @@ def test_wrong_passwords_tried_at_once_all_count(config, engine):
                                                              f"10.0.1.{i}").reason, range(5)))
     assert sorted(outcomes) == ["bad"] * 4 + ["locked"]
     assert users.authenticate(engine, config.staff, "song-song", PASSWORD, "10.0.1.9").reason == "locked"
+
+
+def test_passwords_are_argon2id_with_the_default_cost_and_upgraded_at_sign_in(make_config):
+    from motcua.db import make_engine
+
+    cheap = make_config(staff=CHEAP)
+    engine = make_engine(cheap)
+    with engine.begin() as conn:
+        users.create_user(conn, cheap.staff, "nang-cap", PASSWORD)
+        assert users.get_by_name(conn, "nang-cap")["password_hash"].startswith("$argon2id$v=19$m=8192,t=1,p=4$")
+    default = make_config()
+    assert users.authenticate(engine, default.staff, "nang-cap", PASSWORD, "10.0.0.1").ok
+    with engine.connect() as conn:
+        stored = users.get_by_name(conn, "nang-cap")["password_hash"]
+    assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$")  # argon2-cffi's defaults (RFC 9106 low-memory)
+    assert users.authenticate(engine, default.staff, "nang-cap", PASSWORD, "10.0.0.1").ok

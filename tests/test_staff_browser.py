@@ -93,7 +93,9 @@ def _sign_in(page: Any, base: str, username: str, password: str) -> None:
 
 
 def test_staff_flow_in_chromium(live_server, page, tmp_path):
-    base = live_server({"kiosk": {"kiosk_addresses": ["192.0.2.10"]}, "staff": {"login_rate": "60 per minute"}})
+    base = live_server({"kiosk": {"kiosk_addresses": ["192.0.2.10"]}, "staff": {"login_rate": "60 per minute",
+                                                                                  "password_time_cost": 1,
+                                                                                  "password_memory_kib": 8192}})
     cfg_path = _config_path(tmp_path, base)
     _kiosk_cli(cfg_path, "user", "add", "quantri", "--role", "admin", "--name", "Quản Trị Viên")
     _kiosk_cli(cfg_path, "user", "add", "canbo", "--name", "Cán Bộ Một Cửa")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from kiosk import health
@@ -13,6 +14,11 @@ from kiosk.store.schema import ingest_runs
 from motcua.timeutil import utcnow
 from sms_gateway.health import write_modem_health
 from sms_gateway.schema import notices
+
+@pytest.fixture
+def config(make_config):
+    return make_config(staff={"password_time_cost": 1, "password_memory_kib": 8192})
+
 
 NAME, PHONE, PHONE_NATIONAL = "Nguyễn Văn Hùng", "+84912345678", "0912345678"
 

@@ -4,6 +4,7 @@ Plain functions on a connection, used by the pages and by `kiosk user ...` alike
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,9 +22,18 @@ OFFICIAL, ADMIN = "official", "admin"
 ROLES = (OFFICIAL, ADMIN)
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 
-_hasher = PasswordHasher()
-# Verified when the account does not exist, so that a wrong name takes as long as a wrong password.
-_DUMMY_HASH = _hasher.hash("motcua-no-such-user")
+
+
+@functools.lru_cache(maxsize=4)
+def _hasher(time_cost: int, memory_kib: int) -> tuple[PasswordHasher, str]:
+    """argon2id with the configured cost, and a hash to verify when the account does not exist (so a
+    wrong name takes as long as a wrong password)."""
+    hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
+    return hasher, hasher.hash("motcua-no-such-user")
+
+
+def hasher(cfg: StaffConfig) -> PasswordHasher:
+    return _hasher(cfg.password_time_cost, cfg.password_memory_kib)[0]
 
 
 class UserError(ValueError):
@@ -54,8 +64,8 @@ def check_password_rules(password: str, cfg: StaffConfig) -> None:
         raise UserError("password longer than 1024 characters")
 
 
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+def hash_password(password: str, cfg: StaffConfig) -> str:
+    return hasher(cfg).hash(password)
 
 
 def get(conn: sa.Connection, user_id: int) -> Mapping[str, Any] | None:
@@ -85,7 +95,7 @@ def create_user(conn: sa.Connection, cfg: StaffConfig, username: str, password: 
         raise UserError(f"username {name!r} is already taken")
     now = utcnow()
     return conn.execute(staff_users.insert().values(
-        username=name, display_name=display_name.strip()[:200], password_hash=hash_password(password),
+        username=name, display_name=display_name.strip()[:200], password_hash=hash_password(password, cfg),
         role=role, active=True, failed_logins=0, session_epoch=0, created_at=now, updated_at=now,
     )).inserted_primary_key[0]
 
@@ -93,7 +103,7 @@ def create_user(conn: sa.Connection, cfg: StaffConfig, username: str, password: 
 def set_password(conn: sa.Connection, cfg: StaffConfig, user_id: int, password: str) -> None:
     check_password_rules(password, cfg)
     conn.execute(staff_users.update().where(staff_users.c.id == user_id).values(
-        password_hash=hash_password(password), session_epoch=staff_users.c.session_epoch + 1,
+        password_hash=hash_password(password, cfg), session_epoch=staff_users.c.session_epoch + 1,
         failed_logins=0, locked_until=None, updated_at=utcnow(),
     ))
 
@@ -142,7 +152,7 @@ def authenticate(engine: sa.Engine, cfg: StaffConfig, username: str, password: s
     if blocked:
         result = SignIn("address_blocked")
     elif user is None or not user["active"]:
-        verify_password(_DUMMY_HASH, password or "")
+        verify_password(_hasher(cfg.password_time_cost, cfg.password_memory_kib)[1], password or "")
         # Unknown names lock like real ones, so the lock message does not tell which names exist.
         if name_failures + 1 >= cfg.lockout_failures:
             result = SignIn("locked", locked_until=now + timedelta(minutes=cfg.lockout_minutes))
@@ -152,7 +162,7 @@ def authenticate(engine: sa.Engine, cfg: StaffConfig, username: str, password: s
         result = SignIn("locked", user=user, locked_until=user["locked_until"])
     else:
         ok = verify_password(user["password_hash"], password or "")
-        rehash = hash_password(password) if ok and _hasher.check_needs_rehash(user["password_hash"]) else None
+        rehash = hash_password(password, cfg) if ok and hasher(cfg).check_needs_rehash(user["password_hash"]) else None
         result = None
     with engine.begin() as conn:
         if result is None:
@@ -181,8 +191,12 @@ def _record_verdict(conn: sa.Connection, cfg: StaffConfig, user: Mapping[str, An
     return SignIn("bad", user=user)
 
 
+_VERIFIER = PasswordHasher()
+
+
 def verify_password(stored: str, password: str) -> bool:
     try:
-        return _hasher.verify(stored, password)
+        # Any argon2 hash verifies whatever its parameters (they are part of the hash string).
+        return _VERIFIER.verify(stored, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
