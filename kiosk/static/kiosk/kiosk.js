@@ -18,10 +18,17 @@
 
   /* ---- idle: back to the home screen, leaving nothing of the last citizen ---------------------- */
   var idleMs = parseInt(data.idleMs, 10) || 45000;
-  var idleTimer = null;
+  var idleTimer = null, refreshTimer = null;
   function goHome() { window.location.replace(data.resetUrl || "/reset"); }
   function touch() {
     if (idleTimer) clearTimeout(idleTimer);
+    if (refreshTimer) clearTimeout(refreshTimer);
+    if (data.refreshMs) {
+      // Home/closed screen left alone: ask the server again so opening hours take effect unattended
+      // (never while someone is tapping).
+      refreshTimer = setTimeout(function () { window.location.replace(window.location.pathname); },
+                                parseInt(data.refreshMs, 10));
+    }
     if (data.idle === "off") return;
     idleTimer = setTimeout(goHome, idleMs);
   }
@@ -29,10 +36,6 @@
     document.addEventListener(name, touch, { capture: true, passive: true });
   });
   touch();
-  if (data.refreshMs) {
-    // Home/closed screen: re-ask the server now and then so opening hours take effect unattended.
-    setInterval(function () { window.location.replace(window.location.pathname); }, parseInt(data.refreshMs, 10));
-  }
   window.addEventListener("pageshow", function (ev) {
     // A page restored from the back/forward cache may hold an earlier citizen's dossier.
     if (ev.persisted && screen !== "home") goHome();
