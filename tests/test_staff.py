@@ -642,3 +642,17 @@ def test_passwords_are_argon2id_with_the_default_cost_and_upgraded_at_sign_in(ma
         stored = users.get_by_name(conn, "nang-cap")["password_hash"]
     assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$")  # argon2-cffi's defaults (RFC 9106 low-memory)
     assert users.authenticate(engine, default.staff, "nang-cap", PASSWORD, "10.0.0.1").ok
+
+
+def test_admins_see_the_settings_without_secrets(make_config):
+    from kiosk.app import create_app
+    from motcua.db import make_engine
+
+    cfg = make_config(staff=CHEAP, kiosk={"secret_key": "khoa-bi-mat-123"}, modem={"pin": "4321"})
+    app = create_app(cfg, make_engine(cfg), test_config={"TESTING": True})
+    assert sign_in(app).get("/staff/settings").status_code == 403
+    body = sign_in(app, role=users.ADMIN).get("/staff/settings").get_data(as_text=True)
+    assert "[staff]" in body and "password_memory_kib" in body and "8192" in body and "session_idle_minutes" in body
+    for secret in ("khoa-bi-mat-123", "4321", "test-token-0123456789"):
+        assert secret not in body
+    assert body.count("••••••") >= 3

@@ -524,3 +524,38 @@ def change_password():  # noqa: ANN201
                 flash(_("Đã đổi mật khẩu. Vui lòng đăng nhập lại bằng mật khẩu mới."), "success")
                 return redirect(url_for("staff.login"))
     return render_template("staff/password.html", form=form, error=error), (400 if error else 200)
+
+
+# --- settings (admins; read-only) -----------------------------------------------------------------
+
+SECRET_KEYS = re.compile(r"^(secret_key|api_token|pin|password|secret)$|_(token|secret|password)$")
+
+
+def settings_view(cfg: Any) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Every section's effective settings, flattened, with secrets replaced by a mark."""
+    import json
+
+    out = []
+    for section, body in cfg.model_dump(mode="json", by_alias=True).items():
+        if not isinstance(body, dict):
+            continue
+        rows = []
+        for key, value in body.items():
+            if SECRET_KEYS.search(key):
+                shown = "••••••" if value else ""
+            elif key == "url" and isinstance(value, str):
+                shown = str(sa.make_url(value).render_as_string(hide_password=True)) if value else ""
+            elif isinstance(value, (dict, list)):
+                shown = json.dumps(value, ensure_ascii=False)
+            else:
+                shown = "" if value is None else str(value)
+            rows.append((key, shown))
+        out.append((section, rows))
+    return out
+
+
+@bp.get("/settings")
+@admin_required
+def settings():  # noqa: ANN201
+    cfg = get_config()
+    return render_template("staff/settings.html", sections=settings_view(cfg), source=cfg.source)
