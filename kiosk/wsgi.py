@@ -25,7 +25,8 @@ class _Gunicorn(BaseApplication):
 
     def load_config(self) -> None:
         for key, value in self.options.items():
-            self.cfg.set(key, value)
+            if key in self.cfg.settings:  # settings newer than the installed gunicorn are skipped
+                self.cfg.set(key, value)
 
     def load(self):  # noqa: ANN201 - runs in each worker after fork: one engine per process
         from kiosk.app import create_app
@@ -43,5 +44,8 @@ def run_gunicorn(cfg: Config, bind: str | None = None, workers: int | None = Non
         "graceful_timeout": 10,
         "accesslog": "-",
         "forwarded_allow_ips": "127.0.0.1",
+        # gunicorn >= 25 opens a control socket at one fixed path per user (~/.gunicorn): several
+        # instances (tests, a second kiosk) would fight over it, and nothing here uses it.
+        "control_socket_disable": True,
     }
     _Gunicorn(cfg, options).run()

@@ -170,7 +170,7 @@ class ImportConfig(Section):
 class KioskConfig(Section):
     bind: str = "127.0.0.1:8080"
     workers: int = Field(2, ge=1)
-    threads: int = Field(8, ge=1)
+    threads: int = Field(16, ge=1, description="threads per worker; each open event stream (scanner, hall display) holds one")
     secret_key: str = Field("", description="Flask session key; empty: generated once into data_dir")
     default_language: Literal["vi", "en"] = "vi"
     idle_timeout_s: int = Field(45, ge=2, description="Seconds without a touch before a screen returns home")
@@ -190,7 +190,7 @@ class ScannerConfig(Section):
     fps: int = Field(15, ge=1, le=60)
     socket: str = Field("", description="Unix socket for scan events and preview; empty: data_dir/scanner.sock")
     decoders: list[Literal["zxing", "zxing_retry", "pyzbar", "opencv"]] = Field(
-        default=["zxing", "zxing_retry", "pyzbar", "opencv"],
+        default=["zxing", "zxing_retry", "pyzbar"],
         description="Decoder chain, in order (see docs/scanner.md for the measurements behind it)")
     fallback_every: int = Field(
         3, ge=1, description="Run the slower fallback decoders on every Nth frame where the first finds nothing")
