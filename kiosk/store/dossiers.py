@@ -50,7 +50,7 @@ def is_overdue(status: str, appointment: date | None, today: date) -> bool:
 
 
 def mask_name(name: str) -> str:
-    """'Nguyễn Văn Hùng' -> 'N*** V** Hùng': the given name stays so the citizen recognises it."""
+    """'Nguyễn Văn Hùng' -> 'N***** V** Hùng': the given name stays so the citizen recognises it."""
     parts = (name or "").split()
     if not parts:
         return ""
