@@ -656,3 +656,17 @@ def test_admins_see_the_settings_without_secrets(make_config):
     for secret in ("khoa-bi-mat-123", "4321", "test-token-0123456789"):
         assert secret not in body
     assert body.count("••••••") >= 3
+
+
+def test_old_sign_in_attempts_are_pruned_but_the_audit_log_stays(config, engine):
+    from kiosk.staff.models import staff_login_attempts
+
+    with engine.begin() as conn:
+        users.create_user(conn, config.staff, "cu", PASSWORD)
+        conn.execute(staff_login_attempts.insert().values(at=utcnow() - timedelta(days=40), username="cu",
+                                                          address="10.0.0.1", succeeded=False))
+        audit.record(conn, actor="-", action=audit.LOGIN_FAILED, target="cu")
+    assert users.authenticate(engine, config.staff, "cu", PASSWORD, "10.0.0.1").ok
+    with engine.connect() as conn:
+        assert [r.succeeded for r in conn.execute(sa.select(staff_login_attempts))] == [True]
+        assert conn.execute(sa.select(sa.func.count()).select_from(staff_audit)).scalar_one() == 1

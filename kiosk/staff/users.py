@@ -20,6 +20,7 @@ from motcua.timeutil import utcnow
 
 OFFICIAL, ADMIN = "official", "admin"
 ROLES = (OFFICIAL, ADMIN)
+ATTEMPTS_KEPT = timedelta(days=30)
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 
 
@@ -169,6 +170,8 @@ def authenticate(engine: sa.Engine, cfg: StaffConfig, username: str, password: s
             result = _record_verdict(conn, cfg, user, ok, rehash, now)
         conn.execute(staff_login_attempts.insert().values(
             at=now, username=name or "-", address=address, succeeded=result.ok))
+        if result.ok:  # attempts only matter for the lockout window; the audit log keeps the history
+            conn.execute(staff_login_attempts.delete().where(staff_login_attempts.c.at < now - ATTEMPTS_KEPT))
     return result
 
 
