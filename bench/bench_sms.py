@@ -27,7 +27,7 @@ from pathlib import Path
 _ap = argparse.ArgumentParser()
 _ap.add_argument("--notices", type=int, default=10_000)
 _ap.add_argument("--crash", type=int, default=0, help="notices for the SIGKILL crash run (0: skip)")
-_ap.add_argument("--kills", type=int, default=30)
+_ap.add_argument("--kills", type=int, default=0, help="SIGKILLs in the crash run (0: notices / 5)")
 _ap.add_argument("--code", type=Path, default=Path(__file__).resolve().parents[1],
                  help="checkout whose motcua/ and sms_gateway/ are measured (default: this one)")
 ARGS = _ap.parse_args()
@@ -154,7 +154,8 @@ def crash(n: int, kills: int) -> None:
     from tests.modem.crash import crash_run
 
     root = Path(tempfile.mkdtemp(prefix="bench-sms-crash-"))
-    result = crash_run(root, notices_count=n, kills=kills, seed=2024)
+    # Lives of 1-10 s so that the kills spread over the whole run (see tests/test_sms_crash.py).
+    result = crash_run(root, notices_count=n, kills=kills or max(8, n // 5), seed=2024, kill_after=(1.0, 10.0))
     print("crash run:", result)
 
 

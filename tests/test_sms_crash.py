@@ -10,7 +10,11 @@ from tests.modem.crash import crash_run
 
 def test_sigkill_at_random_moments_loses_nothing_and_doubles_nothing(tmp_path):
     n = int(os.environ.get("SMS_CRASH_NOTICES", "40"))
-    result = crash_run(tmp_path, notices_count=n, kills=int(os.environ.get("SMS_CRASH_KILLS", "8")), seed=7)
+    # Longer lives for a longer run, so that the kills spread over all of it (a life costs ~1.5 s of
+    # start-up before its first send; Gammu then spends 0.7 s in each send).
+    kill_after = (0.8, 3.0) if n <= 40 else (1.0, 10.0)
+    kills = int(os.environ.get("SMS_CRASH_KILLS", "8" if n <= 40 else str(n // 5)))
+    result = crash_run(tmp_path, notices_count=n, kills=kills, seed=7, kill_after=kill_after)
     print(result)
     assert result["final_exit"] == 0
     assert result["kills"] >= 3

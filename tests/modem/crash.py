@@ -44,6 +44,7 @@ def crash_run(root: Path, *, notices_count: int, kills: int, seed: int = 1,
     log = open(root / "gateway.log", "ab")
     killed = 0
     started = time.monotonic()
+    left = notices_count
     for _ in range(kills):
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         time.sleep(rng.uniform(*kill_after))
@@ -51,9 +52,10 @@ def crash_run(root: Path, *, notices_count: int, kills: int, seed: int = 1,
         proc.wait()
         killed += 1
         with engine.connect() as conn:
-            if not conn.execute(sa.select(sa.func.count()).where(
-                    notices.c.state.in_(("queued", "retry", "sending")))).scalar():
-                break
+            left = conn.execute(sa.select(sa.func.count()).where(
+                notices.c.state.in_(("queued", "retry", "sending")))).scalar()
+        if not left:
+            break
     final = subprocess.run([*cmd, "--until-idle"], stdout=log, stderr=subprocess.STDOUT, timeout=900)
     elapsed = time.monotonic() - started
     with engine.connect() as conn:
@@ -75,6 +77,7 @@ def crash_run(root: Path, *, notices_count: int, kills: int, seed: int = 1,
             lost += 1
     return {
         "notices": notices_count, "kills": killed, "final_exit": final.returncode, "seconds": round(elapsed, 1),
+        "left_for_the_clean_run": left,  # notices the last, unkilled run still had to send
         "sent": states["sent"], "uncertain": states["uncertain"], "uncertain_that_went_out": uncertain_sent,
         "lost": lost, "duplicated": duplicated, "modem_received": sum(received.values()),
         "other_states": {k: v for k, v in states.items() if k not in ("sent", "uncertain")},
