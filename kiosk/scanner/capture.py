@@ -43,8 +43,9 @@ def open_capture(spec: SourceSpec) -> cv2.VideoCapture | None:
         cap = cv2.VideoCapture(spec.target)
         return cap if cap.isOpened() else None
     target: int | str = int(spec.target) if spec.target.isdigit() else spec.target
-    if isinstance(target, str) and not os.path.exists(target):
-        return None  # an unplugged by-id camera: its symlink is gone
+    node = f"/dev/video{target}" if isinstance(target, int) else target
+    if not os.path.exists(node):
+        return None  # unplugged: the device node (or its by-id symlink) is gone; spares OpenCV's warnings
     cap = cv2.VideoCapture(target, cv2.CAP_V4L2)
     if not cap.isOpened():
         cap.release()
