@@ -221,7 +221,7 @@ class Gateway:
             log.info("delivery report ref %s: %s -> notice %s", report.reference,
                      "delivered" if report.delivered else "failed", notice_id)
 
-        # --- modem state ------------------------------------------------------------------------
+    # --- modem state ------------------------------------------------------------------------
     def _connect(self) -> bool:
         self._flush()
         self._reap()
