@@ -58,9 +58,9 @@ def _sqlite_pragmas(engine: Engine, busy_ms: int) -> None:
         # "BEGIN IMMEDIATE" below takes the write lock up front (no deadlock on upgrade).
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=FULL")
-        cur.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 
@@ -124,10 +124,12 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
 
 
 def migrate(engine: Engine) -> None:
-    """Apply pending migrations (all branches), safely when several processes start at once."""
+    """Apply pending migrations (all branches), safely when several processes start at once.
+
+    The lock is taken before the first connection: on a new SQLite file that connection switches
+    the journal to WAL, which needs the database to itself.
+    """
     heads = head_revisions()
-    if current_revisions(engine) == heads:
-        return
     with _migration_lock(engine):
         current = current_revisions(engine)
         if current == heads:
