@@ -118,20 +118,20 @@ class PyzbarDecoder:
         self._decode = pyzbar.decode
         self._symbols = [pyzbar.ZBarSymbol.QRCODE]
 
-    def _once(self, grey: np.ndarray, scale: float) -> Outcome:
+    def _once(self, grey: np.ndarray) -> Outcome:
         out = Outcome()
         for r in self._decode(grey, symbols=self._symbols):
             out.texts.append(_bytes_to_text(r.data))
-            out.code_width = max(out.code_width, r.rect.width * scale / (grey.shape[1] * scale))
+            out.code_width = max(out.code_width, r.rect.width / grey.shape[1])
         return out
 
     def decode(self, grey: np.ndarray) -> Outcome:
-        out = self._once(grey, 1.0)
+        out = self._once(grey)
         if not out.texts and grey.shape[1] > self.HALVE_ABOVE:
             import cv2
 
             half = cv2.resize(grey, (grey.shape[1] // 2, grey.shape[0] // 2), interpolation=cv2.INTER_AREA)
-            out = self._once(half, 2.0)
+            out = self._once(half)
         if out.texts:
             out.decoder = self.name
         return out
