@@ -155,9 +155,25 @@ AUDIT_JS = r"""
 """
 
 
+STYLES_LOADED_JS = """
+() => { const links = [...document.querySelectorAll('link[rel=stylesheet]')];
+        return links.length > 0 && links.every(l => l.sheet !== null); }
+"""
+
+
+def wait_for_styles(page: Any, timeout_s: float = 15.0) -> None:
+    """A selector can appear before the stylesheet has arrived (a loaded machine, a page navigated
+    to by script): measure only the styled page. Polled from Python: the CSP forbids eval."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(STYLES_LOADED_JS):
+        assert time.monotonic() < deadline, "stylesheets did not load"
+        time.sleep(0.05)
+
+
 def audit_and_shoot(page: Any, name: str) -> None:
     """At each kiosk size: check the screen fits and reads well, and save a screenshot."""
     SCREENS_DIR.mkdir(parents=True, exist_ok=True)
+    wait_for_styles(page)
     problems = []
     for w, h in SIZES:
         page.set_viewport_size({"width": w, "height": h})
