@@ -266,3 +266,13 @@ def test_print_worker_process_prints_jobs_submitted_while_running(tmp_path, emul
     assert proc.returncode == 0, out
     assert "print worker stopped (2 printed)" in out
     engine.dispose()
+
+
+def test_unplugged_device_node_is_offline_and_never_created(make_config):
+    target = "/dev/motcua-test-printer-unplugged"
+    conn = make_connection(make_config(printer={"kind": "file", "target": target}))
+    state, detail = conn.status()
+    assert state == "offline" and "unplugged" in detail
+    with pytest.raises(Exception, match="not there"):
+        conn.send(b"\x1b@hello")
+    assert not __import__("os").path.exists(target)  # as root, a plain open() would have made a file

@@ -249,10 +249,16 @@ class FileConnection(Connection):
         except OSError:
             return False
 
+    def _missing_device(self) -> bool:
+        """A path under /dev that is not there is an unplugged printer, never a file to create
+        (as root, opening it for writing would leave a regular file where the device belongs)."""
+        return Path(self.target).resolve().is_relative_to("/dev") and not self._is_device()
+
     def _make(self):  # noqa: ANN202
         from escpos.printer import File
 
         is_device = self._is_device()
+        missing_device = self._missing_device()
 
         class AppendingFile(File):
             """python-escpos File opens with "wb"; a regular file keeps every job, so append."""
@@ -260,6 +266,10 @@ class FileConnection(Connection):
             def open(self, raise_not_found: bool = True) -> None:  # noqa: ANN001
                 if is_device:
                     return super().open(raise_not_found)
+                if missing_device:
+                    from escpos.exceptions import DeviceNotFoundError
+
+                    raise DeviceNotFoundError(f"printer device {self.devfile} is not there (unplugged?)")
                 try:
                     self.device = open(self.devfile, "ab")
                 except OSError as exc:
@@ -285,6 +295,8 @@ class FileConnection(Connection):
                 return OFFLINE, f"{self.target}: {exc.strerror}"
             finally:
                 os.close(fd)
+        if self._missing_device():
+            return OFFLINE, f"printer device {self.target} is not there (unplugged?)"
         parent = Path(self.target).parent
         if not parent.is_dir():
             return OFFLINE, f"folder {parent} does not exist"
