@@ -7,17 +7,10 @@ from __future__ import annotations
 
 import click
 
-from motcua.cli import AppContext, config_option, setup_logging
+from motcua.cli import AppContext, command_group
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@config_option
-@click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
-@click.pass_context
-def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
-    """Commune hall kiosk (Bộ phận Một cửa): dossier status, queue tickets, printing."""
-    setup_logging(verbose)
-    ctx.obj = AppContext(config_path)
+cli = command_group("Commune hall kiosk (Bộ phận Một cửa): dossier status, queue tickets, printing.")
 
 
 @cli.command()

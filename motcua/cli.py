@@ -49,3 +49,17 @@ def setup_logging(verbose: bool = False) -> None:
     )
     if not verbose:
         logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def command_group(help_text: str) -> click.Group:
+    """The top-level group of `kiosk` and `sms-gateway`: --config, --verbose, and the AppContext."""
+
+    @click.group(help=help_text, context_settings={"help_option_names": ["-h", "--help"]})
+    @config_option
+    @click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
+    @click.pass_context
+    def group(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
+        setup_logging(verbose)
+        ctx.obj = AppContext(config_path)
+
+    return group

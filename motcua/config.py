@@ -11,6 +11,7 @@ instead of silently ignored.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from datetime import time
 from pathlib import Path
@@ -206,27 +207,26 @@ class ScannerConfig(Section):
     @field_validator("patterns")
     @classmethod
     def _patterns_compile(cls, v: list[str]) -> list[str]:
-        import re
-
         for p in v:  # reported at load time rather than at the first scan
-            try:
-                rx = re.compile(p)
-            except re.error as exc:
-                raise ValueError(f"invalid pattern {p!r}: {exc}") from None
-            if "code" not in rx.groupindex:
-                raise ValueError(f"pattern {p!r} needs a named group (?P<code>...)")
+            compile_scanner_pattern(p)
         return v
 
     @field_validator("code_pattern")
     @classmethod
     def _code_pattern_compiles(cls, v: str) -> str:
-        import re
-
-        try:
-            re.compile(v)
-        except re.error as exc:
-            raise ValueError(f"invalid pattern {v!r}: {exc}") from None
+        compile_scanner_pattern(v, needs_code_group=False)
         return v
+
+
+def compile_scanner_pattern(pattern: str, needs_code_group: bool = True) -> "re.Pattern[str]":
+    """Compile a province's payload pattern; the one check used at config load and at scan time."""
+    try:
+        rx = re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid pattern {pattern!r}: {exc}") from None
+    if needs_code_group and "code" not in rx.groupindex:
+        raise ValueError(f"pattern {pattern!r} needs a named group (?P<code>...)")
+    return rx
 
 
 class PrinterConfig(Section):

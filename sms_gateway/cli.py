@@ -5,18 +5,11 @@ import uuid
 
 import click
 
-from motcua.cli import AppContext, config_option, setup_logging
+from motcua.cli import AppContext, command_group
 from motcua.db import reading
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@config_option
-@click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
-@click.pass_context
-def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
-    """SMS gateway: sends the outbox's notices through a USB modem (python-gammu)."""
-    setup_logging(verbose)
-    ctx.obj = AppContext(config_path)
+cli = command_group("SMS gateway: sends the outbox's notices through a USB modem (python-gammu).")
 
 
 @cli.command()

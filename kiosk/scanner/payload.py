@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from motcua.config import compile_scanner_pattern
+
 MAX_LENGTH = 512
 
 # A dossier code, validated loosely: there is no national format. Letters/digits in groups joined by
@@ -57,20 +59,7 @@ class ParsedPayload:
 
 @lru_cache(maxsize=64)
 def _compile(pattern: str) -> re.Pattern[str]:
-    try:
-        rx = re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"invalid scanner pattern {pattern!r}: {exc}") from None
-    if "code" not in rx.groupindex:
-        raise ValueError(f"scanner pattern {pattern!r} needs a named group (?P<code>...)")
-    return rx
-
-
-def validate_patterns(patterns: list[str]) -> list[str]:
-    """Compile each pattern once so a bad one is reported at config load, not at the first scan."""
-    for p in patterns:
-        _compile(p)
-    return patterns
+    return compile_scanner_pattern(pattern)
 
 
 def _clean(text: str) -> str:
