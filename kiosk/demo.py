@@ -43,9 +43,11 @@ PROCEDURES: list[tuple[str, str]] = [
 # Source (OpenCPS) status codes with realistic weights.
 SOURCE_STATUSES = [("processing", 40), ("releasing", 15), ("done", 25), ("receiving", 8), ("waiting", 6),
                    ("correcting", 2), ("denied", 2), ("cancelled", 2)]
+# Prefixes whose whole range the `phonenumbers` metadata accepts as mobile (089x and 099x are only
+# partly allocated, so random numbers there are often invalid).
 MOBILE_PREFIXES = ["086", "096", "097", "098", "032", "033", "034", "035", "036", "037", "038", "039",
-                   "089", "090", "093", "070", "076", "077", "078", "079", "088", "091", "094", "083",
-                   "084", "085", "081", "082", "092", "056", "058", "099", "059"]
+                   "090", "093", "070", "076", "077", "078", "079", "088", "091", "094", "083",
+                   "084", "085", "081", "082", "092", "056", "058", "059"]
 OLD_PREFIXES = ["0168", "0169", "0126", "0123", "0127"]  # pre-2018 11-digit numbers still on old records
 PORTAL = "https://motcua.example.vn/tra-cuu-ho-so"
 
