@@ -145,22 +145,24 @@ def retry(conn: sa.Connection, notice_id: int, actor: str | None = None) -> None
 
 
 def cancel(conn: sa.Connection, notice_id: int, actor: str | None = None) -> None:
-    """Stop a notice that has not been sent yet."""
+    """Stop a notice that has not been sent yet, or close a failed one for good."""
     row = _load(conn, notice_id)
-    if row.state not in (QUEUED, RETRY):
-        raise ValueError(f"notice {notice_id} is {row.state}; only queued or waiting notices can be cancelled")
+    if row.state not in (QUEUED, RETRY, FAILED):
+        raise ValueError(f"notice {notice_id} is {row.state}; only queued, waiting or failed notices can be cancelled")
     _move(conn, row, CANCELLED, actor, "cancelled", next_attempt_at=None)
 
 
 def resolve_uncertain(conn: sa.Connection, notice_id: int, resend: bool, actor: str | None = None) -> None:
-    """An official decides an uncertain notice: send it again (the citizen may get two) or not."""
+    """An official decides an uncertain notice: send it again (the citizen may get two), or mark
+    it sent (the citizen confirmed it arrived, or the official judges it did; it counts as used)."""
     row = _load(conn, notice_id)
     if row.state != UNCERTAIN:
         raise ValueError(f"notice {notice_id} is {row.state}, not uncertain")
     if resend:
         _move(conn, row, QUEUED, actor, "uncertain: resend decided", attempts=0, next_attempt_at=utcnow())
     else:
-        _move(conn, row, CANCELLED, actor, "uncertain: not resent (may have arrived)", next_attempt_at=None)
+        _move(conn, row, SENT, actor, "uncertain: marked sent by an official", next_attempt_at=None,
+              sent_at=row.sent_at or row.updated_at)
 
 
 # --- reports ------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ def test_staff_actions_follow_allowed_transitions(any_engine):
         a = outbox.enqueue(conn, key="a", phone="0912345678", kind="text", params={"text": "x"})
         outbox.cancel(conn, a, actor="staff1")
         assert _state(conn, a) == "cancelled"
-        with pytest.raises(ValueError, match="only queued or waiting"):
+        with pytest.raises(ValueError, match="only queued, waiting or failed"):
             outbox.cancel(conn, a)
         outbox.retry(conn, a, actor="staff1")
         assert _state(conn, a) == "queued"
@@ -60,12 +60,12 @@ def test_staff_actions_follow_allowed_transitions(any_engine):
         with pytest.raises(ValueError, match="only failed, cancelled or waiting"):
             outbox.retry(conn, a)
         outbox.resolve_uncertain(conn, a, resend=False, actor="staff2")
-        assert _state(conn, a) == "cancelled"
+        assert _state(conn, a) == "sent"  # marked sent: it counts in the day's usage
         with pytest.raises(ValueError, match="does not exist"):
             outbox.retry(conn, 999999)
         events = conn.execute(sa.select(notice_events.c.to_state, notice_events.c.actor)
                               .where(notice_events.c.notice_id == a).order_by(notice_events.c.id)).all()
-    assert [e.to_state for e in events] == ["cancelled", "queued", "uncertain", "cancelled"]
+    assert [e.to_state for e in events] == ["cancelled", "queued", "uncertain", "sent"]
     assert events[-1].actor == "staff2"
 
 
@@ -125,3 +125,11 @@ def test_balance_parsing():
     assert parse_balance("Tai khoan goc 150,000VND.", pattern) == 150000.0
     assert parse_balance("So du: 2.500đ", pattern) == 2500.0
     assert parse_balance("Dich vu tam thoi gian doan", pattern) is None
+
+
+def test_a_failed_notice_can_be_cancelled_for_good(any_engine):
+    with any_engine.begin() as conn:
+        bad = outbox.enqueue(conn, key="bad-number", phone="12345", kind="result_ready")
+        assert _state(conn, bad) == "failed"  # an invalid number fails at once
+        outbox.cancel(conn, bad, actor="staff1")
+        assert _state(conn, bad) == "cancelled"

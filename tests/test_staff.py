@@ -436,7 +436,7 @@ def test_notices_filter_reasons_retry_cancel_and_uncertain_decisions(app, engine
     assert 'data-action="retry"' in body
     token = csrf_token(client, "/staff/notices")
     for nid, action, expected in [(failed, "retry", "queued"), (queued, "cancel", "cancelled"),
-                                  (unsure1, "resend", "queued"), (unsure2, "not_resent", "cancelled")]:
+                                  (unsure1, "resend", "queued"), (unsure2, "mark_sent", "sent")]:
         resp = client.post(f"/staff/notices/{nid}/{action}", data={"csrf_token": token})
         assert resp.status_code == 302
         assert _state(engine, nid) == expected, action
@@ -446,7 +446,7 @@ def test_notices_filter_reasons_retry_cancel_and_uncertain_decisions(app, engine
         acts = [(r.action, r.target) for r in conn.execute(
             sa.select(staff_audit).where(staff_audit.c.action.like("notice_%")).order_by(staff_audit.c.id))]
     assert acts[:4] == [(audit.NOTICE_RETRY, f"notice:{failed}"), (audit.NOTICE_CANCEL, f"notice:{queued}"),
-                        (audit.NOTICE_RESEND, f"notice:{unsure1}"), (audit.NOTICE_NOT_RESENT, f"notice:{unsure2}")]
+                        (audit.NOTICE_RESEND, f"notice:{unsure1}"), (audit.NOTICE_MARK_SENT, f"notice:{unsure2}")]
 
 
 def test_daily_counts_parts_and_cost(make_config):

@@ -61,7 +61,7 @@ ACTION_LABELS = {
     audit.NOTICE_RETRY: _l("Gửi lại tin nhắn"),
     audit.NOTICE_CANCEL: _l("Hủy tin nhắn"),
     audit.NOTICE_RESEND: _l("Tin chưa rõ: gửi lại"),
-    audit.NOTICE_NOT_RESENT: _l("Tin chưa rõ: không gửi lại"),
+    audit.NOTICE_MARK_SENT: _l("Tin chưa rõ: đánh dấu đã gửi"),
     audit.USER_ADD: _l("Thêm tài khoản"),
     audit.USER_DISABLE: _l("Khóa tài khoản"),
     audit.USER_ENABLE: _l("Mở khóa tài khoản"),
@@ -91,11 +91,11 @@ NOTICE_ACTIONS: dict[str, tuple[Callable[..., Any], str, tuple[str, ...]]] = {
     "retry": (lambda conn, nid, actor: outbox.retry(conn, nid, actor), audit.NOTICE_RETRY,
               (outbox.FAILED, outbox.CANCELLED, outbox.RETRY)),
     "cancel": (lambda conn, nid, actor: outbox.cancel(conn, nid, actor), audit.NOTICE_CANCEL,
-               (outbox.QUEUED, outbox.RETRY)),
+               (outbox.QUEUED, outbox.RETRY, outbox.FAILED)),
     "resend": (lambda conn, nid, actor: outbox.resolve_uncertain(conn, nid, True, actor), audit.NOTICE_RESEND,
                (outbox.UNCERTAIN,)),
-    "not_resent": (lambda conn, nid, actor: outbox.resolve_uncertain(conn, nid, False, actor),
-                   audit.NOTICE_NOT_RESENT, (outbox.UNCERTAIN,)),
+    "mark_sent": (lambda conn, nid, actor: outbox.resolve_uncertain(conn, nid, False, actor),
+                   audit.NOTICE_MARK_SENT, (outbox.UNCERTAIN,)),
 }
 
 
