@@ -94,6 +94,23 @@ def status_label(page: Any) -> str:
     return page.inner_text("#status-label")
 
 
+def assert_fact_labels_shown(page: Any, labels: dict[str, str]) -> None:
+    """At every kiosk size, each fact on the status screen has its label on screen next to its value
+    (an elderly citizen cannot tell a bare date is the appointment date)."""
+    for w, h in ((800, 480), (1280, 800), (1080, 1920)):
+        page.set_viewport_size({"width": w, "height": h})
+        for fact, label in labels.items():
+            dt = page.locator(f"#{fact}-label")
+            assert dt.is_visible(), f"{w}x{h}: label of #{fact} hidden"
+            assert dt.inner_text().strip().rstrip(":") == label
+            box, value = dt.bounding_box(), page.locator(f"#{fact}").bounding_box()
+            assert box and value and box["width"] > 0 and box["y"] >= 0 and box["y"] + box["height"] <= h
+            # the label sits on the value's line or the line just above it, not elsewhere on the screen
+            gap = value["y"] - box["y"]
+            assert -box["height"] < gap < 2 * box["height"], f"{w}x{h}: #{fact} label not beside its value"
+    page.set_viewport_size({"width": 1280, "height": 800})
+
+
 # --- screens and layout -----------------------------------------------------------------------
 
 def test_home_offers_three_large_actions_and_every_screen_fits_the_three_sizes(kpage, server, scanner):
@@ -134,6 +151,7 @@ def test_keypad_lookup_with_secret_shows_status_masked_name_and_next_steps(kpage
     text = kpage.inner_text("body")
     assert "Nguyễn Văn" not in text and "0912345678" not in text and "345678" not in text
     assert "ngày hẹn trả" in kpage.inner_text("#next-steps")
+    assert_fact_labels_shown(kpage, {"procedure": "Thủ tục", "appointment": "Ngày hẹn trả", "applicant": "Người nộp"})
     audit_and_shoot(kpage, "status")
 
 
@@ -145,6 +163,8 @@ def test_without_secret_only_status_procedure_and_dates_are_shown(kpage, server,
     assert kpage.locator("#applicant").count() == 0
     assert "Hùng" not in kpage.inner_text("body")
     assert kpage.locator("#appointment").count() == 1
+    assert_fact_labels_shown(kpage, {"procedure": "Thủ tục", "appointment": "Ngày hẹn trả"})
+    audit_and_shoot(kpage, "status-nosecret")
 
 
 def test_overdue_dossier_is_shown_as_overdue_in_red(kpage, server, scanner):
@@ -155,6 +175,7 @@ def test_overdue_dossier_is_shown_as_overdue_in_red(kpage, server, scanner):
     assert kpage.inner_text("#overdue") == "Quá hạn"
     assert "tone-bad" in kpage.get_attribute("#status", "class")
     assert "quá ngày hẹn trả" in kpage.inner_text("#next-steps")
+    assert_fact_labels_shown(kpage, {"procedure": "Thủ tục", "appointment": "Ngày hẹn trả"})
     audit_and_shoot(kpage, "status-overdue")
 
 
@@ -166,6 +187,7 @@ def test_result_ready_tells_where_to_collect_and_what_to_bring(kpage, server, sc
     steps = kpage.inner_text("#next-steps")
     assert "Quầy trả kết quả" in steps and "căn cước" in steps
     assert kpage.locator("#ask-sms").count() == 0  # the notice has already gone out
+    assert_fact_labels_shown(kpage, {"procedure": "Thủ tục", "appointment": "Ngày hẹn trả", "applicant": "Người nộp"})
     audit_and_shoot(kpage, "status-ready")
 
 
@@ -256,6 +278,9 @@ def test_dossier_fields_with_markup_are_shown_as_text(kpage, server, scanner):
     assert kpage.inner_text("#procedure").startswith('<img src=x onerror="window.__pwned=1">')
     assert kpage.locator("main img").count() == 0 and kpage.locator("main script").count() == 0
     assert "<script>" not in kpage.inner_text("#applicant")  # masked to its first letters
+    # the longest procedure name with every fact: still labelled, clamped, and the screen fits
+    assert_fact_labels_shown(kpage, {"procedure": "Thủ tục", "appointment": "Ngày hẹn trả", "applicant": "Người nộp"})
+    audit_and_shoot(kpage, "status-long")
     time.sleep(0.2)
 
 
@@ -271,6 +296,8 @@ def test_language_switch_to_english_and_back(kpage, server, scanner):
     scanned(kpage, f"D-ABC234-{CODE_A}")
     kpage.wait_for_selector("#status")
     assert status_label(kpage) == "Being processed"
+    assert_fact_labels_shown(kpage, {"procedure": "Procedure", "appointment": "Appointment date", "applicant": "Applicant"})
+    audit_and_shoot(kpage, "status-en")
     kpage.click("button.lang")
     kpage.wait_for_selector("html[lang=vi] #status")
     assert status_label(kpage) == "Đang xử lý"
