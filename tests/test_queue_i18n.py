@@ -3,6 +3,8 @@ the compiled .mo matches the .po, a msgid shared with another domain does not co
 merges them, and the counter page and hall display really show English once English is chosen."""
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 
 from babel.messages.extract import extract_from_dir
@@ -83,3 +85,13 @@ def test_counter_page_in_english_after_the_official_chooses_english(app):
     assert "Gọi số tiếp theo" not in html and "Đang phục vụ" not in html
     html = official.get("/counter/").get_data(as_text=True)
     assert "Choose your counter" in html and "Chọn quầy của bạn" not in html
+
+
+def test_english_page_hides_the_second_english_line(client):
+    client.get("/lang/en")
+    html = client.get("/display").get_data(as_text=True)
+    assert '<html lang="en">' in html
+    stylesheet = re.search(r'<link rel="stylesheet" href="([^"]+queue\.css)"', html).group(1)
+    assert 'html[lang="en"] body [lang="en"] { display: none; }' in client.get(stylesheet).get_data(as_text=True)
+    client.get("/lang/vi")
+    assert '<html lang="vi">' in client.get("/display").get_data(as_text=True)
