@@ -201,6 +201,10 @@ DEMO_PROCESSES: list[tuple[str, list[str]]] = [
 ]
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 @click.command()
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-data"),
               show_default=True, help="Folder for the demo's database, config and sample files.")
@@ -244,6 +248,8 @@ def demo(obj, data_dir: Path, count: int, port: int, seed_only: bool) -> None:  
     if seed_only:
         return
     env = dict(os.environ, MOTCUA_CONFIG=str(config_path))
+    # `kill` (or a service manager) stops the demo like Ctrl-C does: its processes stop with it.
+    signal.signal(signal.SIGTERM, _interrupt)
     procs: list[tuple[str, subprocess.Popen]] = []
     for name, argv in DEMO_PROCESSES:
         procs.append((name, subprocess.Popen([sys.executable, *argv], env=env)))

@@ -60,3 +60,66 @@ def test_sample_data_looks_like_a_commune_hall():
     assert valid > 400 and invalid == 0  # old 11-digit numbers included, all remappable
     assert {r["status"] for r in records} >= {"processing", "releasing", "done", "waiting"}
     assert all(r["appointment_date"] >= r["received_at"][:10] for r in records)
+
+
+def _processes_with_env(marker: str) -> list[int]:
+    """Processes whose environment names this demo's config (all the demo's children)."""
+    from pathlib import Path
+
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if marker.encode() in (proc / "environ").read_bytes():
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+def test_demo_runs_every_part_and_stops_them_all(tmp_path):
+    import os
+    import signal
+    import time
+    import urllib.request
+
+    from tests.conftest import _free_port
+
+    port = _free_port()
+    data = tmp_path / "demo"
+    demo = subprocess.Popen([sys.executable, "-m", "kiosk.cli", "demo", "--data-dir", str(data), "--count", "30",
+                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    health = {}
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as resp:
+                    assert resp.status == 200
+                    assert "Quét mã" in resp.read().decode()
+                try:
+                    raw = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).read()
+                except urllib.error.HTTPError as exc:  # 503 while a part is still starting
+                    raw = exc.read()
+                health = json.loads(raw)["checks"]
+                if health["modem"].get("gateway_running") and health["camera"]["state"] == "ok" \
+                        and health["printer"]["state"] == "ok":
+                    break
+            except (OSError, KeyError):
+                pass
+            time.sleep(0.5)
+        assert health.get("modem", {}).get("gateway_running"), health
+        assert health["camera"]["state"] == "ok" and health["printer"]["state"] == "ok", health
+        marker = f"MOTCUA_CONFIG={data / 'config.toml'}"
+        assert len(_processes_with_env(marker)) >= 4  # gateway, web app, print worker, scanner
+    finally:
+        demo.send_signal(signal.SIGTERM)
+        out = demo.communicate(timeout=60)[0].decode()
+    assert demo.returncode == 0, out[-2000:]
+    deadline = time.monotonic() + 15
+    while _processes_with_env(f"MOTCUA_CONFIG={data / 'config.toml'}") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _processes_with_env(f"MOTCUA_CONFIG={data / 'config.toml'}") == []
+    assert "Traceback" not in out, out[-3000:]
+    assert os.path.exists(data / "receipts")
