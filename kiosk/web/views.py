@@ -154,11 +154,17 @@ def lookup() -> Any:
 
 # --- actions on a dossier (from the status screen) -------------------------------------------
 
-def _dossier_from_form() -> tuple[str, str | None] | None:
+def _dossier_from_form() -> tuple[str, str | None, Any] | Response:
+    """The dossier a form names (code, secret, row), or the unreadable / not-found screen."""
     try:
-        return _parse_request()
+        code, secret = _parse_request()
     except PayloadRejected:
-        return None
+        return _screen("unreadable.html", 400, screen="unreadable")
+    with reading(get_engine()) as conn:
+        row = dossiers.find(conn, code)
+    if row is None:
+        return _screen("notfound.html", 404, screen="notfound", code=code)
+    return code, secret, row
 
 
 def _kiosk_only() -> Any | None:
@@ -175,16 +181,14 @@ def slip() -> Any:
     if refused:
         return refused
     found = _dossier_from_form()
-    if found is None:
-        return _screen("unreadable.html", 400, screen="unreadable")
-    code, secret = found
+    if not isinstance(found, tuple):
+        return found
+    code, secret, _row = found
     printing = _optional("kiosk.printing.jobs")
     if printing is None:
         return _render_status(code, secret, _("Chưa có máy in. Vui lòng hỏi cán bộ."), "warn")
     engine = get_engine()
     with reading(engine) as conn:
-        if dossiers.find(conn, code) is None:
-            return _screen("notfound.html", 404, screen="notfound", code=code)
         state = printing.printer_state(conn).get("state", "unknown")
     if state in ("paper_out", "offline"):
         return _render_status(code, secret, _printer_problem(state), "warn")
@@ -202,14 +206,10 @@ def _printer_problem(state: str) -> str:
 @bp.post("/sms")
 def sms() -> Any:
     found = _dossier_from_form()
-    if found is None:
-        return _screen("unreadable.html", 400, screen="unreadable")
-    code, secret = found
+    if not isinstance(found, tuple):
+        return found
+    code, secret, row = found
     cfg = get_config()
-    with reading(get_engine()) as conn:
-        row = dossiers.find(conn, code)
-    if row is None:
-        return _screen("notfound.html", 404, screen="notfound", code=code)
     view = dossiers.public_view(row, secret, hours.local_now(cfg.site).date())
     if view.has_phone:
         return _render_status(code, secret, _("Khi có kết quả, chúng tôi sẽ nhắn tin đến số điện thoại trong hồ sơ%(masked)s.",
@@ -230,16 +230,12 @@ def sms_phone() -> Any:
     if refused:
         return refused
     found = _dossier_from_form()
-    if found is None:
-        return _screen("unreadable.html", 400, screen="unreadable")
-    code, secret = found
+    if not isinstance(found, tuple):
+        return found
+    code, secret, row = found
     phone = _field("phone")[:40]
     cfg = get_config()
     engine = get_engine()
-    with reading(engine) as conn:
-        row = dossiers.find(conn, code)
-    if row is None:
-        return _screen("notfound.html", 404, screen="notfound", code=code)
     view = dossiers.public_view(row, secret, hours.local_now(cfg.site).date())
     if not view.secret_ok or view.has_phone:
         return _render_status(code, secret)
