@@ -20,12 +20,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kiosk.backup import backup  # noqa: E402
-from motcua.config import load_config  # noqa: E402
-from motcua.db import make_engine  # noqa: E402
+from kiosk.backup import backup
+from motcua.config import load_config
+from motcua.db import make_engine
 
 
-def writer(engine, stop: threading.Event, latencies: list[float]) -> None:  # noqa: ANN001
+def writer(engine, stop: threading.Event, latencies: list[float]) -> None:
     while not stop.is_set():
         t = time.perf_counter()
         with engine.begin() as conn:

@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kiosk.demo import generate  # noqa: E402
+from kiosk.demo import generate
 
 HEADER = {"code": "Mã hồ sơ", "secret": "Mã tra cứu", "procedure": "Thủ tục", "field": "Lĩnh vực",
           "applicant_name": "Người nộp", "phone": "Số điện thoại", "status": "Trạng thái",
@@ -72,7 +72,8 @@ def bench_rest(tmp: Path, n: int = 10_000) -> None:
         assert r.status_code == 200, r.json
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         print(f"REST ingest {n:>7,} dossiers ({label:6}): {dt:6.2f} s  {n / dt:8,.0f} rows/s  "
-              f"body {len(body) / 1e6:.1f} MB  peak RSS {after / 1024:.0f} MB (+{(after - before) / 1024:.0f})  {r.json}")
+              f"body {len(body) / 1e6:.1f} MB  "
+              f"peak RSS {after / 1024:.0f} MB (+{(after - before) / 1024:.0f})  {r.json}")
 
 
 def bench_import(tmp: Path, rows: int) -> dict:

@@ -131,7 +131,7 @@ def bench_lookup(rows: int, db_dir: Path | None, samples: int = 3000) -> dict:
 
 # --- 2. scan to paint --------------------------------------------------------------------------
 
-def _server(tmp: Path, workers: int = 2):  # noqa: ANN202
+def _server(tmp: Path, workers: int = 2):
     from kiosk_support import KioskServer, sample_dossiers
 
     srv = KioskServer(tmp, {"kiosk": {"threads": 16}}, [{"days": list(range(7)), "open": "00:00:00",
@@ -140,10 +140,9 @@ def _server(tmp: Path, workers: int = 2):  # noqa: ANN202
     return srv
 
 
-def _browser():  # noqa: ANN202
-    from playwright.sync_api import sync_playwright
-
+def _browser():
     from conftest import CHROMIUM, CHROMIUM_ARGS
+    from playwright.sync_api import sync_playwright
 
     pw = sync_playwright().start()
     browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
@@ -171,7 +170,8 @@ def bench_paint(trials: int) -> dict:
             scanner.publish("scan", {"code": code, "secret": secret, "kind": "url", "decoded_at": t0})
             page.wait_for_selector("#status", timeout=10_000)
             page.wait_for_function("() => performance.getEntriesByName('first-contentful-paint').length > 0")
-            paint = page.evaluate("performance.timeOrigin + performance.getEntriesByName('first-contentful-paint')[0].startTime")
+            paint = page.evaluate("performance.timeOrigin"
+                                  " + performance.getEntriesByName('first-contentful-paint')[0].startTime")
             nav = page.evaluate("(() => { const n = performance.getEntriesByType('navigation')[0];"
                                 " return n.responseEnd - n.requestStart; })()")
             if i >= 3:  # the first few warm up the workers
@@ -237,7 +237,8 @@ def main() -> None:
         results["lookup"] = r = bench_lookup(args.rows, args.db)
         print(f"  POST /lookup server time: p50 {r['lookup_ms']['p50']:.2f} ms, p95 {r['lookup_ms']['p95']:.2f} ms, "
               f"p99 {r['lookup_ms']['p99']:.2f} ms (target p95 <= 15 ms)")
-        print(f"  store only (find + public_view): p50 {r['store_ms']['p50']:.3f} ms, p95 {r['store_ms']['p95']:.3f} ms;"
+        print(f"  store only (find + public_view): p50 {r['store_ms']['p50']:.3f} ms, "
+              f"p95 {r['store_ms']['p95']:.3f} ms;"
               f" not found: p95 {r['not_found_ms']['p95']:.2f} ms")
     if args.which in ("all", "paint"):
         print("scan to paint (real gunicorn, SSE relay, headless Chromium) ...")

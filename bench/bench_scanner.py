@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -30,13 +31,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import numpy as np
+from scanner_corpus import CATEGORIES, corpus
 
-from kiosk.scanner.decoders import DecoderChain, make_decoder, to_grey  # noqa: E402
-from kiosk.scanner.payload import PayloadRejected, parse_payload  # noqa: E402
-from motcua.config import ScannerConfig  # noqa: E402
-from scanner_corpus import CATEGORIES, corpus  # noqa: E402
+from kiosk.scanner.decoders import DecoderChain, make_decoder, to_grey
+from kiosk.scanner.payload import PayloadRejected, parse_payload
+from motcua.config import ScannerConfig
 
 SINGLE = ["pyzbar", "zxing", "opencv"]  # the decoders as their makers ship them
 
@@ -172,14 +173,14 @@ def _cpu_ticks(pid: int) -> int:
     return total
 
 
-def _drain_preview(sock_path: Path, stop: "threading.Event", counter: list[int]) -> None:
+def _drain_preview(sock_path: Path, stop: threading.Event, counter: list[int]) -> None:
     from kiosk.scanner.channel import connect, messages
 
     deadline = time.monotonic() + 20
     while not sock_path.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     sock = connect(sock_path, "preview")
-    for msg in messages(sock):
+    for _msg in messages(sock):
         counter[0] += 1
         if stop.is_set():
             break
@@ -187,8 +188,6 @@ def _drain_preview(sock_path: Path, stop: "threading.Event", counter: list[int])
 
 
 def bench_idle_cpu(seconds: float, size: tuple[int, int] = (640, 480), preview: bool = False) -> float:
-    import threading
-
     tmp = Path(tempfile.mkdtemp(prefix="scanbench-", dir="/tmp"))
     stop = threading.Event()
     frames = [0]
@@ -244,7 +243,8 @@ def main() -> None:
         print(f"\nchain reads by decoder at {size[0]}x{size[1]}: " + ", ".join(
             f"{n} {info['stages'][(size, n)]}" for n in chain))
     print(f"\n{info['frames']} frames in {time.monotonic() - t0:.0f} s")
-    med640 = statistics.median([m for (s, c, n), st in stats.items() if s == (640, 480) and n == "chain" for m in st["ms"]])
+    med640 = statistics.median([m for (s, c, n), st in stats.items() if s == (640, 480) and n == "chain"
+                                for m in st["ms"]])
     print(f"\nchain median decode at 640x480: {med640:.2f} ms/frame (target <= 2 ms)")
     if args.cpu_seconds:
         cpu = bench_idle_cpu(args.cpu_seconds)

@@ -33,13 +33,13 @@ _ap.add_argument("--code", type=Path, default=Path(__file__).resolve().parents[1
 ARGS = _ap.parse_args()
 sys.path.insert(0, str(ARGS.code.resolve()))
 
-import gammu  # noqa: E402
-import sqlalchemy as sa  # noqa: E402
+import gammu
+import sqlalchemy as sa
 
-from motcua.config import load_config  # noqa: E402
-from motcua.db import make_engine  # noqa: E402
-from sms_gateway import outbox  # noqa: E402
-from sms_gateway.gateway import Gateway  # noqa: E402
+from motcua.config import load_config
+from motcua.db import make_engine
+from sms_gateway import outbox
+from sms_gateway.gateway import Gateway
 
 DEVICE_S = [0.0]  # seconds spent inside python-gammu calls that talk to the modem
 
@@ -48,10 +48,10 @@ class TimedStateMachine(gammu.StateMachine):
     """gammu.StateMachine with every device call timed (Abort excluded: the watchdog thread's)."""
 
 
-def _timed(name: str):  # noqa: ANN202
+def _timed(name: str):
     call = getattr(gammu.StateMachine, name)
 
-    def wrapper(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def wrapper(self, *args, **kwargs):
         t = time.perf_counter()
         try:
             return call(self, *args, **kwargs)

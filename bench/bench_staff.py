@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_kiosk import build_db, code_for, pct  # noqa: E402
+from bench_kiosk import build_db, code_for, pct
 
 
 def main() -> None:

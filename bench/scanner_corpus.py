@@ -69,7 +69,8 @@ def _background(w: int, h: int, rng: random.Random, nrng: np.random.Generator) -
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def _receipt(qr: np.ndarray, code_px: int, rng: random.Random, paper=(245, 245, 240), ink=(20, 20, 20)) -> tuple[np.ndarray, tuple[int, int]]:
+def _receipt(qr: np.ndarray, code_px: int, rng: random.Random, paper=(245, 245, 240),
+             ink=(20, 20, 20)) -> tuple[np.ndarray, tuple[int, int]]:
     """A receipt sheet with the QR at `code_px` pixels wide; returns the sheet and the QR's top-left."""
     qr_big = cv2.resize(qr, (code_px, code_px), interpolation=cv2.INTER_NEAREST)
     sw, sh = int(code_px * 1.9), int(code_px * 2.2)
@@ -152,7 +153,8 @@ def _fault(img: np.ndarray, category: str, rng: random.Random, nrng: np.random.G
         q = size * 0.38  # the finger reaches a little way into the code
         off = {"top": (0, -q), "bottom": (0, q), "left": (-q, 0), "right": (q, 0)}[edge]
         centre = (int(cx + off[0]), int(cy + off[1]))
-        cv2.circle(img, centre, r, (int(rng.uniform(120, 170)), int(rng.uniform(140, 180)), int(rng.uniform(180, 220))), -1)
+        cv2.circle(img, centre, r,
+                   (int(rng.uniform(120, 170)), int(rng.uniform(140, 180)), int(rng.uniform(180, 220))), -1)
     return img
 
 

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
-def _error(status: int, message: str, **extra) -> Response:  # noqa: ANN003
+def _error(status: int, message: str, **extra) -> Response:
     resp = jsonify({"error": message, **extra})
     resp.status_code = status
     return resp

@@ -15,7 +15,8 @@ from motcua.db import make_engine
 log = logging.getLogger(__name__)
 
 
-def create_app(config: Config | None = None, engine: sa.Engine | None = None, test_config: dict[str, Any] | None = None) -> Flask:
+def create_app(config: Config | None = None, engine: sa.Engine | None = None,
+               test_config: dict[str, Any] | None = None) -> Flask:
     cfg = config or load_config()
     app = Flask(__name__)
     app.config.update(

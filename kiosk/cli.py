@@ -9,7 +9,6 @@ import click
 
 from motcua.cli import AppContext, command_group
 
-
 cli = command_group("Commune hall kiosk (Bộ phận Một cửa): dossier status, queue tickets, printing.")
 
 
@@ -21,7 +20,8 @@ def serve(obj: AppContext, bind: str | None, workers: int | None) -> None:
     """Run the web app under gunicorn."""
     from kiosk.wsgi import run_gunicorn
 
-    obj.engine  # migrate once before the workers start  # noqa: B018
+    # Opening the engine migrates the schema: do it once here, before the gunicorn workers start.
+    _ = obj.engine
     run_gunicorn(obj.config, bind=bind, workers=workers)
 
 

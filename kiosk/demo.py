@@ -77,7 +77,7 @@ def generate(count: int, seed: int = 2025, today: date | None = None) -> Iterato
     """Yield ingest records (the REST/CSV shape) for `count` sample dossiers."""
     rng = random.Random(seed)
     today = today or date.today()
-    statuses, weights = zip(*SOURCE_STATUSES)
+    statuses, weights = zip(*SOURCE_STATUSES, strict=True)
     for n in range(1, count + 1):
         field, procedure = rng.choice(PROCEDURES)
         received = today - timedelta(days=rng.randint(0, 40))
@@ -86,7 +86,8 @@ def generate(count: int, seed: int = 2025, today: date | None = None) -> Iterato
         received_at = datetime(received.year, received.month, received.day, rng.randint(7, 16), rng.randint(0, 59),
                                tzinfo=timezone(timedelta(hours=7)))
         yield {
-            "code": f"000.00.21.H42-{received:%y%m%d}-{n:04d}" if count < 10_000 else f"000.00.21.H42-{received:%y%m%d}-{n:07d}",
+            "code": (f"000.00.21.H42-{received:%y%m%d}-{n:04d}" if count < 10_000
+                     else f"000.00.21.H42-{received:%y%m%d}-{n:07d}"),
             "secret": "".join(rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(6)),
             "procedure": procedure,
             "field": field,
@@ -212,7 +213,7 @@ def _interrupt(_signum: int, _frame: object) -> None:
 @click.option("--port", type=int, default=8080, show_default=True)
 @click.option("--seed-only", is_flag=True, help="Seed data and write the sample files, then exit.")
 @click.pass_obj
-def demo(obj, data_dir: Path, count: int, port: int, seed_only: bool) -> None:  # noqa: ANN001
+def demo(obj, data_dir: Path, count: int, port: int, seed_only: bool) -> None:
     """Seed sample dossiers and run the appliance on simulated hardware."""
     from kiosk.store.ingest import Parser, ingest_batch
     from motcua.config import load_config

@@ -221,12 +221,14 @@ def check_clock(ctx: Context) -> Finding:
         ntp_on = rest[0] if rest else "?"
         if synced == "yes":
             return Finding("clock", OK, "synchronised (timedatectl)", data={"synchronised": True})
-        return Finding("clock", WARNING, f"not synchronised (timedatectl: NTP service {'on' if ntp_on == 'yes' else 'off'})",
+        return Finding("clock", WARNING,
+                       f"not synchronised (timedatectl: NTP service {'on' if ntp_on == 'yes' else 'off'})",
                        "Without network the clock drifts; enable `timedatectl set-ntp true` and let the Pi reach "
                        "an NTP server, or add an RTC battery (Pi 5)", {"synchronised": False})
     res = _run(["chronyc", "-n", "tracking"])
     if res is not None and res.returncode == 0:
-        leap = next((l.split(":", 1)[1].strip() for l in res.stdout.splitlines() if l.startswith("Leap status")), "")
+        leap = next((line.split(":", 1)[1].strip() for line in res.stdout.splitlines()
+                     if line.startswith("Leap status")), "")
         if leap == "Normal":
             return Finding("clock", OK, "synchronised (chrony)", data={"synchronised": True})
         return Finding("clock", WARNING, f"chrony: {leap or 'unknown'}", "Check `chronyc sources`",
@@ -237,9 +239,10 @@ def check_clock(ctx: Context) -> Finding:
 
 def check_units(ctx: Context) -> Finding:
     res = _run(["systemctl", "is-active", *UNITS])
-    if res is None or not res.stdout.strip() or "booted with systemd" in res.stderr or "Failed to connect" in res.stderr:
+    if (res is None or not res.stdout.strip() or "booted with systemd" in res.stderr
+            or "Failed to connect" in res.stderr):
         return Finding("units", SKIPPED, "systemd is not running here (not the appliance, or inside a chroot)")
-    states = dict(zip(UNITS, res.stdout.split()))
+    states = dict(zip(UNITS, res.stdout.split(), strict=False))
     ctx.units = states
     bad = []
     for unit, state in states.items():
@@ -250,7 +253,8 @@ def check_units(ctx: Context) -> Finding:
             bad.append(f"{unit} {state}")
     if bad:
         return Finding("units", ERROR, "; ".join(bad),
-                       "Xem nhật ký / see why: `journalctl -u UNIT -n 50`; start all: `sudo systemctl start motcua.target`",
+                       "Xem nhật ký / see why: `journalctl -u UNIT -n 50`; "
+                       "start all: `sudo systemctl start motcua.target`",
                        {"states": states})
     return Finding("units", OK, f"{len(states)} units active", data={"states": states})
 
@@ -290,7 +294,8 @@ def _camera_frames(cfg: Config, seconds: float) -> Finding:
     cap = open_capture(spec)
     if cap is None:
         return Finding("camera", ERROR, f"cannot open {spec.describe()}",
-                       "Another process may hold it (`fuser -v /dev/video*`), or it is not a capture device", {"camera": target})
+                       "Another process may hold it (`fuser -v /dev/video*`), or it is not a capture device",
+                       {"camera": target})
     frames, shape, start = 0, None, time.monotonic()
     try:
         while frames < 5 and time.monotonic() - start < seconds:
@@ -424,7 +429,7 @@ def _modem_answers(cfg: Config) -> Finding:
             smsc = ""
             try:
                 smsc = (modem.sm.GetSMSC(Location=1) or {}).get("Number") or ""
-            except Exception:  # noqa: BLE001 - some modems refuse; judged below
+            except Exception:  # some modems refuse; judged below
                 smsc = ""
         except ModemFault as fault:
             return Finding("modem", ERROR, f"{_modem_where(cfg)}: {fault.state}: {fault.detail}", _MODEM_HINT,

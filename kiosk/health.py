@@ -225,7 +225,7 @@ def init_app(app: Any) -> None:
     from kiosk.app import get_config, get_engine
 
     @app.get("/healthz")
-    def healthz():  # noqa: ANN202
+    def healthz():
         report = gather(get_config(), get_engine())
         resp = jsonify(public_view(report))
         resp.status_code = 503 if report["status"] == ERROR else 200

@@ -9,7 +9,6 @@ ones. `--dry-run` parses and applies everything, then rolls back.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import sys
 import unicodedata
@@ -67,8 +66,9 @@ def _rows_csv(path: Path, delimiter: str) -> Iterator[list[str]]:
 
 
 def _rows_xlsx(path: Path) -> Iterator[list[Any]]:
-    from openpyxl import load_workbook
     from zipfile import BadZipFile
+
+    from openpyxl import load_workbook
 
     try:
         wb = load_workbook(path, read_only=True, data_only=True)
@@ -120,7 +120,8 @@ def records(path: Path, cfg: Config) -> Iterator[tuple[int, dict[str, Any]]]:
         yield number, rec
 
 
-def import_file(engine: sa.Engine, cfg: Config, path: Path, *, dry_run: bool = False) -> tuple[IngestReport, list[RowError]]:
+def import_file(engine: sa.Engine, cfg: Config, path: Path, *,
+                dry_run: bool = False) -> tuple[IngestReport, list[RowError]]:
     parser = Parser.from_config(cfg)
     report = IngestReport()
     errors: list[RowError] = []
@@ -184,7 +185,7 @@ def import_file(engine: sa.Engine, cfg: Config, path: Path, *, dry_run: bool = F
               help="Write the per-row error report as CSV here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_obj
-def import_command(obj, file: Path, dry_run: bool, errors_path: Path | None, as_json: bool) -> None:  # noqa: ANN001
+def import_command(obj, file: Path, dry_run: bool, errors_path: Path | None, as_json: bool) -> None:
     """Import dossiers from a CSV (UTF-8, with or without BOM) or XLSX export."""
     if not file.exists():
         raise click.ClickException(f"{file} does not exist")

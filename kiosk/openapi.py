@@ -39,12 +39,18 @@ def openapi_document(cfg: Config) -> dict[str, Any]:
                     "responses": {
                         "200": {"description": "Applied", "content": {"application/json": {
                             "schema": {"$ref": "#/components/schemas/Report"}}}},
-                        "400": {"description": "Malformed JSON or wrong shape", "content": {"application/json": {"schema": error}}},
-                        "401": {"description": "Missing or wrong bearer token", "content": {"application/json": {"schema": error}}},
-                        "403": {"description": "Ingest disabled (no token configured)", "content": {"application/json": {"schema": error}}},
-                        "413": {"description": "Body or batch too large", "content": {"application/json": {"schema": error}}},
-                        "415": {"description": "Not application/json", "content": {"application/json": {"schema": error}}},
-                        "422": {"description": "Invalid dossiers; nothing written", "content": {"application/json": {"schema": error}}},
+                        "400": {"description": "Malformed JSON or wrong shape",
+                                "content": {"application/json": {"schema": error}}},
+                        "401": {"description": "Missing or wrong bearer token",
+                                "content": {"application/json": {"schema": error}}},
+                        "403": {"description": "Ingest disabled (no token configured)",
+                                "content": {"application/json": {"schema": error}}},
+                        "413": {"description": "Body or batch too large",
+                                "content": {"application/json": {"schema": error}}},
+                        "415": {"description": "Not application/json",
+                                "content": {"application/json": {"schema": error}}},
+                        "422": {"description": "Invalid dossiers; nothing written",
+                                "content": {"application/json": {"schema": error}}},
                     },
                 }
             }
@@ -60,8 +66,10 @@ def openapi_document(cfg: Config) -> dict[str, Any]:
                         "code": {"type": "string", "maxLength": 100, "pattern": r"^\S+$",
                                  "examples": ["000.00.21.H42-251125-0001"]},
                         "status": {"type": "string", "enum": status_codes,
-                                   "description": "Source status code (mapped by [statuses] source_map) or a kiosk status"},
-                        "secret": {"type": ["string", "null"], "maxLength": 64, "description": "Lookup secret (mã tra cứu)"},
+                                   "description": "Source status code (mapped by [statuses] source_map)"
+                                                  " or a kiosk status"},
+                        "secret": {"type": ["string", "null"], "maxLength": 64,
+                                   "description": "Lookup secret (mã tra cứu)"},
                         "procedure": {"type": ["string", "null"], "maxLength": 500},
                         "field": {"type": ["string", "null"], "maxLength": 200, "description": "Lĩnh vực"},
                         "applicant_name": {"type": ["string", "null"], "maxLength": 200},

@@ -11,7 +11,7 @@ from gunicorn.app.base import BaseApplication
 from motcua.config import Config
 
 
-def app():  # noqa: ANN201
+def app():
     from kiosk.app import create_app
 
     return create_app()
@@ -28,7 +28,7 @@ class _Gunicorn(BaseApplication):
             if key in self.cfg.settings:  # settings newer than the installed gunicorn are skipped
                 self.cfg.set(key, value)
 
-    def load(self):  # noqa: ANN201 - runs in each worker after fork: one engine per process
+    def load(self):  # runs in each worker after fork: one engine per process
         from kiosk.app import create_app
 
         return create_app(self.cfg_motcua)

@@ -25,7 +25,7 @@ class AppContext:
             raise click.ClickException(str(exc)) from None
 
     @cached_property
-    def engine(self):  # noqa: ANN201
+    def engine(self):
         from motcua.db import make_engine
 
         try:
@@ -34,7 +34,7 @@ class AppContext:
             raise click.ClickException(f"cannot open the database {self.config.database.url}: {exc}") from None
 
 
-def config_option(f):  # noqa: ANN001, ANN201
+def config_option(f):
     return click.option(
         "--config", "config_path", type=click.Path(dir_okay=False), default=None,
         help=f"Configuration file (TOML). Default: ${ENV_VAR}, else /etc/motcua/config.toml, else built-in defaults.",

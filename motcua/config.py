@@ -171,7 +171,8 @@ class ImportConfig(Section):
 class KioskConfig(Section):
     bind: str = "127.0.0.1:8080"
     workers: int = Field(2, ge=1)
-    threads: int = Field(16, ge=1, description="threads per worker; each open event stream (scanner, hall display) holds one")
+    threads: int = Field(16, ge=1,
+                         description="threads per worker; each open event stream (scanner, hall display) holds one")
     secret_key: str = Field("", description="Flask session key; empty: generated once into data_dir")
     default_language: Literal["vi", "en"] = "vi"
     idle_timeout_s: int = Field(45, ge=2, description="Seconds without a touch before a screen returns home")
@@ -232,7 +233,8 @@ def compile_scanner_pattern(pattern: str, needs_code_group: bool = True) -> "re.
 class PrinterConfig(Section):
     """ESC/POS printer owned by the print worker (kiosk/printing)."""
     kind: Literal["usb", "serial", "network", "cups", "file", "dummy"] = "file"
-    target: str = Field("", description="file path, device node, host, serial port or CUPS queue; empty: data_dir/printer.out")
+    target: str = Field("", description="file path, device node, host, serial port or CUPS queue; "
+                                    "empty: data_dir/printer.out")
     paper_dots: Literal[384, 576] = Field(576, description="384 for 58 mm paper, 576 for 80 mm")
     profile: str = Field("", description="python-escpos printer profile; empty: a generic one for paper_dots")
     usb_vendor_id: str = Field("", description="usb kind: vendor id in hex, e.g. 0x0416")
@@ -243,8 +245,10 @@ class PrinterConfig(Section):
     network_port: int = Field(9100, ge=1, le=65535, description="network kind: raw TCP port")
     timeout_s: float = Field(5.0, gt=0, description="connect/read/write timeout for the printer")
     poll_s: float = Field(1.0, gt=0, description="how often the print worker looks for new jobs")
-    status_every_s: float = Field(5.0, gt=0, description="how often the worker asks the printer for its state when idle")
-    ticket_max_age_s: int = Field(1800, ge=0, description="queue tickets waiting longer than this (printer out) are not printed late; 0 = always print")
+    status_every_s: float = Field(5.0, gt=0,
+                                  description="how often the worker asks the printer for its state when idle")
+    ticket_max_age_s: int = Field(1800, ge=0, description="queue tickets waiting longer than this (printer out) "
+                                                          "are not printed late; 0 = always print")
     cut: bool = Field(True, description="cut the paper after each job")
     feed_lines: int = Field(3, ge=0, le=10, description="blank lines fed before the cut")
 
@@ -314,7 +318,8 @@ DEFAULT_SMS_TEMPLATES: dict[str, str] = {
 class SmsConfig(Section):
     """Notices and their texts (sms_gateway)."""
     encoding: Literal["ascii", "ucs2"] = Field(
-        "ascii", description="ascii: fold Vietnamese to plain letters (160 chars/part); ucs2: full Vietnamese (70 chars/part)")
+        "ascii", description="ascii: fold Vietnamese to plain letters (160 chars/part); "
+                             "ucs2: full Vietnamese (70 chars/part)")
     max_parts: int = Field(1, ge=1, le=6, description="shorten {procedure} so a notice fits this many parts")
     templates: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_SMS_TEMPLATES),
                                       description="text per notice kind (dossier status), Vietnamese")
@@ -356,7 +361,8 @@ class ModemConfig(Section):
     smsc: str = Field("", description="SMS centre number, pinned (Gammu forgets it after an unplug); empty: the SIM's")
     pin: str = Field("", description="SIM PIN, entered when the SIM asks for one")
     send_timeout_s: float = Field(60.0, gt=0, description="abort a send the modem has not answered after this")
-    reconnect_s: float = Field(10.0, gt=0, description="first wait before reconnecting a lost modem; doubles up to 5 min")
+    reconnect_s: float = Field(10.0, gt=0,
+                               description="first wait before reconnecting a lost modem; doubles up to 5 min")
     health_every_s: float = Field(60.0, gt=0, description="how often to read SIM, network and signal")
 
 

@@ -53,7 +53,7 @@ def make_engine(cfg: Config, *, migrate_now: bool = True) -> Engine:
 
 def _sqlite_pragmas(engine: Engine, busy_ms: int) -> None:
     @sa.event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record):  # noqa: ANN001
+    def _on_connect(dbapi_conn, _record):
         # pysqlite's own transaction handling defers BEGIN; let SQLAlchemy emit it so that
         # "BEGIN IMMEDIATE" below takes the write lock up front (no deadlock on upgrade).
         dbapi_conn.isolation_level = None
@@ -65,7 +65,7 @@ def _sqlite_pragmas(engine: Engine, busy_ms: int) -> None:
         cur.close()
 
     @sa.event.listens_for(engine, "begin")
-    def _on_begin(conn):  # noqa: ANN001
+    def _on_begin(conn):
         # Writers take the lock at BEGIN so that two writers queue on the busy timeout instead
         # of failing when a read lock cannot be upgraded; readers (see `reading`) stay deferred.
         if conn.get_execution_options().get("readonly"):

@@ -8,7 +8,6 @@ import click
 from motcua.cli import AppContext, command_group
 from motcua.db import reading
 
-
 cli = command_group("SMS gateway: sends the outbox's notices through a USB modem (python-gammu).")
 
 

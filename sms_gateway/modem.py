@@ -190,7 +190,7 @@ class _Watchdog:
                 sm, self._sm, self._deadline, self._fired = self._sm, None, None, True
                 try:
                     sm.Abort()  # thread-safe in python-gammu; the blocked SendSMS returns ERR_ABORTED
-                except Exception:  # noqa: BLE001 - a dead connection needs no abort
+                except Exception:  # a dead connection needs no abort
                     pass
 
 
@@ -293,11 +293,11 @@ class Modem:
             return
         try:
             sm.Abort()
-        except Exception:  # noqa: BLE001 - nothing more to do with a dead connection
+        except Exception:  # nothing more to do with a dead connection
             pass
         try:
             sm.Terminate()
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
 
     @staticmethod
@@ -317,7 +317,7 @@ class Modem:
             # The SIM's PIN state was read at connect (Gammu spends a second on every AT+CPIN?).
             network = sm.GetNetworkInfo()
             signal = self._safe(sm.GetSignalQuality) or {}
-        except (gammu.ERR_NOSIM,) as exc:
+        except gammu.ERR_NOSIM as exc:
             raise ModemFault(h.NO_SIM, f"no SIM card ({_err_name(exc)})") from None
         except gammu.GSMError as exc:
             name = _err_name(exc)
@@ -452,15 +452,16 @@ class Modem:
         """Status reports a modem kept in memory instead of announcing them."""
         if self.sm is None:
             return []
-        start = True
+        location: int | None = None  # None: ask for the first stored message
         seen = 0
         while seen < 100:
             try:
-                msgs = self.sm.GetNextSMS(Folder=0, Start=True) if start else \
-                    self.sm.GetNextSMS(Folder=0, Location=location)  # noqa: F821 - set below
+                if location is None:
+                    msgs = self.sm.GetNextSMS(Folder=0, Start=True)
+                else:
+                    msgs = self.sm.GetNextSMS(Folder=0, Location=location)
             except gammu.GSMError:
                 break
-            start = False
             seen += 1
             location = msgs[0]["Location"]
             for msg in msgs:

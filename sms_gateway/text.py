@@ -11,8 +11,8 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import date, time
+from functools import lru_cache
 from typing import Any, Mapping
 
 from motcua.config import Config, SiteConfig

@@ -51,14 +51,14 @@ def engine(config: Config) -> Iterator[sa.Engine]:
 
 
 @pytest.fixture
-def app(config: Config, engine: sa.Engine):  # noqa: ANN201
+def app(config: Config, engine: sa.Engine):
     from kiosk.app import create_app
 
     return create_app(config, engine, test_config={"TESTING": True})
 
 
 @pytest.fixture
-def client(app):  # noqa: ANN001, ANN201
+def client(app):
     return app.test_client()
 
 

@@ -31,7 +31,8 @@ def sample_dossiers() -> list[dict[str, Any]]:
         {"code": "000.00.21.H42-251125-0001", "secret": "ABC234", "procedure": "Đăng ký khai sinh", "field": "Hộ tịch",
          "applicant_name": "Nguyễn Văn Hùng", "phone": "0912345678", "status": "processing",
          "appointment_date": (t + timedelta(days=5)).isoformat(), "received_at": f"{t.isoformat()}T08:15:00+07:00"},
-        {"code": "000.00.21.H42-251120-0002", "secret": "XYZ789", "procedure": "Cấp đổi Giấy chứng nhận quyền sử dụng đất",
+        {"code": "000.00.21.H42-251120-0002", "secret": "XYZ789",
+         "procedure": "Cấp đổi Giấy chứng nhận quyền sử dụng đất",
          "field": "Đất đai", "applicant_name": "Trần Thị Lan", "phone": None, "status": "processing",
          "appointment_date": (t - timedelta(days=3)).isoformat()},
         {"code": "000.00.21.H42-251101-0003", "secret": "RDY456", "procedure": "Đăng ký kết hôn", "field": "Hộ tịch",
@@ -91,7 +92,7 @@ class KioskServer:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return json.load(resp)
 
-    def engine(self):  # noqa: ANN201
+    def engine(self):
         from motcua.config import load_config
         from motcua.db import make_engine
 
@@ -126,12 +127,14 @@ AUDIT_JS = r"""
   const W = innerWidth, H = innerHeight, out = {scrollW: document.documentElement.scrollWidth,
     scrollH: document.documentElement.scrollHeight, W, H, small: [], tiny: [], contrast: [], outside: [], overflow: []};
   const parse = c => { const m = c.match(/rgba?\(([^)]+)\)/); if (!m) return null;
-    const p = m[1].split(/[ ,\/]+/).filter(Boolean).map(Number); return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1}; };
+    const p = m[1].split(/[ ,\/]+/).filter(Boolean).map(Number);
+    return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1}; };
   const lum = c => { const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
     return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b); };
   const bgOf = el => { for (let e = el; e; e = e.parentElement) { const c = parse(getComputedStyle(e).backgroundColor);
     if (c && c.a > 0.5) return c; } return {r: 255, g: 255, b: 255, a: 1}; };
-  const label = el => (el.id ? '#' + el.id : el.tagName.toLowerCase() + '.' + el.className) + ' "' + (el.textContent || '').trim().slice(0, 30) + '"';
+  const label = el => (el.id ? '#' + el.id : el.tagName.toLowerCase() + '.' + el.className)
+    + ' "' + (el.textContent || '').trim().slice(0, 30) + '"';
   for (const el of document.querySelectorAll('body *')) {
     if (el.closest('.sprite') || el.closest('[hidden]')) continue;
     const r = el.getBoundingClientRect(), st = getComputedStyle(el);
@@ -143,11 +146,13 @@ AUDIT_JS = r"""
       const L1 = lum(fg), L2 = lum(bg), ratio = (Math.max(L1, L2) + 0.05) / (Math.min(L1, L2) + 0.05);
       if (ratio < 4.5) out.contrast.push(label(el) + ' ' + ratio.toFixed(2));
     }
-    if (el.children.length && el.clientHeight > 0 && st.overflowY !== 'hidden' && el.scrollHeight > el.clientHeight + 6 && !el.matches('html, body'))
+    if (el.children.length && el.clientHeight > 0 && st.overflowY !== 'hidden'
+        && el.scrollHeight > el.clientHeight + 6 && !el.matches('html, body'))
       out.overflow.push(label(el) + ' ' + el.scrollHeight + '>' + el.clientHeight);
     if (r.bottom > H + 1 || r.right > W + 1 || r.left < -1 || r.top < -1) out.outside.push(label(el));
     if (el.matches('a, button, .field') && !el.closest('.field') || el.matches('.field')) {
-      if (r.height < 59.5 || r.width < 59.5) out.tiny.push(label(el) + ' ' + Math.round(r.width) + 'x' + Math.round(r.height));
+      if (r.height < 59.5 || r.width < 59.5) out.tiny.push(label(el) + ' '
+        + Math.round(r.width) + 'x' + Math.round(r.height));
     }
   }
   return out;

@@ -46,9 +46,11 @@ def test_env_var_then_explicit_path_win(monkeypatch, tmp_path):
         ("[kiosk]\nidle_timeout = 30\n", "kiosk.idle_timeout: unknown setting"),
         ("[kiosk]\nidle_timeout_s = 'soon'\n", "kiosk.idle_timeout_s: Input should be a valid integer"),
         ("[site]\ntimezone = 'Mars/Olympus'\n", "site.timezone: Value error, unknown time zone"),
-        ("[statuses.source_map]\nreleasing = 'ready'\n", "statuses.source_map: Value error, 'releasing' maps to unknown status 'ready'"),
+        ("[statuses.source_map]\nreleasing = 'ready'\n",
+         "statuses.source_map: Value error, 'releasing' maps to unknown status 'ready'"),
         ("[import.columns]\nshoe = 'Cỡ giày'\n", "import.columns: Value error, unknown dossier field(s) ['shoe']"),
-        ("[[site.opening_hours]]\ndays = [7]\n", "site.opening_hours.0.days: Value error, days are 0 (Monday) to 6 (Sunday)"),
+        ("[[site.opening_hours]]\ndays = [7]\n",
+         "site.opening_hours.0.days: Value error, days are 0 (Monday) to 6 (Sunday)"),
         ("[kiosk\n", "not valid TOML"),
     ],
 )

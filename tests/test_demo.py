@@ -13,7 +13,7 @@ from kiosk.store.schema import dossiers
 from sms_gateway.phones import InvalidPhone, normalise_vn_mobile
 
 
-def kiosk(*args, env=None):  # noqa: ANN001, ANN002, ANN201
+def kiosk(*args, env=None):
     return subprocess.run([sys.executable, "-m", "kiosk.cli", *args], capture_output=True, text=True, timeout=120,
                           env=env)
 

@@ -290,14 +290,14 @@ def test_udev_itself_accepts_the_rules(tmp_path: Path) -> None:
     for name in ("good", "bad"):
         res = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
                               str(tmp_path / name)], capture_output=True, text=True, timeout=60)
-        out[name] = [l for l in res.stdout.splitlines() if "70-motcua.rules" in l]
+        out[name] = [line for line in res.stdout.splitlines() if "70-motcua.rules" in line]
     assert out["good"] == ["Reading rules file: /etc/udev/rules.d/70-motcua.rules"], out["good"]
-    assert any("Invalid key 'SYMLNK'" in l for l in out["bad"]), out["bad"]  # the check can fail
+    assert any("Invalid key 'SYMLNK'" in line for line in out["bad"]), out["bad"]  # the check can fail
 
 
 # --- the kiosk browser launcher -------------------------------------------------------------------
 
-def _launcher_module():  # noqa: ANN202
+def _launcher_module():
     loader = importlib.machinery.SourceFileLoader("kiosk_browser", str(LAUNCHER))
     spec = importlib.util.spec_from_loader("kiosk_browser", loader)
     mod = importlib.util.module_from_spec(spec)
@@ -324,8 +324,8 @@ DOMAIN_FLAGS = ["--kiosk", "--noerrdialogs", "--disable-session-crashed-bubble",
 
 def test_launcher_command_has_the_kiosk_flags(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, str(LAUNCHER), "--print-command"], capture_output=True, text=True,
-                         env=_env(tmp_path, MOTCUA_KIOSK_URL="http://127.0.0.1:9999/", MOTCUA_BROWSER="/usr/bin/chromium",
-                                  WAYLAND_DISPLAY="wayland-0"), timeout=30)
+                         env=_env(tmp_path, MOTCUA_KIOSK_URL="http://127.0.0.1:9999/",
+                                  MOTCUA_BROWSER="/usr/bin/chromium", WAYLAND_DISPLAY="wayland-0"), timeout=30)
     argv = shlex.split(res.stdout)
     assert argv[0] == "/usr/bin/chromium" and argv[-1] == "http://127.0.0.1:9999/"
     for flag in DOMAIN_FLAGS:
@@ -351,9 +351,13 @@ def test_launcher_waits_for_the_app_then_chromium_shows_it(tmp_path: Path) -> No
     headless ones for the test, then loads the page."""
     port = _free_port()
     (tmp_path / "www").mkdir()
-    (tmp_path / "www" / "index.html").write_text('<html><head><meta charset="utf-8"></head><body><h1 id="hello">Tra cứu hồ sơ</h1></body></html>',
-                                                 encoding="utf-8")
-    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path / "www"), **k)  # noqa: E731
+    (tmp_path / "www" / "index.html").write_text(
+        '<html><head><meta charset="utf-8"></head><body><h1 id="hello">Tra cứu hồ sơ</h1></body></html>',
+        encoding="utf-8")
+
+    def handler(*a, **k):
+        return http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path / "www"), **k)
+
     flags = ("--headless=new --no-sandbox --disable-gpu --disable-component-update --disable-sync "
              "--disable-quic --dump-dom")
     proc = subprocess.Popen([sys.executable, str(LAUNCHER)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -68,7 +68,7 @@ def test_only_the_newest_n_are_kept(config: Config, engine: sa.Engine) -> None:
     assert not paths[0].exists() and not paths[1].exists()
 
 
-def test_postgresql_is_not_backed_up_here(make_config) -> None:  # noqa: ANN001
+def test_postgresql_is_not_backed_up_here(make_config) -> None:
     cfg = make_config(database={"url": "postgresql://motcua@localhost/motcua"})
     with pytest.raises(BackupError, match="pg_dump"):
         backup(cfg)

@@ -54,7 +54,8 @@ def test_first_run_installs_everything(installed: Path) -> None:
     assert text(installed, "run1.rc").strip() == "0", log[-3000:]
     assert "changed: installed the application into /opt/motcua/venv" in log
     assert "cage install ok installed" in text(installed, "cage")
-    print(f"setup run 1: {text(installed, 'run1.seconds').strip()} s, run 2: {text(installed, 'run2.seconds').strip()} s")
+    print(f"setup run 1: {text(installed, 'run1.seconds').strip()} s, "
+          f"run 2: {text(installed, 'run2.seconds').strip()} s")
 
 
 def test_second_run_changes_nothing(installed: Path) -> None:
@@ -103,8 +104,9 @@ def test_config_browser_env_and_boot_files(installed: Path) -> None:
 
 def test_read_only_root_keeps_the_data_partition_writable(installed: Path) -> None:
     files = installed / "files"
-    fstab = [l.split() for l in (files / "etc/fstab").read_text().splitlines() if l.strip() and not l.startswith("#")]
-    data = [l for l in fstab if l[1] == "/var/lib/motcua"]
+    fstab = [line.split() for line in (files / "etc/fstab").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    data = [fields for fields in fstab if fields[1] == "/var/lib/motcua"]
     assert data == [["LABEL=MOTCUA-DATA", "/var/lib/motcua", "ext4",
                      "defaults,noatime,nofail,x-systemd.device-timeout=20s", "0", "2"]]
     assert 'overlayroot="tmpfs:recurse=0"' in (files / "etc/overlayroot.local.conf").read_text()

@@ -225,7 +225,7 @@ def test_modem_not_configured(tmp_path: Path, base: dict) -> None:
 
 
 @pytest.fixture
-def emulated_modem(tmp_path: Path):  # noqa: ANN201
+def emulated_modem(tmp_path: Path):
     from tests.modem.harness import EmulatedModem
 
     return EmulatedModem(tmp_path / "modem")
@@ -326,9 +326,8 @@ def _write_config(tmp_path: Path, text: str) -> Path:
 
 def test_json_output_and_exit_codes(tmp_path: Path, base: dict) -> None:
     from kiosk.printing.emulator import NetworkPrinterEmulator
-    from tests.scanner_media import desk, write_video
-
     from tests.modem.harness import EmulatedModem
+    from tests.scanner_media import desk, write_video
 
     video = write_video(tmp_path / "cam.avi", [(desk((320, 240)), 10)])
     modem = EmulatedModem(tmp_path / "modem").modem_section()
@@ -359,8 +358,9 @@ def test_screen_output_fits_and_explains(tmp_path: Path, base: dict) -> None:
     lines = res.stdout.splitlines()
     assert res.returncode == 1
     assert len(lines) <= 24  # one screen
-    assert any(l.startswith(" FAIL  camera") for l in lines) and any(l.startswith(" FAIL  printer") for l in lines)
-    assert any("->" in l and "replug" in l for l in lines)
+    assert any(line.startswith(" FAIL  camera") for line in lines)
+    assert any(line.startswith(" FAIL  printer") for line in lines)
+    assert any("->" in line and "replug" in line for line in lines)
     assert "failure(s)" in lines[-1]
 
 

@@ -114,8 +114,12 @@ def test_xlsx_export(tmp_path):
 def test_newer_import_moves_status_forward_older_does_not(tmp_path):
     path = write_csv(tmp_path / "a.csv", rows=[ROWS[0]])
     run(tmp_path, "import", str(path))
-    newer = list(ROWS[0]); newer[6] = "releasing"; newer[9] = "2025-11-26 09:00:00"
-    older = list(ROWS[0]); older[6] = "receiving"; older[9] = "2025-11-20 09:00:00"
+    newer = list(ROWS[0])
+    newer[6] = "releasing"
+    newer[9] = "2025-11-26 09:00:00"
+    older = list(ROWS[0])
+    older[6] = "receiving"
+    older[9] = "2025-11-20 09:00:00"
     run(tmp_path, "import", str(write_csv(tmp_path / "b.csv", rows=[newer])))
     result, _ = run(tmp_path, "import", "--json", str(write_csv(tmp_path / "c.csv", rows=[older])))
     assert json.loads(result.stdout)["stale"] == 1

@@ -83,7 +83,8 @@ def test_unknown_status_rejects_the_whole_batch(client, engine):
     r = post(client, [d("OK-1"), d("BAD-2", status="teleported"), d("OK-3")])
     assert r.status_code == 422
     assert "#1 status: unknown status 'teleported'" in r.json["error"]
-    assert r.json["errors"][0] == {"index": 1, "code": "BAD-2", "field": "status", "error": "unknown status 'teleported'"}
+    assert r.json["errors"][0] == {"index": 1, "code": "BAD-2", "field": "status",
+                                   "error": "unknown status 'teleported'"}
     assert count(engine, dossiers) == 0 and count(engine, dossier_history) == 0
 
 

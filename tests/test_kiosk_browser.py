@@ -8,8 +8,8 @@ from typing import Any, Iterator
 
 import pytest
 import sqlalchemy as sa
-
 from kiosk_support import audit_and_shoot, sample_dossiers, serve
+
 from kiosk.scanner.channel import EventServer
 
 CODE_A = "000.00.21.H42-251125-0001"  # processing, phone on file, secret ABC234
@@ -296,7 +296,8 @@ def test_language_switch_to_english_and_back(kpage, server, scanner):
     scanned(kpage, f"D-ABC234-{CODE_A}")
     kpage.wait_for_selector("#status")
     assert status_label(kpage) == "Being processed"
-    assert_fact_labels_shown(kpage, {"procedure": "Procedure", "appointment": "Appointment date", "applicant": "Applicant"})
+    assert_fact_labels_shown(kpage, {"procedure": "Procedure", "appointment": "Appointment date",
+                                     "applicant": "Applicant"})
     audit_and_shoot(kpage, "status-en")
     kpage.click("button.lang")
     kpage.wait_for_selector("html[lang=vi] #status")
@@ -441,7 +442,8 @@ def test_lookups_from_the_lan_are_rate_limited_across_workers(closed_server):
     def one(i: int) -> int:
         body = urllib.parse.urlencode({"code": f"000.00.21.H42-991231-{i:04d}"}).encode()
         try:
-            with urllib.request.urlopen(urllib.request.Request(closed_server.url + "/lookup", data=body), timeout=10) as r:
+            req = urllib.request.Request(closed_server.url + "/lookup", data=body)
+            with urllib.request.urlopen(req, timeout=10) as r:
                 return r.status
         except urllib.error.HTTPError as exc:
             if exc.code == 429:

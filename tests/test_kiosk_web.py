@@ -2,10 +2,9 @@
 languages, opening hours, rate limits shared by workers, and no stack trace on the screen."""
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
-
-import re
 
 import pytest
 
@@ -19,7 +18,7 @@ LAN = {"REMOTE_ADDR": "192.168.1.50"}
 
 
 @pytest.fixture
-def kiosk_app(make_config, engine):  # noqa: ANN001, ANN201
+def kiosk_app(make_config, engine):
     cfg = make_config(site={"opening_hours": ALL_WEEK})
     app = create_app(cfg, engine, test_config={"TESTING": True})
     today = date.today()
@@ -32,7 +31,7 @@ def kiosk_app(make_config, engine):  # noqa: ANN001, ANN201
     return app
 
 
-def lookup(client, environ=None, **form):  # noqa: ANN001, ANN003, ANN201
+def lookup(client, environ=None, **form):
     return client.post("/lookup", data=form, environ_base=environ or {})
 
 
@@ -194,13 +193,14 @@ def test_phone_needs_the_secret_and_consent_and_never_overwrites(kiosk_app, engi
     assert "Đã lưu số điện thoại" in resp.get_data(as_text=True)
     c.post("/sms/phone", data={"code": CODE, "secret": "ABC234", "phone": "0912000111", "consent": "yes"})
     with engine.connect() as conn:
-        assert conn.execute(sa.text("select phone from dossiers where code = :c"), {"c": CODE}).scalar() == "+84389123456"
+        assert conn.execute(sa.text("select phone from dossiers where code = :c"),
+                            {"c": CODE}).scalar() == "+84389123456"
 
 
 def test_a_crash_shows_a_sentence_not_a_trace(kiosk_app, monkeypatch):
     from kiosk.store import dossiers
 
-    def boom(*a, **k):  # noqa: ANN002, ANN003, ANN202
+    def boom(*a, **k):
         raise RuntimeError("database exploded at /secret/path")
 
     monkeypatch.setattr(dossiers, "find", boom)

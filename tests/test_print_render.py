@@ -12,7 +12,7 @@ from PIL import Image, ImageChops
 from kiosk.printing import decode
 from kiosk.printing.content import slip_content, ticket_content
 from kiosk.printing.encode import bands, encode_image, profile_for
-from kiosk.printing.render import Layout, render_slip, render_ticket
+from kiosk.printing.render import Layout, render_ticket
 from kiosk.printing.worker import job_bytes
 from kiosk.queue.core import take_ticket
 from kiosk.store.ingest import Parser, ingest_batch
@@ -25,21 +25,21 @@ def _read_qr(img: Image.Image) -> list[str]:
     return [r.text for r in found]
 
 
-def _seed(engine, config, status="result_ready", appointment=None):  # noqa: ANN001, ANN202
+def _seed(engine, config, status="result_ready", appointment=None):
     rec = {"code": CODE, "secret": "ABC234", "procedure": "Đăng ký khai sinh", "field": "Hộ tịch",
            "applicant_name": "Nguyễn Văn Hùng", "phone": "0912345678", "status": status,
            "appointment_date": (appointment or date.today() + timedelta(days=3)).isoformat(), "source_version": 1}
     ingest_batch(engine, Parser.from_config(config), [rec], via="test", source="test")
 
 
-def _slip_bytes(engine, config, paper_dots: int = 576) -> bytes:  # noqa: ANN001
+def _slip_bytes(engine, config, paper_dots: int = 576) -> bytes:
     from kiosk.printing.jobs import claim_next, submit_slip
 
     with engine.begin() as conn:
         submit_slip(conn, config, CODE)
         job = claim_next(conn)
-    return job_bytes(config.model_copy(update={"printer": config.printer.model_copy(update={"paper_dots": paper_dots})}),
-                     job)
+    printer = config.printer.model_copy(update={"paper_dots": paper_dots})
+    return job_bytes(config.model_copy(update={"printer": printer}), job)
 
 
 @pytest.mark.parametrize("paper_dots", [384, 576])
@@ -79,7 +79,8 @@ def test_ticket_printed_through_file_printer_reads_back_with_big_number(engine, 
 
 def test_ticket_fits_58mm_paper_and_80mm_profile_refuses_wider_images():
     content = {"label": "C123", "commune": "UBND xã Yên Hòa", "department": "Bộ phận Tiếp nhận và Trả kết quả",
-               "service_vi": "Lao động - Thương binh và Xã hội", "service_en": "Labour", "ahead_vi": "Trước ông/bà còn 12 người",
+               "service_vi": "Lao động - Thương binh và Xã hội", "service_en": "Labour",
+               "ahead_vi": "Trước ông/bà còn 12 người",
                "ahead_en": "12 ahead", "issued_vi": "Lấy số lúc 08:00 ngày 01/12/2025",
                "instruction_vi": "Vui lòng chờ gọi số trên màn hình và loa, rồi đến quầy được gọi.",
                "instruction_en": "Wait for your number."}

@@ -12,8 +12,7 @@ import sqlalchemy as sa
 import zxingcpp
 
 from kiosk.printing import decode, jobs
-from kiosk.printing.connections import (FileConnection, NetworkConnection, lp_status, make_connection,
-                                        status_from_bytes)
+from kiosk.printing.connections import FileConnection, NetworkConnection, lp_status, make_connection, status_from_bytes
 from kiosk.printing.emulator import NetworkPrinterEmulator
 from kiosk.printing.schema import print_jobs
 from kiosk.printing.worker import OwnerLock, PrinterBusy, PrintWorker
@@ -23,17 +22,17 @@ from motcua.timeutil import utcnow
 
 
 @pytest.fixture
-def emulator():  # noqa: ANN201
+def emulator():
     with NetworkPrinterEmulator() as emu:
         yield emu
 
 
 @pytest.fixture
-def net_config(make_config, emulator):  # noqa: ANN001, ANN201
+def net_config(make_config, emulator):
     return make_config(printer={"kind": "network", "target": emulator.address, "timeout_s": 1, "status_every_s": 0.1})
 
 
-def _tickets(engine, cfg, n: int) -> list[int]:  # noqa: ANN001
+def _tickets(engine, cfg, n: int) -> list[int]:
     ids = []
     with engine.begin() as conn:
         for _ in range(n):
@@ -41,7 +40,7 @@ def _tickets(engine, cfg, n: int) -> list[int]:  # noqa: ANN001
     return ids
 
 
-def _wait(cond, timeout=5.0) -> None:  # noqa: ANN001
+def _wait(cond, timeout=5.0) -> None:
     deadline = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > deadline:
@@ -191,7 +190,8 @@ def test_status_bytes_and_lp_port_status_are_interpreted():
 
 
 def test_connection_kind_is_chosen_by_name(make_config, tmp_path):
-    assert isinstance(make_connection(make_config(printer={"kind": "network", "target": "10.0.0.5"})), NetworkConnection)
+    assert isinstance(make_connection(make_config(printer={"kind": "network", "target": "10.0.0.5"})),
+                      NetworkConnection)
     conn = make_connection(make_config(printer={"kind": "file"}))
     assert isinstance(conn, FileConnection) and conn.target.endswith("printer.out")
     missing = make_connection(make_config(printer={"kind": "file", "target": str(tmp_path / "nope" / "lp0")}))
@@ -216,8 +216,11 @@ def test_cli_print_ticket_and_slip_leave_decodable_bytes_at_the_file_path(tmp_pa
     out = tmp_path / "printer.out"
     cfg_path = write_config_file(tmp_path / "c.toml", {"paths": {"data_dir": str(tmp_path / "d")},
                                                         "printer": {"kind": "file", "target": str(out)}})
-    run = lambda *a: subprocess.run([sys.executable, "-m", "kiosk.cli", "--config", str(cfg_path), *a],  # noqa: E731
-                                    capture_output=True, text=True, timeout=60)
+
+    def run(*a):
+        return subprocess.run([sys.executable, "-m", "kiosk.cli", "--config", str(cfg_path), *a],
+                              capture_output=True, text=True, timeout=60)
+
     first = run("print", "ticket", "--service", "A")
     assert first.returncode == 0, first.stderr
     assert "A001" in first.stdout and "Printed job 1" in first.stdout

@@ -15,7 +15,7 @@ from motcua.config import ConfigError, load_config
 UTC = timezone.utc
 
 
-def _cfg(engine):  # noqa: ANN001, ANN202
+def _cfg(engine):
     url = engine.url.render_as_string(hide_password=False)
     return load_config(None, {"database": {"url": url}, "paths": {"data_dir": "/tmp/unused-motcua"}})
 
@@ -62,7 +62,7 @@ def test_threads_taking_numbers_at_once_get_distinct_consecutive_numbers(any_eng
             for _ in range(3):
                 with any_engine.begin() as conn:
                     labels.append(core.take_ticket(conn, cfg, "LD").label)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=take) for _ in range(12)]
@@ -131,7 +131,7 @@ def test_wait_estimate_follows_recent_service_times(any_engine):
         assert core.average_service_min(conn, cfg, "DD") == pytest.approx(12)
         assert core.estimate_wait_min(conn, cfg, "DD", 3) == 36
         # two counters share the civil-status queue: half the wait
-        for i in range(2):
+        for _ in range(2):
             t = core.take_ticket(conn, cfg, "HT", now=now - timedelta(hours=1))
             conn.execute(sa.update(queue_tickets).where(queue_tickets.c.id == t.id).values(
                 state="done", called_at=now - timedelta(minutes=20), finished_at=now - timedelta(minutes=12)))

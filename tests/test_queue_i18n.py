@@ -4,7 +4,6 @@ merges them, and the counter page and hall display really show English once Engl
 from __future__ import annotations
 
 import re
-
 from pathlib import Path
 
 from babel.messages.extract import extract_from_dir

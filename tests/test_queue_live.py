@@ -8,7 +8,6 @@ import secrets
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -62,7 +61,7 @@ def test_fifty_simultaneous_tickets_from_three_workers_are_distinct_and_consecut
 
 
 @pytest.fixture(scope="module")
-def sound_browser(browser):  # noqa: ANN001, ANN201
+def sound_browser(browser):
     """Chromium allowed to play sound without a tap, as the hall display is launched
     (`--autoplay-policy=no-user-gesture-required`, see docs/queue.md). Launched through the session's
     Playwright (a second sync Playwright in the same thread is refused)."""
@@ -72,7 +71,7 @@ def sound_browser(browser):  # noqa: ANN001, ANN201
     b.close()
 
 
-def _open_counter(browser, base: str, cfg, engine, counter: str):  # noqa: ANN001, ANN202
+def _open_counter(browser, base: str, cfg, engine, counter: str):
     context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="vi-VN")
     page = context.new_page()
     page.goto(f"{base}/counter/{counter}")

@@ -112,7 +112,7 @@ def test_foreign_code_is_rejected_not_reported() -> None:
     assert pipe.process(receipt_frame("https://zalo.me/g/ubndxa")) == []
 
 
-def test_kiosk_scan_image_prints_one_json_line_per_file(tmp_path: Path, config) -> None:  # noqa: ANN001
+def test_kiosk_scan_image_prints_one_json_line_per_file(tmp_path: Path, config) -> None:
     from kiosk.cli import cli
 
     receipts = write_receipt_images(list(generate(3)), tmp_path / "receipts")
@@ -130,7 +130,7 @@ def test_kiosk_scan_image_prints_one_json_line_per_file(tmp_path: Path, config) 
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [d["file"] for d in lines] == files
     recs = list(generate(3))
-    for line, rec, form in zip(lines, recs, ("url", "dsecret", "bare")):
+    for line, rec, form in zip(lines, recs, ("url", "dsecret", "bare"), strict=False):
         assert line["payload"] == receipt_payloads(rec)[form]
         assert line["dossier_code"] == rec["code"]
         assert line["secret"] == (None if form == "bare" else rec["secret"])
@@ -141,7 +141,7 @@ def test_kiosk_scan_image_prints_one_json_line_per_file(tmp_path: Path, config) 
     assert lines[5]["error"] and lines[6]["error"] == "no such file"
 
 
-def test_scan_command_needs_exactly_one_mode(config) -> None:  # noqa: ANN001
+def test_scan_command_needs_exactly_one_mode(config) -> None:
     from kiosk.cli import cli
 
     result = CliRunner().invoke(cli, ["scan"])
@@ -150,7 +150,7 @@ def test_scan_command_needs_exactly_one_mode(config) -> None:  # noqa: ANN001
     assert result.exit_code == 2
 
 
-def test_a_crashing_decoder_loses_only_that_file(tmp_path: Path, config) -> None:  # noqa: ANN001
+def test_a_crashing_decoder_loses_only_that_file(tmp_path: Path, config) -> None:
     """zbar's abort() kills the decoding process; `--image` reports that file and goes on."""
     from kiosk.scanner import images
 
@@ -169,7 +169,7 @@ def test_blind_fallbacks_stay_within_their_cpu_share() -> None:
     real = chain.decoders[1].decode
     runs = []
 
-    def slow_pyzbar(grey):  # noqa: ANN001, ANN202 - the real decoder, costing 50 ms on the chain's clock
+    def slow_pyzbar(grey):  # the real decoder, costing 50 ms on the chain's clock
         runs.append(now[0])
         now[0] += 0.05
         return real(grey)

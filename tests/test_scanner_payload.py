@@ -47,20 +47,20 @@ def test_anything_else_is_rejected_with_a_reason(text: str) -> None:
     assert err.value.reason
 
 
-def test_province_patterns_are_tried_first(make_config) -> None:  # noqa: ANN001
+def test_province_patterns_are_tried_first(make_config) -> None:
     cfg = make_config(scanner={"patterns": [r"HS:(?P<code>\d{6,})\|K:(?P<secret>\w+)"]})
     assert parse_with_config("HS:12345678|K:ABCD", cfg.scanner) == ParsedPayload("12345678", "ABCD", "custom")
     assert parse_with_config(CODE, cfg.scanner).kind == "bare"
 
 
-def test_code_pattern_narrows_bare_codes(make_config) -> None:  # noqa: ANN001
+def test_code_pattern_narrows_bare_codes(make_config) -> None:
     cfg = make_config(scanner={"code_pattern": r"\d{3}\.\d{2}\.\d{2}\.H\d{2}-\d{6}-\d{4}"})
     assert parse_with_config(CODE, cfg.scanner).code == CODE
     with pytest.raises(PayloadRejected):
         parse_with_config("H42.22-240101-0001", cfg.scanner)
 
 
-def test_bad_pattern_is_a_config_error(make_config) -> None:  # noqa: ANN001
+def test_bad_pattern_is_a_config_error(make_config) -> None:
     from motcua.config import ConfigError
 
     with pytest.raises(ConfigError, match="named group"):

@@ -81,7 +81,7 @@ def _until(sock_msgs: Iterator[dict], pred: Callable[[dict], bool], timeout: flo
     raise AssertionError(f"socket closed; saw {seen[-5:]}")
 
 
-def test_video_scans_reach_socket_clients_once_per_interval(scanner, receipt_video: Path) -> None:  # noqa: ANN001
+def test_video_scans_reach_socket_clients_once_per_interval(scanner, receipt_video: Path) -> None:
     proc, paths = scanner("--video", str(receipt_video), "--loop")
     sock = connect(paths["sock"])
     msgs = messages(sock)
@@ -105,7 +105,7 @@ def test_video_scans_reach_socket_clients_once_per_interval(scanner, receipt_vid
     assert not paths["sock"].exists()
 
 
-def test_decoder_crash_restarts_the_child_and_clients_stay_connected(scanner, receipt_video: Path) -> None:  # noqa: ANN001
+def test_decoder_crash_restarts_the_child_and_clients_stay_connected(scanner, receipt_video: Path) -> None:
     proc, paths = scanner("--video", str(receipt_video), "--loop")
     msgs = messages(connect(paths["sock"]))
     _until(msgs, lambda m: m["event"] == "camera" and m["data"]["state"] == "ok")
@@ -118,7 +118,7 @@ def test_decoder_crash_restarts_the_child_and_clients_stay_connected(scanner, re
     assert status["restarts"] == 1 and status["child_pid"] != child
 
 
-def test_missing_camera_is_reported_unavailable(scanner) -> None:  # noqa: ANN001
+def test_missing_camera_is_reported_unavailable(scanner) -> None:
     proc, paths = scanner("--camera", "--device", "/dev/v4l/by-id/usb-Nothing_Here-video-index0")
     msgs = messages(connect(paths["sock"]))
     msg = _until(msgs, lambda m: m["event"] == "camera" and m["data"]["state"] == "unavailable")[-1]
@@ -141,7 +141,7 @@ def _by_id_opener(spec: SourceSpec) -> cv2.VideoCapture | None:
     return cap if cap.isOpened() else None
 
 
-def test_unplugged_camera_becomes_unavailable_and_is_picked_up_again(short_dir: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_unplugged_camera_becomes_unavailable_and_is_picked_up_again(short_dir: Path, monkeypatch) -> None:
     from kiosk.scanner import capture
 
     monkeypatch.setattr(capture, "REOPEN_S", 0.2)
@@ -185,13 +185,13 @@ def test_slow_decoder_always_gets_the_newest_frame(short_dir: Path) -> None:
             time.sleep(0.2)  # a decoder much slower than the camera
         assert reader.ended
         # Frames queued while the decoder was busy are skipped, never handed out late.
-        assert len(got) < 15 and all(b - a > 1 for a, b in zip(got[1:], got[2:]))
+        assert len(got) < 15 and all(b - a > 1 for a, b in zip(got[1:], got[2:], strict=False))
     finally:
         reader.stop()
 
 
 def test_screen_learns_of_a_scan_within_100ms_through_gunicorn(scanner, live_server, receipt_video: Path,
-                                                               short_dir: Path) -> None:  # noqa: ANN001
+                                                               short_dir: Path) -> None:
     url = live_server({"scanner": {"socket": str(short_dir / "scanner.sock")}})
     host, port = url.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=20)
@@ -226,7 +226,7 @@ def test_screen_learns_of_a_scan_within_100ms_through_gunicorn(scanner, live_ser
 
 
 def test_chromium_gets_scans_and_the_preview_from_the_real_scanner(scanner, live_server, receipt_video: Path,
-                                                                    short_dir: Path, page) -> None:  # noqa: ANN001
+                                                                    short_dir: Path, page) -> None:
     url = live_server({"scanner": {"socket": str(short_dir / "scanner.sock")}})
     scanner("--video", str(receipt_video), "--loop")
     page.goto(url + "/scanner/no-such-page")  # any same-origin document will do for EventSource

@@ -24,7 +24,7 @@ def sock_dir() -> Iterator[Path]:
 
 
 @pytest.fixture
-def scanner_app(make_config, sock_dir: Path):  # noqa: ANN001, ANN201
+def scanner_app(make_config, sock_dir: Path):
     # Only the scanner's blueprint: these tests do not depend on the other areas' pages.
     from flask import Flask
 
@@ -54,7 +54,7 @@ def _events(chunks: Iterator[bytes], count: int) -> list[tuple[str, dict]]:
     return out
 
 
-def test_events_say_unavailable_without_a_scanner_then_relay_once_it_starts(scanner_app) -> None:  # noqa: ANN001
+def test_events_say_unavailable_without_a_scanner_then_relay_once_it_starts(scanner_app) -> None:
     app, path = scanner_app
     resp = app.test_client().get("/scanner/events", buffered=False)
     assert resp.status_code == 200
@@ -77,14 +77,14 @@ def test_events_say_unavailable_without_a_scanner_then_relay_once_it_starts(scan
     resp.close()
 
 
-def test_scanner_routes_refuse_other_clients(scanner_app) -> None:  # noqa: ANN001
+def test_scanner_routes_refuse_other_clients(scanner_app) -> None:
     app, _ = scanner_app
     client = app.test_client()
     for url in ("/scanner/events", "/scanner/preview.mjpg"):
         assert client.get(url, environ_base={"REMOTE_ADDR": "192.0.2.10"}).status_code == 403
 
 
-def test_preview_relays_scanner_jpegs_and_shows_a_placeholder_without_one(scanner_app) -> None:  # noqa: ANN001
+def test_preview_relays_scanner_jpegs_and_shows_a_placeholder_without_one(scanner_app) -> None:
     app, path = scanner_app
     resp = app.test_client().get("/scanner/preview.mjpg", buffered=False)
     assert resp.mimetype == "multipart/x-mixed-replace"
@@ -112,7 +112,7 @@ def test_preview_relays_scanner_jpegs_and_shows_a_placeholder_without_one(scanne
         server.close()
 
 
-def test_status_file_heartbeat_and_staleness(config) -> None:  # noqa: ANN001
+def test_status_file_heartbeat_and_staleness(config) -> None:
     assert read_status(config)["state"] == "unavailable"
     write_status(config, "ok", "camera 0 at 640x480")
     st = read_status(config)

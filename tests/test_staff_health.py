@@ -5,7 +5,6 @@ import json
 from datetime import timedelta
 
 import pytest
-import sqlalchemy as sa
 
 from kiosk import health
 from kiosk.staff.testing import sign_in
@@ -14,6 +13,7 @@ from kiosk.store.schema import ingest_runs
 from motcua.timeutil import utcnow
 from sms_gateway.health import write_modem_health
 from sms_gateway.schema import notices
+
 
 @pytest.fixture
 def config(make_config):
@@ -110,7 +110,8 @@ def test_staff_health_page_shows_the_details(app, engine):
                            balance_low=False, last_seen_at=utcnow())
     client = sign_in(app)
     body = client.get("/staff/health").get_data(as_text=True)
-    for text in ("Modem SMS", "Hoạt động bình thường", "Viettel", "42%", "Dung lượng lưu trữ", "Cơ sở dữ liệu", "quick_check ok",
+    for text in ("Modem SMS", "Hoạt động bình thường", "Viettel", "42%",
+                 "Dung lượng lưu trữ", "Cơ sở dữ liệu", "quick_check ok",
                  "Lần nhận dữ liệu gần nhất", "Camera quét mã", "Máy in phiếu"):
         assert text in body, text
     full = client.get("/staff/health.json").get_json()

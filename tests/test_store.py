@@ -2,13 +2,14 @@
 writes history, and enqueues exactly one notice per change into a notifying status."""
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 import sqlalchemy as sa
 
 from kiosk.store.ingest import Parser, ingest_batch
 from kiosk.store.schema import dossier_history, dossiers
 from motcua.config import DEFAULT_STATUS_MAP
 from sms_gateway.schema import notices
-from zoneinfo import ZoneInfo
 
 
 def parser() -> Parser:

@@ -59,7 +59,8 @@ def print_group() -> None:
 
 @print_group.command("ticket")
 @click.option("--service", "service", required=True, help="Service code or ticket prefix, e.g. HT or A.")
-@click.option("--wait", "wait_s", type=float, default=30, show_default=True, help="Seconds to wait for the print worker.")
+@click.option("--wait", "wait_s", type=float, default=30, show_default=True,
+              help="Seconds to wait for the print worker.")
 @click.pass_obj
 def print_ticket(obj: AppContext, service: str, wait_s: float) -> None:
     """Take the next queue number of a service and print its ticket."""
@@ -71,7 +72,8 @@ def print_ticket(obj: AppContext, service: str, wait_s: float) -> None:
             ticket = take_ticket(conn, obj.config, service)
         except LookupError:
             codes = ", ".join(f"{s.code} ({s.prefix}: {s.name_vi})" for s in list_services(obj.config))
-            raise click.BadParameter(f"unknown service {service!r}; configured: {codes}", param_hint="--service") from None
+            raise click.BadParameter(f"unknown service {service!r}; configured: {codes}",
+                                     param_hint="--service") from None
         job_id = submit_ticket(conn, obj.config, ticket, source="cli")
     click.echo(f"Ticket {ticket.label} ({ticket.service_name_vi}), {ticket.waiting_ahead} waiting ahead.")
     _deliver(obj, job_id, wait_s)
@@ -79,7 +81,8 @@ def print_ticket(obj: AppContext, service: str, wait_s: float) -> None:
 
 @print_group.command("slip")
 @click.argument("dossier_code")
-@click.option("--wait", "wait_s", type=float, default=30, show_default=True, help="Seconds to wait for the print worker.")
+@click.option("--wait", "wait_s", type=float, default=30, show_default=True,
+              help="Seconds to wait for the print worker.")
 @click.pass_obj
 def print_slip(obj: AppContext, dossier_code: str, wait_s: float) -> None:
     """Print the status slip of a dossier."""

@@ -67,7 +67,7 @@ class Connection:
     def describe(self) -> str:
         return f"{self.kind} {self.target}".strip()
 
-    def _make(self):  # noqa: ANN202
+    def _make(self):
         raise NotImplementedError
 
     def open(self) -> None:
@@ -89,7 +89,7 @@ class Connection:
         if printer is not None:
             try:
                 printer.close()
-            except Exception:  # noqa: BLE001 - closing a dead device must not stop the worker
+            except Exception:  # closing a dead device must not stop the worker
                 log.debug("closing %s failed", self.describe(), exc_info=True)
 
     def status(self) -> tuple[str, str]:
@@ -102,7 +102,7 @@ class Connection:
         try:
             self.printer._raw(data)
             self._after_send()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.close()
             raise SendFailed(f"sending to {self.describe()} failed: {type(exc).__name__}: {exc}") from None
 
@@ -127,7 +127,7 @@ class _Queryable(Connection):
         except (socket.timeout, TimeoutError):
             self.answers = False
             return UNKNOWN, "the printer does not answer status requests"
-        except Exception as exc:  # noqa: BLE001 - a broken link means offline
+        except Exception as exc:  # a broken link means offline
             self.close()
             return OFFLINE, f"status request to {self.describe()} failed: {type(exc).__name__}: {exc}"
         if not online:
@@ -152,7 +152,7 @@ class UsbConnection(_Queryable):
     def describe(self) -> str:
         return f"usb {self.pcfg.usb_vendor_id}:{self.pcfg.usb_product_id}"
 
-    def _make(self):  # noqa: ANN202
+    def _make(self):
         from escpos.printer import Usb
 
         if not self.pcfg.usb_vendor_id or not self.pcfg.usb_product_id:
@@ -165,7 +165,7 @@ class UsbConnection(_Queryable):
 class SerialConnection(_Queryable):
     kind = "serial"
 
-    def _make(self):  # noqa: ANN202
+    def _make(self):
         from escpos.printer import Serial
 
         return Serial(devfile=self.target or "/dev/ttyUSB0", baudrate=self.pcfg.baudrate,
@@ -183,7 +183,7 @@ class NetworkConnection(_Queryable):
         host, _, port = self.target.rpartition(":") if self.target.count(":") == 1 else (self.target, "", "")
         return (host or "127.0.0.1"), int(port) if port else self.pcfg.network_port
 
-    def _make(self):  # noqa: ANN202
+    def _make(self):
         from escpos.printer import Network
 
         host, port = self._address()
@@ -195,7 +195,7 @@ class CupsConnection(Connection):
 
     kind = "cups"
 
-    def _make(self):  # noqa: ANN202
+    def _make(self):
         from escpos.printer import LP
 
         if not shutil.which("lp"):
@@ -254,7 +254,7 @@ class FileConnection(Connection):
         (as root, opening it for writing would leave a regular file where the device belongs)."""
         return Path(self.target).resolve().is_relative_to("/dev") and not self._is_device()
 
-    def _make(self):  # noqa: ANN202
+    def _make(self):
         from escpos.printer import File
 
         is_device = self._is_device()
@@ -263,7 +263,7 @@ class FileConnection(Connection):
         class AppendingFile(File):
             """python-escpos File opens with "wb"; a regular file keeps every job, so append."""
 
-            def open(self, raise_not_found: bool = True) -> None:  # noqa: ANN001
+            def open(self, raise_not_found: bool = True) -> None:
                 if is_device:
                     return super().open(raise_not_found)
                 if missing_device:
@@ -320,7 +320,7 @@ class DummyConnection(Connection):
         self.status_source = status_source
         self.jobs: list[bytes] = []
 
-    def _make(self):  # noqa: ANN202
+    def _make(self):
         from escpos.printer import Dummy
 
         return Dummy()

@@ -20,8 +20,10 @@ NEXT_STEPS: dict[str, tuple[str, str]] = {
                 "Your dossier is waiting to be processed. Come back on the appointment date with your receipt."),
     "processing": ("Hồ sơ đang được giải quyết. Vui lòng đến nhận kết quả vào ngày hẹn trả, mang theo giấy tiếp nhận.",
                    "Your dossier is being processed. Collect the result on the appointment date; bring your receipt."),
-    "more_documents": ("Cần bổ sung giấy tờ. Vui lòng mang giấy tờ còn thiếu đến Bộ phận Một cửa; cán bộ tại quầy sẽ hướng dẫn.",
-                       "More documents are needed. Bring the missing documents to the one-stop counter; staff will explain."),
+    "more_documents": ("Cần bổ sung giấy tờ. "
+                       "Vui lòng mang giấy tờ còn thiếu đến Bộ phận Một cửa; cán bộ tại quầy sẽ hướng dẫn.",
+                       "More documents are needed. "
+                       "Bring the missing documents to the one-stop counter; staff will explain."),
     "denied": ("Hồ sơ không được giải quyết. Vui lòng đến Bộ phận Một cửa để nhận văn bản trả lời và hướng dẫn.",
                "The dossier was denied. Please come to the one-stop counter for the written reply and guidance."),
     "result_ready": ("Đã có kết quả. Mời ông/bà đến nhận, mang theo giấy tiếp nhận và giấy tờ tùy thân.",

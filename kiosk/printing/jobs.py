@@ -90,7 +90,8 @@ def printer_state(conn: sa.Connection, *, now: datetime | None = None) -> dict[s
         alive = now - row["heartbeat_at"] <= HEARTBEAT_STALE
         if not alive:
             # Nothing will print while the worker is down, whatever the printer last said.
-            state, detail = "offline", f"the print worker has not reported since {row['heartbeat_at']:%Y-%m-%d %H:%M:%S} UTC"
+            state, detail = "offline", ("the print worker has not reported since "
+                                        f"{row['heartbeat_at']:%Y-%m-%d %H:%M:%S} UTC")
     shown = state
     if state == "paper_low":
         state = "ok"

@@ -18,8 +18,7 @@ from typing import Any, Callable
 import sqlalchemy as sa
 
 from kiosk.printing import jobs
-from kiosk.printing.connections import (OFFLINE, PAPER_OUT, Connection, PrinterOffline, SendFailed,
-                                        make_connection)
+from kiosk.printing.connections import OFFLINE, PAPER_OUT, Connection, PrinterOffline, SendFailed, make_connection
 from kiosk.printing.encode import encode_image
 from kiosk.printing.render import render_slip, render_ticket
 from motcua.config import Config
@@ -107,7 +106,7 @@ class PrintWorker:
             state, detail = self.connection.status()
         except PrinterOffline as exc:
             state, detail = OFFLINE, str(exc)
-        except Exception as exc:  # noqa: BLE001 - any driver error means we cannot print now
+        except Exception as exc:  # any driver error means we cannot print now
             self.connection.close()
             state, detail = OFFLINE, f"{type(exc).__name__}: {exc}"
         self._record(state, detail)
@@ -143,7 +142,7 @@ class PrintWorker:
             return False
         try:
             data = job_bytes(self.cfg, job)
-        except Exception as exc:  # noqa: BLE001 - a job that cannot be drawn must not block the rest
+        except Exception as exc:  # a job that cannot be drawn must not block the rest
             log.exception("job %s (%s %s) cannot be drawn", job["id"], job["kind"], job["ref"])
             with self.engine.begin() as conn:
                 jobs.release_job(conn, job["id"], f"cannot be drawn: {exc}", failed=True)

@@ -243,7 +243,8 @@ def skip(conn: sa.Connection, cfg: Config, counter: str, *, now: datetime | None
         raise QueueError("no_current")
     conn.execute(sa.update(queue_tickets).where(queue_tickets.c.id == row["id"])
                  .values(state="skipped", finished_at=now or utcnow()))
-    return CalledTicket(row["id"], row["label"], row["service_code"], counter, row["call_count"], row["transferred_from"])
+    return CalledTicket(row["id"], row["label"], row["service_code"], counter, row["call_count"],
+                        row["transferred_from"])
 
 
 def transfer(conn: sa.Connection, cfg: Config, counter: str, to_service: str) -> CalledTicket:
@@ -272,7 +273,8 @@ def finish(conn: sa.Connection, cfg: Config, counter: str, *, now: datetime | No
         raise QueueError("no_current")
     conn.execute(sa.update(queue_tickets).where(queue_tickets.c.id == row["id"])
                  .values(state="done", finished_at=now or utcnow()))
-    return CalledTicket(row["id"], row["label"], row["service_code"], counter, row["call_count"], row["transferred_from"])
+    return CalledTicket(row["id"], row["label"], row["service_code"], counter, row["call_count"],
+                        row["transferred_from"])
 
 
 # --- what the pages show -----------------------------------------------------------------------

@@ -7,8 +7,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import (Blueprint, Flask, Response, abort, current_app, flash, jsonify, redirect, render_template,
-                   request, url_for)
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 from kiosk.queue import core
 from kiosk.queue.announce import AnnouncementUnavailable, announcement_text, chime_wav, speak_wav
@@ -25,13 +35,13 @@ MESSAGES = {
 }
 
 
-def _engine():  # noqa: ANN202
+def _engine():
     from kiosk.app import get_engine
 
     return get_engine()
 
 
-def _cfg():  # noqa: ANN202
+def _cfg():
     from kiosk.app import get_config
 
     return get_config()

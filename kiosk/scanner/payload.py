@@ -110,7 +110,9 @@ def parse_payload(text: str, patterns: list[str] | None = None, *, code_pattern:
     lowered = s[:8].lower()
     if lowered.startswith(("http://", "https://")):
         return _parse_url(s, code_rx)
-    if "://" in s or s.lower().startswith(("www.", "mailto:", "tel:", "sms:", "wifi:", "begin:", "geo:", "javascript:")):
+    if "://" in s or s.lower().startswith(
+        ("www.", "mailto:", "tel:", "sms:", "wifi:", "begin:", "geo:", "javascript:")
+    ):
         raise PayloadRejected("not a dossier reference (another kind of link or data)")
 
     if _is_code(s, code_rx):
@@ -168,6 +170,6 @@ def _parse_url(s: str, code_rx: re.Pattern[str]) -> ParsedPayload:
     raise PayloadRejected("URL is not a dossier lookup link")
 
 
-def parse_with_config(text: str, scanner_cfg) -> ParsedPayload:  # noqa: ANN001 - motcua.config.ScannerConfig
+def parse_with_config(text: str, scanner_cfg) -> ParsedPayload:  # motcua.config.ScannerConfig
     """`parse_payload` with the patterns from the `[scanner]` section."""
     return parse_payload(text, scanner_cfg.patterns, code_pattern=scanner_cfg.code_pattern or None)

@@ -103,7 +103,8 @@ class Supervisor:
             self._last_status = now
             try:
                 write_status(self.cfg, self.camera["state"], self.camera["detail"], restarts=self.restarts,
-                             scans=self.scans, child_pid=self.child_pid, source=self.source.describe(), decoders=self.cfg.scanner.decoders)
+                             scans=self.scans, child_pid=self.child_pid, source=self.source.describe(),
+                             decoders=self.cfg.scanner.decoders)
             except OSError as exc:
                 log.warning("cannot write scanner status: %s", exc)
 
@@ -140,8 +141,9 @@ class Supervisor:
         """Run one child until it dies, hangs, ends (video) or we stop. True when the video ended."""
         parent_conn, child_conn = self._ctx.Pipe(duplex=False)
         preview_flag = self._ctx.Value("b", 0, lock=False)
-        scanner = self.cfg.scanner.model_dump(include={"decoders", "fallback_every", "fallback_cpu", "repeat_interval_s", "patterns",
-                                                        "code_pattern", "preview_fps", "preview_width"})
+        scanner = self.cfg.scanner.model_dump(include={"decoders", "fallback_every", "fallback_cpu",
+                                                        "repeat_interval_s", "patterns", "code_pattern",
+                                                        "preview_fps", "preview_width"})
         child = self._ctx.Process(target=_decode_child, name="scanner-decode",
                                   args=(asdict(self.source), scanner, child_conn, preview_flag), daemon=True)
         child.start()

@@ -35,7 +35,7 @@ BOUNDARY = "frame"
 RELAYED = ("scan", "hint", "camera")
 
 
-def _cfg():  # noqa: ANN202
+def _cfg():
     from kiosk.app import get_config
 
     return get_config()
@@ -52,7 +52,7 @@ def _sse(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def relay_events(path, retry_s: float = RETRY_S, silent_limit_s: float = channel.SILENT_LIMIT_S) -> Iterator[str]:  # noqa: ANN001
+def relay_events(path, retry_s: float = RETRY_S, silent_limit_s: float = channel.SILENT_LIMIT_S) -> Iterator[str]:
     """SSE text for one screen: relay the scanner's events; when it is gone, say so and retry."""
     yield f"retry: {int(retry_s * 1000)}\n\n"
     said_unavailable = False
@@ -120,10 +120,11 @@ def placeholder_jpeg() -> bytes:
 
 
 def _part(jpeg: bytes) -> bytes:
-    return (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n").encode() + jpeg + b"\r\n"
+    head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
+    return head.encode() + jpeg + b"\r\n"
 
 
-def relay_preview(path, retry_s: float = RETRY_S) -> Iterator[bytes]:  # noqa: ANN001
+def relay_preview(path, retry_s: float = RETRY_S) -> Iterator[bytes]:
     """MJPEG parts: the scanner's preview frames, or the placeholder while there is no scanner."""
     while True:
         try:

@@ -51,12 +51,12 @@ class StaffSessionInterface(SecureCookieSessionInterface):
     def __init__(self, fallback: SessionInterface):
         self.fallback = fallback
 
-    def open_session(self, app: Flask, request: Request):  # noqa: ANN201
+    def open_session(self, app: Flask, request: Request):
         if not is_staff_path(request.path):
             return self.fallback.open_session(app, request)
         return super().open_session(app, request)
 
-    def save_session(self, app: Flask, session, response: Response) -> None:  # noqa: ANN001
+    def save_session(self, app: Flask, session, response: Response) -> None:
         if not is_staff_path(request.path):
             return self.fallback.save_session(app, session, response)
         return super().save_session(app, session, response)
@@ -83,10 +83,10 @@ class StaffSessionInterface(SecureCookieSessionInterface):
         mode = app.config["MOTCUA"].staff.cookie_secure
         return mode == "always" or (mode == "auto" and request.is_secure)
 
-    def get_expiration_time(self, app: Flask, session) -> None:  # noqa: ANN001
+    def get_expiration_time(self, app: Flask, session) -> None:
         return None  # a browser-session cookie; the server ends sessions itself (see guard)
 
-    def should_set_cookie(self, app: Flask, session) -> bool:  # noqa: ANN001
+    def should_set_cookie(self, app: Flask, session) -> bool:
         return session.modified
 
 

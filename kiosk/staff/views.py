@@ -193,7 +193,7 @@ def _helpers() -> dict[str, Any]:
 # --- sign-in ------------------------------------------------------------------------------------
 
 @bp.route("/login", methods=["GET", "POST"])
-def login():  # noqa: ANN201
+def login():
     form = LoginForm()
     if request.method == "GET":
         if current_user.is_authenticated:
@@ -235,7 +235,7 @@ def login():  # noqa: ANN201
 
 
 @bp.post("/logout")
-def logout():  # noqa: ANN201
+def logout():
     uid = current_user.id
     # Bumping the epoch makes this signed cookie worthless even if someone kept a copy.
     _write(audit.LOGOUT, None, None, lambda conn: conn.execute(
@@ -247,7 +247,7 @@ def logout():  # noqa: ANN201
 
 
 @bp.post("/language")
-def language():  # noqa: ANN201
+def language():
     form = LanguageForm()
     if form.validate_on_submit() and form.lang.data in ("vi", "en"):
         session["lang"] = form.lang.data
@@ -256,7 +256,7 @@ def language():  # noqa: ANN201
 
 
 @bp.get("/")
-def index():  # noqa: ANN201
+def index():
     return redirect(url_for("staff.dossier_search"))
 
 
@@ -290,9 +290,11 @@ def search_dossiers(conn: sa.Connection, q: str, limit: int = SEARCH_LIMIT) -> l
             return list(conn.execute(newest.where(dossiers.c.phone.in_(forms))).mappings())
     pattern = "%" + _LIKE_ESCAPE.sub(r"\\\1", q) + "%"
     if conn.dialect.name == "sqlite":  # SQLite's LIKE already ignores ASCII case (and lower() is ASCII-only)
-        match = lambda col: col.like(pattern, escape="\\")  # noqa: E731
+        def match(col):
+            return col.like(pattern, escape="\\")
     else:
-        match = lambda col: col.ilike(pattern, escape="\\")  # noqa: E731
+        def match(col):
+            return col.ilike(pattern, escape="\\")
     conds = [match(dossiers.c.code), match(dossiers.c.applicant_name)]
     if phone_like:  # part of a number: stored as +84... or 0..., so drop the trunk 0
         tail = digits[1:] if digits.startswith("0") else digits
@@ -301,7 +303,7 @@ def search_dossiers(conn: sa.Connection, q: str, limit: int = SEARCH_LIMIT) -> l
 
 
 @bp.get("/dossiers")
-def dossier_search():  # noqa: ANN201
+def dossier_search():
     q = request.args.get("q", "")
     with reading(get_engine()) as conn:
         rows = search_dossiers(conn, q)
@@ -309,7 +311,7 @@ def dossier_search():  # noqa: ANN201
 
 
 @bp.get("/dossiers/view")
-def dossier_view():  # noqa: ANN201
+def dossier_view():
     code = request.args.get("code", "")[:100]
     with reading(get_engine()) as conn:
         row = store.find(conn, code)
@@ -326,12 +328,12 @@ def dossier_view():  # noqa: ANN201
                            can_print=_optional("kiosk.printing.jobs", "submit_slip") is not None)
 
 
-def _back_to(code: str):  # noqa: ANN202
+def _back_to(code: str):
     return redirect(url_for("staff.dossier_view", code=code))
 
 
 @bp.post("/dossiers/status")
-def dossier_status():  # noqa: ANN201
+def dossier_status():
     form = StatusForm()
     if not form.validate_on_submit():
         flash(_("Trạng thái không hợp lệ."), "error")
@@ -350,7 +352,7 @@ def dossier_status():  # noqa: ANN201
 
 
 @bp.post("/dossiers/phone")
-def dossier_phone():  # noqa: ANN201
+def dossier_phone():
     form = PhoneForm()
     code = form.code.data or ""
     if not form.validate_on_submit():
@@ -369,7 +371,7 @@ def dossier_phone():  # noqa: ANN201
 
 
 @bp.post("/dossiers/slip")
-def dossier_slip():  # noqa: ANN201
+def dossier_slip():
     form = ActionForm()
     code = form.code.data or ""
     submit_slip = _optional("kiosk.printing.jobs", "submit_slip")
@@ -392,7 +394,7 @@ def dossier_slip():  # noqa: ANN201
 # --- notices ------------------------------------------------------------------------------------
 
 @bp.get("/notices")
-def notice_list():  # noqa: ANN201
+def notice_list():
     state = request.args.get("state", "")
     if state not in outbox.STATES:
         state = ""
@@ -412,7 +414,7 @@ def notice_list():  # noqa: ANN201
 
 
 @bp.post("/notices/<int:notice_id>/<action>")
-def notice_action(notice_id: int, action: str):  # noqa: ANN201
+def notice_action(notice_id: int, action: str):
     if action not in NOTICE_ACTIONS:
         abort(404)
     fn, audit_action, _states = NOTICE_ACTIONS[action]
@@ -429,7 +431,7 @@ def notice_action(notice_id: int, action: str):  # noqa: ANN201
 # --- device health ------------------------------------------------------------------------------
 
 @bp.get("/health")
-def health_page():  # noqa: ANN201
+def health_page():
     from sms_gateway.health import LABELS_VI
 
     report = health.gather(get_config(), get_engine())
@@ -437,7 +439,7 @@ def health_page():  # noqa: ANN201
 
 
 @bp.get("/health.json")
-def health_json():  # noqa: ANN201
+def health_json():
     """The full report with details, for signed-in staff (/healthz has states and numbers only)."""
     return jsonify(health.gather(get_config(), get_engine()))
 
@@ -446,7 +448,7 @@ def health_json():  # noqa: ANN201
 
 @bp.get("/audit")
 @admin_required
-def audit_log():  # noqa: ANN201
+def audit_log():
     before = request.args.get("before", type=int)
     actor = request.args.get("actor", "")[:100] or None
     with reading(get_engine()) as conn:
@@ -459,7 +461,7 @@ def audit_log():  # noqa: ANN201
 
 @bp.route("/users", methods=["GET", "POST"])
 @admin_required
-def user_list():  # noqa: ANN201
+def user_list():
     form = UserAddForm()
     if request.method == "POST" and form.validate_on_submit():
         cfg = get_config()
@@ -479,7 +481,7 @@ def user_list():  # noqa: ANN201
 
 @bp.post("/users/<int:user_id>/<action>")
 @admin_required
-def user_action(user_id: int, action: str):  # noqa: ANN201
+def user_action(user_id: int, action: str):
     calls = {
         "disable": (audit.USER_DISABLE, lambda conn: users.set_active(conn, user_id, False)),
         "enable": (audit.USER_ENABLE, lambda conn: users.set_active(conn, user_id, True)),
@@ -501,7 +503,7 @@ def user_action(user_id: int, action: str):  # noqa: ANN201
 
 
 @bp.route("/account/password", methods=["GET", "POST"])
-def change_password():  # noqa: ANN201
+def change_password():
     form = PasswordForm()
     error = None
     if request.method == "POST" and form.validate_on_submit():
@@ -556,6 +558,6 @@ def settings_view(cfg: Any) -> list[tuple[str, list[tuple[str, str]]]]:
 
 @bp.get("/settings")
 @admin_required
-def settings():  # noqa: ANN201
+def settings():
     cfg = get_config()
     return render_template("staff/settings.html", sections=settings_view(cfg), source=cfg.source)

@@ -265,7 +265,8 @@ def _create(conn: sa.Connection, evs: list[DossierEvent], via: str, actor: str |
             values[f] = values[f] or ""
         rows.append(values)
     ids = conn.execute(_INSERT_DOSSIERS, rows).scalars().all()
-    _record_changes(conn, [(dossier_id, None, ev, values) for dossier_id, ev, values in zip(ids, evs, rows)],
+    _record_changes(conn, [(dossier_id, None, ev, values)
+                           for dossier_id, ev, values in zip(ids, evs, rows, strict=True)],
                     via, actor, now)
 
 
@@ -316,7 +317,7 @@ def _record_changes(
             for dossier_id, from_status, ev, _ in changes
         ],
     ).scalars().all()
-    for history_id, (_, _, ev, dossier) in zip(history_ids, changes):
+    for history_id, (_, _, ev, dossier) in zip(history_ids, changes, strict=True):
         if not STATUSES[ev.status].notify or not dossier.get("phone"):
             continue
         if ev.source_version is not None:
@@ -366,7 +367,8 @@ def record_run(conn: sa.Connection, via: str, source: str | None, report: Ingest
     )
 
 
-def ingest_batch(engine: sa.Engine, parser: Parser, records: Iterable[Any], *, via: str, source: str | None = None) -> IngestReport:
+def ingest_batch(engine: sa.Engine, parser: Parser, records: Iterable[Any], *, via: str,
+                 source: str | None = None) -> IngestReport:
     """All-or-nothing: every record is validated first; one bad record writes nothing."""
     report = IngestReport()
     events: list[DossierEvent] = []

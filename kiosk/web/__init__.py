@@ -32,7 +32,7 @@ def init_app(app: Flask) -> None:
         return {"idle_ms": cfg.kiosk.idle_timeout_s * 1000, "kiosk_screen": views.is_kiosk_screen()}
 
     @app.errorhandler(429)
-    def _too_many(exc: HTTPException):  # noqa: ANN202
+    def _too_many(exc: HTTPException):
         if not _is_citizen_page():
             return exc
         return render_template("kiosk/message.html", screen="message", tone="warn", site=cfg.site,
@@ -40,7 +40,7 @@ def init_app(app: Flask) -> None:
                                lines=[_t("Vui lòng chờ một phút rồi thử lại.")]), 429
 
     @app.errorhandler(404)
-    def _not_found(exc: HTTPException):  # noqa: ANN202
+    def _not_found(exc: HTTPException):
         if not _is_citizen_page():
             return exc
         return render_template("kiosk/message.html", screen="message", tone="warn", site=cfg.site,

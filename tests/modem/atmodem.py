@@ -250,8 +250,7 @@ class Modem:
 
 def status_report_pdu(ref: int, submit_pdu: str, delivered: bool) -> str:
     """An SMS-STATUS-REPORT for the message with this reference, to the submit's recipient."""
-    from tests.modem.pdu import submit_destination_field  # noqa: PLC0415
-
+    from tests.modem.pdu import submit_destination_field
     addr = submit_destination_field(submit_pdu)
     ts = "52110291000000"  # semi-octet timestamp 2025-11-20 19:00:00 +0
     st = "00" if delivered else "41"  # 0x41: permanent error, incompatible destination
