@@ -26,6 +26,7 @@ from typing import Any, Callable
 import click
 
 from motcua.config import Config, ConfigError, load_config, resolve_path
+from sms_gateway import api as sms
 
 OK, WARNING, ERROR, SKIPPED = "ok", "warning", "error", "skipped"
 UNITS = ("motcua-web.service", "motcua-scanner.service", "motcua-printer.service", "motcua-sms.service",
@@ -418,31 +419,16 @@ def _modem_probe(cfg: Config) -> Finding:
 
 
 def _modem_answers(cfg: Config) -> Finding:
-    from sms_gateway.modem import Modem, ModemFault
-
-    with tempfile.TemporaryDirectory(prefix="doctor-modem-") as workdir:
-        modem = Modem(cfg.modem, Path(workdir), delivery_reports=False)
-        start = time.monotonic()
-        try:
-            info = modem.connect()
-            status = modem.status()
-            smsc = ""
-            try:
-                smsc = (modem.sm.GetSMSC(Location=1) or {}).get("Number") or ""
-            except Exception:  # some modems refuse; judged below
-                smsc = ""
-        except ModemFault as fault:
-            return Finding("modem", ERROR, f"{_modem_where(cfg)}: {fault.state}: {fault.detail}", _MODEM_HINT,
-                           {"status": fault.state})
-        except Exception as exc:  # python-gammu raises its own errors on odd configs
-            return Finding("modem", ERROR, f"{_modem_where(cfg)}: {type(exc).__name__}: {exc}", _MODEM_HINT,
-                           {"status": "error"})
-        finally:
-            modem.close()
-    data = {"status": "ok", **status, "model": info.get("model"), "smsc": cfg.modem.smsc or smsc or None,
-            "seconds": round(time.monotonic() - start, 1)}
-    signal = status.get("signal_percent")
-    summary = (f"{_modem_where(cfg)}: SIM ready, registered on {status.get('network') or '?'}, "
+    probe = sms.probe_modem(cfg.modem)
+    if probe.state != sms.ModemState.OK:
+        return Finding("modem", ERROR, f"{_modem_where(cfg)}: {probe.state}: {probe.detail}", _MODEM_HINT,
+                       {"status": probe.state})
+    smsc = probe.smsc_on_sim
+    data = {"status": probe.state, "sim": probe.sim, "registered": probe.registered, "network": probe.network,
+            "signal_percent": probe.signal_percent, "model": probe.model, "smsc": cfg.modem.smsc or smsc or None,
+            "seconds": probe.seconds}
+    signal = probe.signal_percent
+    summary = (f"{_modem_where(cfg)}: SIM ready, registered on {probe.network or '?'}, "
                f"signal {signal if signal is not None else '?'}%")
     if not cfg.modem.smsc and not smsc:
         return Finding("modem", ERROR, summary + "; no SMS centre number", _SMSC_HINT, data)

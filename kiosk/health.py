@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from motcua.config import Config
 from motcua.db import is_sqlite, reading
 from motcua.timeutil import utcnow
+from sms_gateway import api as sms
 
 log = logging.getLogger(__name__)
 
@@ -141,12 +142,9 @@ def check_printer(cfg: Config, engine: sa.Engine) -> dict[str, Any]:
 
 
 def check_modem(cfg: Config, engine: sa.Engine) -> dict[str, Any]:
-    read_modem_health = _optional("sms_gateway.health", "read_modem_health")
-    if read_modem_health is None:
-        return _check("modem", UNKNOWN, "SMS gateway not installed")
     try:
         with reading(engine) as conn:
-            st = read_modem_health(conn)
+            st = sms.read_modem_health(conn)
     except Exception as exc:
         return _check("modem", ERROR, f"cannot read modem health: {exc}")
     if st is None:
@@ -163,7 +161,7 @@ def check_modem(cfg: Config, engine: sa.Engine) -> dict[str, Any]:
         detail = f"{detail}; balance: {st['balance_text']}".strip("; ")
     if st.get("stale"):
         return _check("modem", ERROR, f"SMS gateway not running (last seen {data['last_seen_at']}); {detail}", **data)
-    if raw != "ok":
+    if raw != sms.ModemState.OK:
         state = ERROR
     elif st.get("balance_low") or (st.get("signal_percent") is not None and st["signal_percent"] < 15):
         state = WARNING
@@ -173,15 +171,12 @@ def check_modem(cfg: Config, engine: sa.Engine) -> dict[str, Any]:
 
 
 def check_outbox(cfg: Config, engine: sa.Engine) -> dict[str, Any]:
-    counts_by_state = _optional("sms_gateway.outbox", "counts_by_state")
-    if counts_by_state is None:
-        return _check("outbox", UNKNOWN, "outbox report not available")
     try:
         with reading(engine) as conn:
-            counts = counts_by_state(conn)
+            counts = sms.counts_by_state(conn)
     except Exception as exc:
         return _check("outbox", ERROR, f"cannot read the outbox: {exc}")
-    waiting = counts.get("failed", 0) + counts.get("uncertain", 0)
+    waiting = counts[sms.NoticeState.FAILED] + counts[sms.NoticeState.UNCERTAIN]
     state = WARNING if waiting else OK
     return _check("outbox", state, f"{waiting} notice(s) need an official", counts=counts)
 

@@ -29,8 +29,8 @@ def run(obj: AppContext, until_idle: bool) -> None:
 @click.pass_obj
 def send(obj: AppContext, to: str, text: str) -> None:
     """Queue one message; the running gateway sends it."""
+    from motcua.phones import InvalidPhone, normalise_vn_mobile
     from sms_gateway.outbox import enqueue
-    from sms_gateway.phones import InvalidPhone, normalise_vn_mobile
     from sms_gateway.text import render_notice
 
     try:

@@ -27,11 +27,13 @@ import sqlalchemy as sa
 
 from motcua.config import Config
 from motcua.db import reading
+from motcua.phones import InvalidPhone, normalise_vn_mobile
 from motcua.timeutil import utcnow
 from sms_gateway import health as h
 from sms_gateway import outbox
+from sms_gateway.health import ModemState
 from sms_gateway.modem import AMBIGUOUS, PERMANENT, Modem, ModemFault, Report, SendError
-from sms_gateway.phones import InvalidPhone, normalise_vn_mobile
+from sms_gateway.schedule import Clock, Schedule
 from sms_gateway.text import Rendered, render_notice
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,8 @@ HEARTBEAT_S = 10.0
 REPORT_SWEEP_S = 300.0
 READ_DEVICE_S = 1.0  # while sending back to back, read the modem for reports at most this often
 CLAIM_SCAN = 50  # unsendable notices failed in one transaction before the loop gets a turn
+# The gateway's periodic tasks (see Schedule).
+CONNECT, HEALTH, BALANCE, SWEEP, HEARTBEAT, READ = "connect", "health", "balance", "sweep", "heartbeat", "read"
 
 
 def in_quiet_hours(local: datetime, start: Any, end: Any) -> bool:
@@ -65,7 +69,7 @@ class Gateway:
     CLI), so every child process is a modem proxy Gammu started; exited ones are collected."""
 
     def __init__(self, cfg: Config, engine: sa.Engine, *, modem: Modem | None = None,
-                 reap_children: bool = False):
+                 reap_children: bool = False, clock: Clock = time.monotonic):
         self.cfg = cfg
         self.engine = engine
         workdir = Path(cfg.paths.data_dir) / "sms-gateway"
@@ -73,15 +77,17 @@ class Gateway:
         self.notifier = sdnotify.SystemdNotifier()
         self.stop_event = threading.Event()
         self.zone = ZoneInfo(cfg.site.timezone)
-        self.state = h.ERROR
+        self.state = ModemState.ERROR
         self.detail = "starting"
-        self._next_connect = 0.0
         self._reconnect_wait = cfg.modem.reconnect_s
-        self._next_health = 0.0
-        self._next_balance = 0.0
-        self._next_sweep = time.monotonic() + REPORT_SWEEP_S
-        self._last_heartbeat = 0.0
-        self._next_read = 0.0
+        # What runs between messages, and when. All but the report sweep are due at the start.
+        self.schedule = Schedule(clock)
+        self.schedule.every(CONNECT, cfg.modem.reconnect_s)  # pushed back by the backoff on failure
+        self.schedule.every(HEALTH, cfg.modem.health_every_s)
+        self.schedule.every(BALANCE, cfg.sms.balance_every_s)
+        self.schedule.every(SWEEP, REPORT_SWEEP_S, first_after_s=REPORT_SWEEP_S)
+        self.schedule.every(HEARTBEAT, HEARTBEAT_S)
+        self.schedule.every(READ, READ_DEVICE_S)
         self._sent_since_read = False
         self._status_fields: dict[str, Any] = {}
         self._reap_children = reap_children
@@ -140,14 +146,14 @@ class Gateway:
     # --- the loop ---------------------------------------------------------------------------
     def _loop(self, until_idle: bool) -> int:
         failed_connects = 0
+        schedule = self.schedule
         while not self.stop_event.is_set():
             self.notifier.notify("WATCHDOG=1")
-            now = time.monotonic()
             if not self.modem.connected:
-                if now < self._next_connect:
+                if not schedule.due(CONNECT):
                     if until_idle and not self._has_due():
                         return EXIT_IDLE
-                    self._sleep(min(self._next_connect - now, self.cfg.sms.poll_s))
+                    self._sleep(min(schedule.wait_s(CONNECT), self.cfg.sms.poll_s))
                     continue
                 if not self._connect():
                     failed_connects += 1
@@ -155,19 +161,19 @@ class Gateway:
                         return EXIT_MODEM_UNUSABLE if self._has_due() else EXIT_IDLE
                     continue
                 failed_connects = 0
-            if now >= self._next_health and not self._check_health():
+            if schedule.due(HEALTH) and not self._check_health():
                 if until_idle:
                     return EXIT_MODEM_UNUSABLE if self._has_due() else EXIT_IDLE
                 continue
-            self._read_reports(now >= self._next_read)
-            if now >= self._next_sweep:
+            self._read_reports(schedule.due(READ))
+            if schedule.due(SWEEP):
                 self._flush()
-                self._next_sweep = now + REPORT_SWEEP_S
+                schedule.done(SWEEP)
                 self._take_reports(self.modem.sweep_stored())
-            if now >= self._next_balance and self.cfg.sms.balance_ussd:
+            if schedule.due(BALANCE) and self.cfg.sms.balance_ussd:
                 self._check_balance()
             self._heartbeat()
-            if self.state != h.OK:
+            if self.state != ModemState.OK:
                 if until_idle:
                     return EXIT_MODEM_UNUSABLE if self._has_due() else EXIT_IDLE
                 self._sleep(self.cfg.sms.poll_s)
@@ -229,12 +235,12 @@ class Gateway:
             info = self.modem.connect()
         except ModemFault as fault:
             self._fault(fault)
-            self._next_connect = time.monotonic() + self._reconnect_wait
+            self.schedule.done(CONNECT, again_after_s=self._reconnect_wait)
             self._reconnect_wait = min(300.0, self._reconnect_wait * 2)
             return False
         self._reconnect_wait = self.cfg.modem.reconnect_s
         self._status_fields.update(model=info.get("model"), imei=info.get("imei"))
-        self._next_health = 0.0
+        self.schedule.now(HEALTH)
         log.info("modem connected: %s", info.get("model") or self.cfg.modem.model)
         return True
 
@@ -244,16 +250,15 @@ class Gateway:
             status = self.modem.status()
         except ModemFault as fault:
             self._fault(fault)
-            self._next_health = time.monotonic() + self.cfg.modem.reconnect_s
+            self.schedule.done(HEALTH, again_after_s=self.cfg.modem.reconnect_s)
             if not self.modem.connected:
-                self._next_connect = time.monotonic() + self._reconnect_wait
+                self.schedule.done(CONNECT, again_after_s=self._reconnect_wait)
             return False
         self._status_fields.update(status)
-        interval = self.cfg.modem.health_every_s
-        self._next_health = time.monotonic() + interval
-        if self.state != h.OK:
+        self.schedule.done(HEALTH)
+        if self.state != ModemState.OK:
             log.info("modem ready: network %s, signal %s%%", status.get("network"), status.get("signal_percent"))
-        self.state, self.detail = h.OK, ""
+        self.state, self.detail = ModemState.OK, ""
         self._heartbeat(force=True)
         return True
 
@@ -261,16 +266,15 @@ class Gateway:
         if (fault.state, fault.detail) != (self.state, self.detail):
             log.warning("modem %s: %s", fault.state, fault.detail)
         self.state, self.detail = fault.state, fault.detail
-        if fault.state in (h.NO_NETWORK, h.NO_SIM, h.PIN_REQUIRED):
-            self._status_fields.update(registered=False if fault.state == h.NO_NETWORK else None)
+        if fault.state in (ModemState.NO_NETWORK, ModemState.NO_SIM, ModemState.PIN_REQUIRED):
+            self._status_fields.update(registered=False if fault.state == ModemState.NO_NETWORK else None)
         self._set_status(f"modem {fault.state}: {fault.detail}")
         self._heartbeat(force=True)
 
     def _heartbeat(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last_heartbeat < HEARTBEAT_S:
+        if not force and not self.schedule.due(HEARTBEAT):
             return
-        self._last_heartbeat = now
+        self.schedule.done(HEARTBEAT)
         fields = {k: v for k, v in self._status_fields.items()
                   if k in ("sim", "registered", "network", "signal_percent", "model", "imei")}
         try:
@@ -301,7 +305,7 @@ class Gateway:
     def _check_balance(self) -> None:
         sms = self.cfg.sms
         self._flush()
-        self._next_balance = time.monotonic() + sms.balance_every_s
+        self.schedule.done(BALANCE)
         answer = self.modem.ussd(sms.balance_ussd)
         if answer is None:
             log.warning("no answer to the balance USSD %s", sms.balance_ussd)
@@ -318,7 +322,7 @@ class Gateway:
         """Take the delivery reports the modem announced; ReadDevice (tens of ms) at most every
         READ_DEVICE_S while sending back to back: Gammu also hands reports over during each send."""
         if read_device:
-            self._next_read = time.monotonic() + READ_DEVICE_S
+            self.schedule.done(READ)
             self._sent_since_read = False
         self._take_reports(self.modem.poll(read=read_device))
 
@@ -424,7 +428,7 @@ class Gateway:
             err.outcome, "will be retried"), err.detail)
         if err.modem_lost:
             # Re-read the modem before the next notice; a lost connection is rebuilt.
-            self._next_health = 0.0
+            self.schedule.now(HEALTH)
             if not self.modem.connected:
-                self.state, self.detail = h.ERROR, err.detail
-                self._next_connect = 0.0
+                self.state, self.detail = ModemState.ERROR, err.detail
+                self.schedule.now(CONNECT)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,22 +17,25 @@ from motcua.timeutil import utcnow
 from sms_gateway.schema import modem_health
 
 MODEM_ID = 1
-# Modem states shown on the staff health page.
-OK = "ok"
-NO_SIM = "no_sim"
-PIN_REQUIRED = "pin_required"
-NO_NETWORK = "no_network"
-UNPLUGGED = "unplugged"
-ERROR = "error"
-STATES = (OK, NO_SIM, PIN_REQUIRED, NO_NETWORK, UNPLUGGED, ERROR)
+
+
+class ModemState(StrEnum):
+    """What the gateway last found the modem in; stored in the heartbeat row as these strings."""
+    OK = "ok"
+    NO_SIM = "no_sim"
+    PIN_REQUIRED = "pin_required"
+    NO_NETWORK = "no_network"
+    UNPLUGGED = "unplugged"
+    ERROR = "error"
+
 
 LABELS_VI = {
-    OK: "Hoạt động bình thường",
-    NO_SIM: "Không có SIM",
-    PIN_REQUIRED: "SIM yêu cầu mã PIN",
-    NO_NETWORK: "Không có sóng / chưa đăng ký mạng",
-    UNPLUGGED: "Mất kết nối modem",
-    ERROR: "Lỗi modem",
+    ModemState.OK: "Hoạt động bình thường",
+    ModemState.NO_SIM: "Không có SIM",
+    ModemState.PIN_REQUIRED: "SIM yêu cầu mã PIN",
+    ModemState.NO_NETWORK: "Không có sóng / chưa đăng ký mạng",
+    ModemState.UNPLUGGED: "Mất kết nối modem",
+    ModemState.ERROR: "Lỗi modem",
 }
 
 _FIELDS = ("state", "sim", "registered", "network", "signal_percent", "model", "imei", "balance_text",
@@ -56,13 +60,13 @@ def write_modem_health(conn: sa.Connection, **fields: Any) -> None:
     unknown = set(fields) - set(_FIELDS)
     if unknown:
         raise ValueError(f"unknown modem health fields {sorted(unknown)}")
-    if "state" in fields and fields["state"] not in STATES:
+    if "state" in fields and fields["state"] not in tuple(ModemState):
         raise ValueError(f"unknown modem state {fields['state']!r}")
     now = utcnow()
     fields = {**fields, "updated_at": now, "pid": fields.get("pid", os.getpid())}
     updated = conn.execute(modem_health.update().where(modem_health.c.id == MODEM_ID).values(**fields))
     if updated.rowcount == 0:
-        conn.execute(modem_health.insert().values(id=MODEM_ID, **{"state": ERROR, **fields}))
+        conn.execute(modem_health.insert().values(id=MODEM_ID, **{"state": ModemState.ERROR, **fields}))
 
 
 def parse_balance(text: str, pattern: str) -> float | None:

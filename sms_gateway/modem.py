@@ -26,7 +26,7 @@ from typing import Any
 import gammu
 
 from motcua.config import ModemConfig
-from sms_gateway import health as h
+from sms_gateway.health import ModemState
 from sms_gateway.text import UCS2, Rendered
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ _AMBIGUOUS = {"ERR_TIMEOUT", "ERR_DEVICEREADERROR", "ERR_ABORTED"}
 
 
 class ModemFault(Exception):
-    """The modem cannot send now; `state` is one of sms_gateway.health.STATES."""
+    """The modem cannot send now; `state` is a ModemState."""
 
     def __init__(self, state: str, detail: str):
         super().__init__(detail)
@@ -243,7 +243,7 @@ class Modem:
                 sm.Terminate()
             except gammu.GSMError:
                 pass
-            raise ModemFault(h.UNPLUGGED, f"modem not answering ({_err_name(exc)}: {_text(exc)})") from None
+            raise ModemFault(ModemState.UNPLUGGED, f"modem not answering ({_err_name(exc)}: {_text(exc)})") from None
         self.sm = sm
         try:
             self._unlock()
@@ -261,18 +261,18 @@ class Modem:
             raise
         except gammu.GSMError as exc:
             self.close()
-            raise ModemFault(h.ERROR, f"modem setup failed: {_err_name(exc)}: {_text(exc)}") from None
+            raise ModemFault(ModemState.ERROR, f"modem setup failed: {_err_name(exc)}: {_text(exc)}") from None
         return self.info
 
     def _unlock(self) -> None:
         try:
             need = self.sm.GetSecurityStatus()
         except (gammu.ERR_NOSIM, gammu.ERR_SECURITYERROR) as exc:
-            raise ModemFault(h.NO_SIM, f"no SIM card ({_err_name(exc)})") from None
+            raise ModemFault(ModemState.NO_SIM, f"no SIM card ({_err_name(exc)})") from None
         if need is None:
             return
         if need == "PIN" and self._pin_refused:
-            raise ModemFault(h.PIN_REQUIRED, self._pin_refused)
+            raise ModemFault(ModemState.PIN_REQUIRED, self._pin_refused)
         if need == "PIN" and self.cfg.pin:
             try:
                 self.sm.EnterSecurityCode("PIN", self.cfg.pin)
@@ -280,9 +280,9 @@ class Modem:
                 # Never retry a wrong PIN automatically: three wrong tries lock the SIM (PUK).
                 self._pin_refused = (f"the SIM refused the configured PIN ({_err_name(exc)}); "
                                      "not trying again, fix [modem] pin and restart")
-                raise ModemFault(h.PIN_REQUIRED, self._pin_refused) from None
+                raise ModemFault(ModemState.PIN_REQUIRED, self._pin_refused) from None
             return
-        raise ModemFault(h.PIN_REQUIRED, f"the SIM asks for its {need}; set [modem] pin" if need == "PIN"
+        raise ModemFault(ModemState.PIN_REQUIRED, f"the SIM asks for its {need}; set [modem] pin" if need == "PIN"
                          else f"the SIM asks for its {need}; unlock it in a phone")
 
     def close(self) -> None:
@@ -312,17 +312,17 @@ class Modem:
         """SIM, network and signal now. Raises ModemFault when the modem is gone."""
         sm = self.sm
         if sm is None:
-            raise ModemFault(h.UNPLUGGED, "not connected")
+            raise ModemFault(ModemState.UNPLUGGED, "not connected")
         try:
             # The SIM's PIN state was read at connect (Gammu spends a second on every AT+CPIN?).
             network = sm.GetNetworkInfo()
             signal = self._safe(sm.GetSignalQuality) or {}
         except gammu.ERR_NOSIM as exc:
-            raise ModemFault(h.NO_SIM, f"no SIM card ({_err_name(exc)})") from None
+            raise ModemFault(ModemState.NO_SIM, f"no SIM card ({_err_name(exc)})") from None
         except gammu.GSMError as exc:
             name = _err_name(exc)
             self.close()
-            state = h.UNPLUGGED if name in _LOST | _AMBIGUOUS else h.ERROR
+            state = ModemState.UNPLUGGED if name in _LOST | _AMBIGUOUS else ModemState.ERROR
             raise ModemFault(state, f"modem stopped answering ({name})") from None
         registered = network.get("State") in ("HomeNetwork", "RoamingNetwork")
         out = {
@@ -332,7 +332,7 @@ class Modem:
             "signal_percent": signal.get("SignalPercent") if signal.get("SignalPercent", -1) >= 0 else None,
         }
         if not registered:
-            raise ModemFault(h.NO_NETWORK, f"not registered on a network ({network.get('State')})")
+            raise ModemFault(ModemState.NO_NETWORK, f"not registered on a network ({network.get('State')})")
         return out
 
     # --- sending ----------------------------------------------------------------------------

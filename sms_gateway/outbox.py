@@ -22,31 +22,44 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime, timedelta
+from enum import StrEnum
 from typing import Any, Sequence
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from motcua.phones import InvalidPhone, normalise_vn_mobile
 from motcua.timeutil import utcnow
-from sms_gateway.phones import InvalidPhone, normalise_vn_mobile
 from sms_gateway.schema import notice_events, notices
 
-# States a notice moves through.
-QUEUED = "queued"
-SENDING = "sending"
-SENT = "sent"
-RETRY = "retry"  # waiting to retry after a temporary error
-FAILED = "failed"  # permanent, with the reason in last_error
-UNCERTAIN = "uncertain"  # the modem may have taken it; an official decides
-CANCELLED = "cancelled"
-_BY_KEY = sa.select(notices.c.id).where(notices.c.idempotency_key == sa.bindparam("key"))
-STATES = (QUEUED, SENDING, SENT, RETRY, FAILED, UNCERTAIN, CANCELLED)
-DUE_STATES = (QUEUED, RETRY)
 
-# Delivery report outcomes.
-DELIVERY_PENDING = "pending"
-DELIVERED = "delivered"
-DELIVERY_FAILED = "failed"
+class NoticeState(StrEnum):
+    """States a notice moves through (the diagram above); stored as these strings."""
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    RETRY = "retry"  # waiting to retry after a temporary error
+    FAILED = "failed"  # permanent, with the reason in last_error
+    UNCERTAIN = "uncertain"  # the modem may have taken it; an official decides
+    CANCELLED = "cancelled"
+
+
+class DeliveryStatus(StrEnum):
+    """What the operator's delivery report said about a sent notice."""
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+# Short names for this module's own queries.
+QUEUED, SENDING, SENT, RETRY = NoticeState.QUEUED, NoticeState.SENDING, NoticeState.SENT, NoticeState.RETRY
+FAILED, UNCERTAIN, CANCELLED = NoticeState.FAILED, NoticeState.UNCERTAIN, NoticeState.CANCELLED
+STATES = tuple(NoticeState)
+DUE_STATES = (QUEUED, RETRY)
+# Staff actions and the states each applies to: one list, read by the staff pages for their buttons.
+RETRYABLE = (FAILED, CANCELLED, RETRY)
+CANCELLABLE = (QUEUED, RETRY, FAILED)
+_BY_KEY = sa.select(notices.c.id).where(notices.c.idempotency_key == sa.bindparam("key"))
 
 
 def enqueue(
@@ -134,7 +147,7 @@ def log_event(conn: sa.Connection, notice_id: int, from_state: str | None, to_st
 def retry(conn: sa.Connection, notice_id: int, actor: str | None = None) -> None:
     """Send a failed, cancelled or waiting notice again as soon as the gateway can."""
     row = _load(conn, notice_id)
-    if row.state not in (FAILED, CANCELLED, RETRY):
+    if row.state not in RETRYABLE:
         raise ValueError(f"notice {notice_id} is {row.state}; only failed, cancelled or waiting notices can be retried")
     try:
         e164 = normalise_vn_mobile(row.phone_raw)
@@ -147,7 +160,7 @@ def retry(conn: sa.Connection, notice_id: int, actor: str | None = None) -> None
 def cancel(conn: sa.Connection, notice_id: int, actor: str | None = None) -> None:
     """Stop a notice that has not been sent yet, or close a failed one for good."""
     row = _load(conn, notice_id)
-    if row.state not in (QUEUED, RETRY, FAILED):
+    if row.state not in CANCELLABLE:
         raise ValueError(f"notice {notice_id} is {row.state}; only queued, waiting or failed notices can be cancelled")
     _move(conn, row, CANCELLED, actor, "cancelled", next_attempt_at=None)
 
@@ -166,6 +179,17 @@ def resolve_uncertain(conn: sa.Connection, notice_id: int, resend: bool, actor: 
 
 
 # --- reports ------------------------------------------------------------------------------------
+
+def list_notices(conn: sa.Connection, *, state: str | None = None, dossier_code: str | None = None,
+                 limit: int = 200) -> list[sa.RowMapping]:
+    """Notices newest first, optionally only one state or one dossier's."""
+    query = sa.select(notices).order_by(notices.c.id.desc()).limit(limit)
+    if state:
+        query = query.where(notices.c.state == state)
+    if dossier_code is not None:
+        query = query.where(notices.c.dossier_code == dossier_code)
+    return list(conn.execute(query).mappings())
+
 
 def counts_by_state(conn: sa.Connection) -> dict[str, int]:
     """Every state with its number of notices (zero included)."""
@@ -239,12 +263,6 @@ def due(conn: sa.Connection, now: datetime, limit: int = 50) -> Sequence[sa.Row]
     return conn.execute(_DUE, {"now": now, "limit": limit}).all()
 
 
-def next_due_at(conn: sa.Connection) -> datetime | None:
-    return conn.execute(
-        sa.select(sa.func.min(notices.c.next_attempt_at)).where(notices.c.state.in_(DUE_STATES))
-    ).scalar()
-
-
 def claim(conn: sa.Connection, notice_id: int, *, phone_e164: str, text: str, encoding: str, parts: int) -> bool:
     """queued/retry -> sending, with the exact text about to go out. False if someone else moved it."""
     result = conn.execute(_CLAIM, {"nid": notice_id, "b_phone": phone_e164, "b_text": text,
@@ -256,7 +274,7 @@ def mark_sent(conn: sa.Connection, notice_id: int, refs: list[int], *, delivery_
     conn.execute(_MARK_SENT, {
         "nid": notice_id, "b_now": utcnow(), "b_ref": refs[-1] if refs else None,
         "b_refs": ",".join(map(str, refs)) or None,
-        "b_delivery": DELIVERY_PENDING if delivery_reports and refs else None,
+        "b_delivery": DeliveryStatus.PENDING if delivery_reports and refs else None,
     })
 
 
@@ -304,7 +322,7 @@ def record_delivery(conn: sa.Connection, *, phone_e164: str | None, message_ref:
     query = (
         sa.select(notices.c.id)
         .where(notices.c.state == SENT, notices.c.message_ref == message_ref,
-               notices.c.delivery_status == DELIVERY_PENDING, notices.c.sent_at >= since)
+               notices.c.delivery_status == DeliveryStatus.PENDING, notices.c.sent_at >= since)
         .order_by(notices.c.sent_at.desc(), notices.c.id.desc()).limit(1)
     )
     if phone_e164:
@@ -313,7 +331,7 @@ def record_delivery(conn: sa.Connection, *, phone_e164: str | None, message_ref:
     if notice_id is None:
         return None
     conn.execute(notices.update().where(notices.c.id == notice_id).values(
-        delivery_status=DELIVERED if delivered else DELIVERY_FAILED,
+        delivery_status=DeliveryStatus.DELIVERED if delivered else DeliveryStatus.FAILED,
         delivered_at=(at or utcnow()) if delivered else None, updated_at=utcnow(),
     ))
     return notice_id

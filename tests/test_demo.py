@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from kiosk.demo import generate
 from kiosk.store.schema import dossiers
-from sms_gateway.phones import InvalidPhone, normalise_vn_mobile
+from motcua.phones import InvalidPhone, normalise_vn_mobile
 
 
 def kiosk(*args, env=None):

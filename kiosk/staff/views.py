@@ -28,26 +28,26 @@ from kiosk.staff.models import staff_users
 from kiosk.store import dossiers as store
 from kiosk.store.schema import dossiers
 from motcua.db import reading
+from motcua.phones import InvalidPhone, normalise_vn_mobile
 from motcua.statuses import STATUSES
-from sms_gateway import outbox
-from sms_gateway.phones import InvalidPhone, normalise_vn_mobile
-from sms_gateway.schema import notices
+from sms_gateway import api as sms
 
 log = logging.getLogger(__name__)
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
 SEARCH_LIMIT = 50
 NOTICE_LIMIT = 200
+NOTICE_STATES = tuple(sms.NoticeState)
 AUDIT_PAGE = 100
 
 NOTICE_STATE_LABELS = {
-    outbox.QUEUED: _l("Chờ gửi"),
-    outbox.SENDING: _l("Đang gửi"),
-    outbox.SENT: _l("Đã gửi"),
-    outbox.RETRY: _l("Chờ gửi lại"),
-    outbox.FAILED: _l("Gửi lỗi"),
-    outbox.UNCERTAIN: _l("Chưa rõ đã gửi chưa"),
-    outbox.CANCELLED: _l("Đã hủy"),
+    sms.NoticeState.QUEUED: _l("Chờ gửi"),
+    sms.NoticeState.SENDING: _l("Đang gửi"),
+    sms.NoticeState.SENT: _l("Đã gửi"),
+    sms.NoticeState.RETRY: _l("Chờ gửi lại"),
+    sms.NoticeState.FAILED: _l("Gửi lỗi"),
+    sms.NoticeState.UNCERTAIN: _l("Chưa rõ đã gửi chưa"),
+    sms.NoticeState.CANCELLED: _l("Đã hủy"),
 }
 ACTION_LABELS = {
     audit.LOGIN: _l("Đăng nhập"),
@@ -86,16 +86,14 @@ HEALTH_LABELS = {
     health.UNKNOWN: _l("Không rõ"),
 }
 ROLE_LABELS = {users.OFFICIAL: _l("Cán bộ"), users.ADMIN: _l("Quản trị")}
-# Notice buttons: action -> (outbox call, audit action, states it applies to)
+# Notice buttons: action -> (gateway call, audit action, states it applies to)
 NOTICE_ACTIONS: dict[str, tuple[Callable[..., Any], str, tuple[str, ...]]] = {
-    "retry": (lambda conn, nid, actor: outbox.retry(conn, nid, actor), audit.NOTICE_RETRY,
-              (outbox.FAILED, outbox.CANCELLED, outbox.RETRY)),
-    "cancel": (lambda conn, nid, actor: outbox.cancel(conn, nid, actor), audit.NOTICE_CANCEL,
-               (outbox.QUEUED, outbox.RETRY, outbox.FAILED)),
-    "resend": (lambda conn, nid, actor: outbox.resolve_uncertain(conn, nid, True, actor), audit.NOTICE_RESEND,
-               (outbox.UNCERTAIN,)),
-    "mark_sent": (lambda conn, nid, actor: outbox.resolve_uncertain(conn, nid, False, actor),
-                   audit.NOTICE_MARK_SENT, (outbox.UNCERTAIN,)),
+    "retry": (sms.retry, audit.NOTICE_RETRY, sms.RETRYABLE),
+    "cancel": (sms.cancel, audit.NOTICE_CANCEL, sms.CANCELLABLE),
+    "resend": (lambda conn, nid, actor: sms.resolve_uncertain(conn, nid, True, actor), audit.NOTICE_RESEND,
+               sms.RESOLVABLE),
+    "mark_sent": (lambda conn, nid, actor: sms.resolve_uncertain(conn, nid, False, actor),
+                  audit.NOTICE_MARK_SENT, sms.RESOLVABLE),
 }
 
 
@@ -319,8 +317,7 @@ def dossier_view():
             return render_template("staff/refused.html", title=_("Không tìm thấy hồ sơ"),
                                    message=_("Không có hồ sơ với mã này."), back=url_for("staff.dossier_search")), 404
         hist = store.history(conn, row["id"])
-        sent = list(conn.execute(sa.select(notices).where(notices.c.dossier_code == code)
-                                 .order_by(notices.c.id.desc()).limit(50)).mappings())
+        sent = sms.list_notices(conn, dossier_code=code, limit=50)
     status_form = StatusForm(code=code, status=row["status"])
     phone_form = PhoneForm(code=code, phone=row["phone"] or "")
     return render_template("staff/dossier.html", d=row, history=hist, notices=sent, status_form=status_form,
@@ -396,18 +393,15 @@ def dossier_slip():
 @bp.get("/notices")
 def notice_list():
     state = request.args.get("state", "")
-    if state not in outbox.STATES:
+    if state not in NOTICE_STATES:
         state = ""
     cfg = get_config()
-    query = sa.select(notices).order_by(notices.c.id.desc()).limit(NOTICE_LIMIT)
-    if state:
-        query = query.where(notices.c.state == state)
     with reading(get_engine()) as conn:
-        rows = list(conn.execute(query).mappings())
-        counts = outbox.counts_by_state(conn)
-        usage = outbox.daily_usage(conn, 14, cfg.site.timezone)
+        rows = sms.list_notices(conn, state=state or None, limit=NOTICE_LIMIT)
+        counts = sms.counts_by_state(conn)
+        usage = sms.daily_usage(conn, 14, cfg.site.timezone)
     price = cfg.staff.sms_part_price_vnd
-    return render_template("staff/notices.html", rows=rows, state=state, states=outbox.STATES, counts=counts,
+    return render_template("staff/notices.html", rows=rows, state=state, states=NOTICE_STATES, counts=counts,
                            usage=list(reversed(usage)), price=price, actions=NOTICE_ACTIONS, form=ActionForm(),
                            total_parts=sum(d["parts"] for d in usage), total_sent=sum(d["sent"] for d in usage),
                            limit=NOTICE_LIMIT)
@@ -425,17 +419,15 @@ def notice_action(notice_id: int, action: str):
     else:
         flash(_("Đã cập nhật tin nhắn số %(id)d.", id=notice_id), "success")
     state = request.args.get("state", "")
-    return redirect(url_for("staff.notice_list", state=state if state in outbox.STATES else None))
+    return redirect(url_for("staff.notice_list", state=state if state in NOTICE_STATES else None))
 
 
 # --- device health ------------------------------------------------------------------------------
 
 @bp.get("/health")
 def health_page():
-    from sms_gateway.health import LABELS_VI
-
     report = health.gather(get_config(), get_engine())
-    return render_template("staff/health.html", report=report, modem_labels=LABELS_VI)
+    return render_template("staff/health.html", report=report, modem_labels=sms.MODEM_LABELS_VI)
 
 
 @bp.get("/health.json")

@@ -10,8 +10,8 @@ import sqlalchemy as sa
 
 from kiosk.store.ingest import DossierEvent, apply_event
 from kiosk.store.schema import dossier_history, dossiers
+from motcua.phones import InvalidPhone, mask, normalise_vn_mobile
 from motcua.statuses import STATUSES
-from sms_gateway.phones import InvalidPhone, mask, normalise_vn_mobile
 
 FINISHED = frozenset({"result_ready", "handed_over", "denied", "cancelled"})
 

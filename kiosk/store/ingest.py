@@ -7,7 +7,7 @@ event inside the caller's transaction:
   out-of-order events never move a dossier backwards;
 - every status change writes a history row;
 - a change into a notifying status (result ready, more documents needed, denied) enqueues exactly
-  one SMS notice through `sms_gateway.enqueue`, keyed by code + status + source version.
+  one SMS notice through `sms_gateway.api.enqueue`, keyed by code + status + source version.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from kiosk.store.schema import dossier_history, dossiers, ingest_runs
 from motcua.config import Config
 from motcua.statuses import STATUSES, UnknownStatus, canonical_status
 from motcua.timeutil import utcnow
-from sms_gateway import enqueue
+from sms_gateway import api as sms
 
 CREATED, UPDATED, UNCHANGED, STALE = "created", "updated", "unchanged", "stale"
 TEXT_LIMITS = {"procedure": 500, "field": 200, "applicant_name": 200, "phone": 32, "secret": 64}
@@ -327,7 +327,7 @@ def _record_changes(
         else:
             point = f"h{history_id}"
         appointment = dossier.get("appointment_date")
-        enqueue(
+        sms.enqueue(
             conn,
             key=f"{ev.code}:{ev.status}:{point}",
             phone=dossier["phone"],

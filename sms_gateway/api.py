@@ -1,0 +1,38 @@
+"""What the rest of the appliance may use of the SMS gateway; kiosk imports this module only.
+
+- queue a notice: `enqueue` (inside the caller's transaction, idempotent by key)
+- staff actions on a notice: `retry`, `cancel`, `resolve_uncertain`; the states each applies to
+- reports: `list_notices`, `counts_by_state`, `daily_usage`
+- the modem: `read_modem_health` (the running gateway's heartbeat), `probe_modem` (a brief look for
+  `kiosk doctor` while the gateway is not running)
+- the states: `NoticeState`, `DeliveryStatus`, `ModemState`, and the modem states' Vietnamese labels
+
+Phone numbers are `motcua.phones`: both sides use them.
+"""
+from __future__ import annotations
+
+from sms_gateway.health import LABELS_VI as MODEM_LABELS_VI
+from sms_gateway.health import ModemState, read_modem_health
+from sms_gateway.outbox import (
+    CANCELLABLE,
+    RETRYABLE,
+    DeliveryStatus,
+    NoticeState,
+    cancel,
+    counts_by_state,
+    daily_usage,
+    enqueue,
+    list_notices,
+    resolve_uncertain,
+    retry,
+)
+from sms_gateway.probe import ModemProbe, probe_modem
+
+# An uncertain notice is settled by an official: sent again, or marked sent.
+RESOLVABLE = (NoticeState.UNCERTAIN,)
+
+__all__ = [
+    "enqueue", "retry", "cancel", "resolve_uncertain", "RETRYABLE", "CANCELLABLE", "RESOLVABLE",
+    "list_notices", "counts_by_state", "daily_usage", "read_modem_health", "probe_modem", "ModemProbe",
+    "NoticeState", "DeliveryStatus", "ModemState", "MODEM_LABELS_VI",
+]

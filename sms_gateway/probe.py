@@ -1,0 +1,57 @@
+"""A one-off look at the modem for `kiosk doctor`: open it briefly with the configured settings,
+read SIM, network, signal and SMS centre, close it again.
+
+Only for when the gateway is not running: the modem has one owner (docs/sms.md). `probe_modem` is
+the one way in, so a check of the gateway's device lock belongs at its top, before the modem is opened.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from motcua.config import ModemConfig
+from sms_gateway.health import ModemState
+from sms_gateway.modem import Modem, ModemFault
+
+
+@dataclass
+class ModemProbe:
+    """What the modem answered. `state` is OK only when it is usable for sending."""
+    state: ModemState
+    detail: str = ""
+    model: str | None = None
+    sim: str | None = None
+    registered: bool | None = None
+    network: str | None = None
+    signal_percent: int | None = None
+    smsc_on_sim: str = ""  # the SMS centre the SIM reports ("" when it does not say)
+    seconds: float = 0.0
+
+
+def probe_modem(cfg: ModemConfig) -> ModemProbe:
+    """Open the modem with `cfg`, read what it says and close it; never raises for a modem fault."""
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="modem-probe-") as workdir:
+        modem = Modem(cfg, Path(workdir), delivery_reports=False)
+        try:
+            info = modem.connect()
+            status = modem.status()
+            try:
+                smsc = (modem.sm.GetSMSC(Location=1) or {}).get("Number") or ""
+            except Exception:  # some modems refuse; the caller judges an empty SMSC
+                smsc = ""
+        except ModemFault as fault:
+            return ModemProbe(ModemState(fault.state), fault.detail, seconds=_since(start))
+        except Exception as exc:  # python-gammu raises its own errors on odd configs
+            return ModemProbe(ModemState.ERROR, f"{type(exc).__name__}: {exc}", seconds=_since(start))
+        finally:
+            modem.close()
+    return ModemProbe(ModemState.OK, model=info.get("model"), sim=status.get("sim"),
+                      registered=status.get("registered"), network=status.get("network"),
+                      signal_percent=status.get("signal_percent"), smsc_on_sim=smsc, seconds=_since(start))
+
+
+def _since(start: float) -> float:
+    return round(time.monotonic() - start, 1)
