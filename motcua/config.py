@@ -17,7 +17,7 @@ from datetime import time
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 ENV_VAR = "MOTCUA_CONFIG"
 DEFAULT_PATH = Path("/etc/motcua/config.toml")
@@ -164,6 +164,119 @@ class ImportConfig(Section):
         if "code" not in v or "status" not in v:
             raise ValueError("columns must map at least 'code' and 'status'")
         return v
+
+
+# --- the provincial system (kiosk/sources) -------------------------------------------------------
+
+DEFAULT_DVCQG_STATUS_MAP: dict[str, str] = {
+    # TrangThaiHoSo as the national portal's adapters use it (third-party data, see docs/sources.md).
+    "1": "waiting", "2": "processing", "3": "denied", "4": "processing", "5": "more_documents",
+    "6": "processing", "7": "cancelled", "8": "cancelled", "9": "result_ready", "10": "handed_over",
+}
+DEFAULT_HTTP_JSON_FIELDS: dict[str, str] = {
+    # dossier field -> dotted path in the source's JSON record
+    "code": "code", "status": "status", "procedure": "procedure", "field": "field",
+    "applicant_name": "applicant_name", "phone": "phone", "appointment_date": "appointment_date",
+    "received_at": "received_at", "source_updated_at": "updated_at",
+}
+
+
+class OpenCpsSourceConfig(Section):
+    """OpenCPS v2 REST (`/o/rest/v2`)."""
+    group_id: str = Field("", description="the site's groupId header; without it OpenCPS finds nothing")
+    username: str = Field("", description="service account for HTTP Basic auth (the detail route requires it)")
+    password: str = ""
+    open_statuses: list[str] = Field(
+        default=["new", "receiving", "processing", "waiting", "pausing", "correcting", "paying", "handover",
+                 "releasing", "posting", "interoperating"],
+        description="statuses the sync lists in full on every pass (dossiers that can still change)")
+    final_statuses: list[str] = Field(
+        default=["done", "denied", "cancelled", "unresolved"],
+        description="statuses the sync lists only from the cursor's day on (fromFinishDate)")
+    page_size: int = Field(200, ge=1, le=1000, description="list page size (start/end window)")
+    detail_workers: int = Field(4, ge=1, le=16, description="parallel detail reads during a sync pass")
+
+
+class DvcqgSourceConfig(Section):
+    """The national public-service portal's integration adapter (session + TraCuuHoSo)."""
+    auth_path: str = Field("/auth", description="auth endpoint, after base_url")
+    integration_path: str = Field("/integration", description="service endpoint, after base_url")
+    username: str = ""
+    password: str = ""
+    dstcode: str = Field("", description="the dstcode header the adapter routes by")
+    madonvi: str = Field("", description="the agency code sent with every request")
+    status_map: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_DVCQG_STATUS_MAP),
+                                       description="TrangThaiHoSo -> kiosk status")
+
+    @field_validator("status_map")
+    @classmethod
+    def _targets_known(cls, v: dict[str, str]) -> dict[str, str]:
+        from motcua.statuses import STATUSES
+
+        for k, t in v.items():
+            if t not in STATUSES:
+                raise ValueError(f"{k!r} maps to unknown status {t!r}; known: {', '.join(STATUSES)}")
+        return {k.strip(): t for k, t in v.items()}
+
+
+class HttpJsonSourceConfig(Section):
+    """Any system with a JSON lookup URL; fields mapped by dotted path."""
+    lookup_path: str = Field("/dossiers/{code}", description="after base_url; {code} is filled in (URL-quoted)")
+    secret_param: str = Field("", description="query parameter that carries the citizen's secret; empty: none")
+    changes_path: str = Field("", description="after base_url; ?since=<cursor> is added; empty: lookup only")
+    items_key: str = Field("items", description="list of records in the changes answer")
+    cursor_key: str = Field("next_cursor", description="the next cursor in the changes answer")
+    token: str = Field("", description="sent as 'Authorization: Bearer <token>'; empty: none")
+    not_found_statuses: list[int] = Field(default=[404], description="HTTP statuses meaning 'no such dossier'")
+    fields: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_HTTP_JSON_FIELDS))
+
+    @field_validator("fields")
+    @classmethod
+    def _known_fields(cls, v: dict[str, str]) -> dict[str, str]:
+        allowed = set(DEFAULT_HTTP_JSON_FIELDS) | {"secret", "source_version"}
+        unknown = set(v) - allowed
+        if unknown:
+            raise ValueError(f"unknown dossier field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+        if "code" not in v or "status" not in v:
+            raise ValueError("fields must map at least 'code' and 'status'")
+        return v
+
+
+class DropFolderSourceConfig(Section):
+    """A watched folder: CSV/XLSX exports placed there are imported once ([import] columns)."""
+    folder: Path | None = Field(None, description="empty: data_dir/inbox")
+    settle_s: float = Field(5.0, ge=0, description="a file must be unchanged this long before it is read")
+
+
+class SourceConfig(Section):
+    """Where the kiosk follows the provincial system (docs/sources.md). Credentials live only here."""
+    kind: Literal["none", "opencps", "dvcqg", "http_json", "dropfolder"] = "none"
+    base_url: str = Field("", description="https://... of the provincial system (opencps: up to /o/rest/v2)")
+    ca_file: str = Field("", description="extra CA bundle (PEM) for a provincial CA; TLS is always verified")
+    connect_timeout_s: float = Field(3.0, gt=0, le=60)
+    read_timeout_s: float = Field(10.0, gt=0, le=300, description="per call, for sync and checks")
+    max_response_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="larger answers are refused")
+    lookup_deadline_s: float = Field(2.0, gt=0, le=30,
+                                     description="the kiosk answers from the store once this has passed")
+    lookup_max_age_s: int = Field(300, ge=0, description="a stored dossier confirmed longer ago is fetched again")
+    lookup_slots: int = Field(4, ge=1, le=32, description="on-demand fetches running at once per web worker")
+    poll_s: float = Field(60.0, gt=0, description="sync: pause between two passes")
+    backoff_max_s: float = Field(900.0, gt=0, description="sync: longest pause after repeated errors")
+    overlap_days: int = Field(1, ge=0, le=31, description="sync: date filters reach this far before the cursor")
+    opencps: OpenCpsSourceConfig = Field(default_factory=lambda: OpenCpsSourceConfig())
+    dvcqg: DvcqgSourceConfig = Field(default_factory=lambda: DvcqgSourceConfig())
+    http_json: HttpJsonSourceConfig = Field(default_factory=lambda: HttpJsonSourceConfig())
+    dropfolder: DropFolderSourceConfig = Field(default_factory=lambda: DropFolderSourceConfig())
+
+    @model_validator(mode="after")
+    def _url_for_http_kinds(self) -> "SourceConfig":
+        if self.kind in ("opencps", "dvcqg", "http_json"):
+            if not self.base_url.startswith(("https://", "http://")):
+                raise ValueError(f"kind {self.kind!r} needs base_url = \"https://...\"")
+        if "@" in self.base_url.partition("://")[2].partition("/")[0]:
+            # Credentials go in their own keys, which the settings page and logs hide.
+            raise ValueError("base_url must not carry a user or password; use the kind's username/password keys")
+        return self
 
 
 # --- the kiosk web app --------------------------------------------------------------------------
@@ -404,6 +517,7 @@ class Config(Section):
     statuses: StatusesConfig = Field(default_factory=StatusesConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     import_: ImportConfig = Field(default_factory=ImportConfig, alias="import")
+    source_: SourceConfig = Field(default_factory=lambda: SourceConfig(), alias="source")
     kiosk: KioskConfig = Field(default_factory=KioskConfig)
     scanner: ScannerConfig = Field(default_factory=lambda: ScannerConfig())
     printer: PrinterConfig = Field(default_factory=lambda: PrinterConfig())
@@ -414,7 +528,16 @@ class Config(Section):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    source: Path | None = Field(None, exclude=True)
+    # The file this was read from (None: built-in defaults). Not a setting: `[source]` is `source_`.
+    _file: Path | None = PrivateAttr(None)
+
+    @property
+    def source(self) -> Path | None:
+        return self._file
+
+    @source.setter
+    def source(self, path: Path | None) -> None:
+        self._file = path
 
     @model_validator(mode="after")
     def _default_db(self) -> "Config":
@@ -425,9 +548,9 @@ class Config(Section):
 
 def _describe(exc: ValidationError, prefix: str = "", source: Path | None = None) -> str:
     err = exc.errors()[0]
-    loc = [str(p) for p in err["loc"] if p != "import_"]
+    aliases = {"import_": "import", "source_": "source"}
+    loc = [aliases.get(str(p), str(p)) for p in err["loc"]]
     key = ".".join(([prefix] if prefix else []) + loc) or "(top level)"
-    key = key.replace("import_", "import")
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
         msg = "unknown setting (check the spelling against config.sample.toml)"

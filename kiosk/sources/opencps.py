@@ -1,0 +1,283 @@
+"""OpenCPS v2 REST (`<site>/o/rest/v2`), as read in VietOpenCPS/opencps-v2 (DossierManagement, RestAuthFilter).
+
+Facts this code relies on:
+- `GET /dossiers/{id}` needs the `groupId` header (the site) and passes RestAuthFilter only with HTTP
+  Basic credentials (401 otherwise). With `?secretKey=` a wrong secret answers HTTP 203 with the bare
+  text "secretKey not sucess"; without a secret an unauthenticated call answers 203 with a JSON
+  message. So only 200 means found. A positive number is taken as a dossierId in any site: an
+  all-digit code is therefore never sent as a code.
+- `GET /dossiers` is anonymous, answers `{total, data}` for a `start`/`end` window, filters on
+  `status` (comma list) and date pairs such as `fromFinishDate` (`dd/MM/yyyy`). It has no "modified
+  since" filter and its items carry no modifiedDate; they do expose the secret (`hasPassword`),
+  which is never read here.
+- Dates are `dd/MM/yyyy HH:mm:ss` in Asia/Ho_Chi_Minh, unset dates "". Older JSON mappers turn
+  number-like text into numbers, a one-item list into an object and drop empty lists.
+
+Sync: every pass lists the open statuses in full and the final ones from the cursor's day on; an
+item whose status or due date differs from the store is read in detail (which has modifiedDate,
+the version ingest orders by). A restart resumes at the page it was on.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, ValidationError
+
+from kiosk.sources.base import (
+    Answer,
+    Changes,
+    ErrorKind,
+    Http,
+    Known,
+    Source,
+    SourceDossier,
+    SourceError,
+    as_text,
+    basic_auth,
+    snippet,
+    unwrap_list,
+)
+from motcua.config import Config
+
+log = logging.getLogger(__name__)
+
+DATETIME_FORMAT = "%d/%m/%Y %H:%M:%S"  # APIDateTimeUtils._NORMAL_PARTTERN
+DATE_FORMAT = "%d/%m/%Y"  # APIDateTimeUtils._NORMAL_DATE
+SITE_ZONE = ZoneInfo("Asia/Ho_Chi_Minh")  # APIDateTimeUtils._SYS_TIME_ZONE
+
+Text = Annotated[str, BeforeValidator(as_text), StringConstraints(strip_whitespace=True, max_length=2000)]
+Required = Annotated[str, BeforeValidator(as_text), StringConstraints(strip_whitespace=True, min_length=1,
+                                                                      max_length=200)]
+
+
+class DossierDetail(BaseModel):
+    """The fields of DossierDetailModel the kiosk uses; the others are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+    dossierNo: Required
+    dossierStatus: Required
+    dossierSubStatus: Text = ""
+    serviceName: Text = ""
+    serviceCode: Text = ""
+    applicantName: Text = ""
+    contactTelNo: Text = ""
+    receiveDate: Text = ""
+    dueDate: Text = ""
+    modifiedDate: Text = ""
+
+
+class ListItem(BaseModel):
+    """A list item of `GET /dossiers` (DossierDataModel): only what decides whether to read the detail."""
+
+    model_config = ConfigDict(extra="ignore")
+    dossierId: int | None = None
+    dossierNo: Required
+    dossierStatus: Required
+    dueDate: Text = ""
+
+
+class ListPage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    total: int
+    data: Annotated[list[dict[str, Any]], BeforeValidator(unwrap_list)] = []
+
+
+def parse_time(value: str, name: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.strptime(value, DATETIME_FORMAT).replace(tzinfo=SITE_ZONE)
+    except ValueError:
+        raise SourceError(ErrorKind.BAD_ANSWER, f"{name} {value[:30]!r} is not dd/MM/yyyy HH:mm:ss") from None
+
+
+def _due(value: str) -> str | None:
+    t = parse_time(value, "dueDate")
+    return t.date().isoformat() if t else None
+
+
+def record_of(d: DossierDetail, secret: str | None) -> dict[str, Any]:
+    """The kiosk's record for one detail. `secret` only when the source has just accepted it."""
+    received, modified = parse_time(d.receiveDate, "receiveDate"), parse_time(d.modifiedDate, "modifiedDate")
+    return {
+        "code": d.dossierNo,
+        "status": d.dossierStatus,
+        "secret": secret,
+        "procedure": d.serviceName or None,
+        "applicant_name": d.applicantName.title() or None,  # OpenCPS stores names upper-cased
+        "phone": d.contactTelNo or None,
+        "appointment_date": _due(d.dueDate),
+        "received_at": received.isoformat() if received else None,
+        "source_updated_at": modified.isoformat() if modified else None,
+    }
+
+
+class OpenCpsSource(Source):
+    kind = "opencps"
+    supports_changes = True
+
+    def __init__(self, cfg: Config, transport: Any = None):
+        self.cfg = cfg
+        self.opts = cfg.source_.opencps
+        self.status_map = cfg.statuses.source_map
+        headers = {"groupId": self.opts.group_id, **basic_auth(self.opts.username, self.opts.password)}
+        self.http = Http(cfg.source_, headers=headers, transport=transport)
+
+    # --- one dossier ---------------------------------------------------------------------------
+
+    def fetch(self, code: str, secret: str | None, *, total_s: float | None = None) -> SourceDossier | None:
+        if code.isdigit():
+            # OpenCPS would read it as a dossierId in any site: never ask.
+            log.info("opencps: code %r is all digits; not asked (it would be taken as a dossierId)", code)
+            return None
+        params = {"secretKey": secret} if secret else {}
+        answer = self.http.request("GET", f"/dossiers/{quote(code, safe='')}", params=params, total_s=total_s)
+        detail = self._detail(answer, code)
+        if detail is None:
+            return None
+        return SourceDossier(record_of(detail, secret))
+
+    def _detail(self, answer: Answer, asked: str) -> DossierDetail | None:
+        if answer.status == 203:  # wrong or missing secret, or not found in this site: all the same to us
+            return None
+        if answer.status == 404:
+            return None
+        if answer.status == 401:
+            raise SourceError(ErrorKind.AUTH, "HTTP 401: the service account (username/password) was refused")
+        if answer.status != 200:
+            raise SourceError(ErrorKind.REFUSED, f"HTTP {answer.status}: {snippet(answer.body)}")
+        data = answer.json()
+        if not isinstance(data, dict):
+            raise SourceError(ErrorKind.BAD_ANSWER, f"detail is {type(data).__name__}, not an object")
+        try:
+            detail = DossierDetail.model_validate(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise SourceError(ErrorKind.BAD_ANSWER, f"detail field {'.'.join(map(str, err['loc']))}: "
+                                                    f"{err['msg']}") from None
+        if detail.dossierNo != asked and str(data.get("dossierId")) != asked:
+            raise SourceError(ErrorKind.BAD_ANSWER,
+                              f"asked for {asked!r}, the answer is dossier {detail.dossierNo[:100]!r}")
+        return detail
+
+    # --- changes ------------------------------------------------------------------------------
+
+    def changes(self, cursor: str | None, known: Known) -> Changes:
+        state = self._cursor(cursor)
+        statuses = self.opts.open_statuses if state["phase"] == "open" else self.opts.final_statuses
+        start, size = state["start"], self.opts.page_size
+        params: dict[str, Any] = {"status": ",".join(statuses), "start": start, "end": start + size,
+                                  "sort": "dossierNo", "order": "false"}
+        if state["phase"] == "final":
+            since = datetime.fromisoformat(state["day"]) - timedelta(days=self.cfg.source_.overlap_days)
+            params["fromFinishDate"] = since.strftime(DATE_FORMAT)
+        answer = self.http.request("GET", "/dossiers", params=params)
+        if answer.status != 200:
+            raise SourceError(ErrorKind.REFUSED, f"list: HTTP {answer.status}: {snippet(answer.body)}")
+        data = answer.json()
+        if not isinstance(data, dict):
+            raise SourceError(ErrorKind.BAD_ANSWER, "list answer is not an object")
+        try:
+            page = ListPage.model_validate(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise SourceError(ErrorKind.BAD_ANSWER, f"list field {'.'.join(map(str, err['loc']))}: "
+                                                    f"{err['msg']}") from None
+        items, skipped = [], []
+        for raw in page.data:
+            try:
+                items.append(ListItem.model_validate(raw))
+            except ValidationError as exc:
+                skipped.append(f"list item without a usable {exc.errors()[0]['loc'][0]}")
+        stored = known([i.dossierNo for i in items])
+        wanted = []
+        for item in items:
+            try:
+                fingerprint = (item.dossierStatus.lower(), _due(item.dueDate))
+            except SourceError as exc:
+                skipped.append(f"{item.dossierNo[:100]}: {exc.message}")
+                continue
+            if stored.get(item.dossierNo) != fingerprint:
+                wanted.append(item)
+        dossiers, more_skipped = self._details(wanted)
+        skipped.extend(more_skipped)
+        next_start = start + size
+        if len(page.data) < size or next_start >= page.total:
+            if state["phase"] == "open":
+                state.update(phase="final", start=0)
+            else:
+                state.update(phase="open", start=0, day=state["pass_day"])
+                state.pop("pass_day")
+                return Changes(dossiers, json.dumps(state), True, listed=len(page.data), skipped=skipped)
+        else:
+            state["start"] = next_start
+        return Changes(dossiers, json.dumps(state), False, listed=len(page.data), skipped=skipped)
+
+    def _cursor(self, cursor: str | None) -> dict[str, Any]:
+        today = datetime.now(SITE_ZONE).date().isoformat()
+        state: dict[str, Any] = {"phase": "open", "start": 0, "day": "2000-01-01"}
+        if cursor:
+            try:
+                loaded = json.loads(cursor)
+                if isinstance(loaded, dict) and loaded.get("phase") in ("open", "final"):
+                    state.update(loaded)
+            except ValueError:
+                log.warning("opencps: unreadable sync cursor %s; starting a full pass", snippet(cursor))
+        # The day this pass began becomes the cursor's day once the pass completes.
+        state.setdefault("pass_day", today)
+        if state["phase"] == "open" and state["start"] == 0:
+            state["pass_day"] = today
+        return state
+
+    def _details(self, items: list[ListItem]) -> tuple[list[SourceDossier], list[str]]:
+        def one(item: ListItem) -> SourceDossier | str:
+            ref = str(item.dossierId) if item.dossierId and item.dossierId > 0 else item.dossierNo
+            try:
+                answer = self.http.request("GET", f"/dossiers/{quote(ref, safe='')}")
+                detail = self._detail(answer, ref)
+            except SourceError as exc:
+                if exc.kind == ErrorKind.BAD_ANSWER:
+                    return f"{item.dossierNo[:100]}: {exc.message}"
+                raise
+            if detail is None:
+                return f"{item.dossierNo[:100]}: listed but its detail is not readable (HTTP 203/404)"
+            if detail.dossierNo != item.dossierNo:
+                return f"{item.dossierNo[:100]}: detail is dossier {detail.dossierNo[:100]!r}"
+            try:
+                return SourceDossier(record_of(detail, None))
+            except SourceError as exc:
+                return f"{item.dossierNo[:100]}: {exc.message}"
+
+        if not items:
+            return [], []
+        with ThreadPoolExecutor(max_workers=min(self.opts.detail_workers, len(items))) as pool:
+            results = list(pool.map(one, items))
+        return ([r for r in results if isinstance(r, SourceDossier)], [r for r in results if isinstance(r, str)])
+
+    # --- checks -------------------------------------------------------------------------------
+
+    def check(self) -> str:
+        answer = self.http.request("GET", "/ping")
+        if answer.status != 200:
+            raise SourceError(ErrorKind.REFUSED, f"/ping answered HTTP {answer.status}: {snippet(answer.body)}")
+        return f"/ping answered {snippet(answer.body, 20)}"
+
+    def sample_code(self) -> str | None:
+        answer = self.http.request("GET", "/dossiers", params={"start": 0, "end": 1})
+        if answer.status != 200:
+            raise SourceError(ErrorKind.REFUSED, f"list: HTTP {answer.status}: {snippet(answer.body)}")
+        try:
+            page = ListPage.model_validate(answer.json())
+            item = ListItem.model_validate(page.data[0]) if page.data else None
+        except ValidationError as exc:
+            raise SourceError(ErrorKind.BAD_ANSWER, f"list: {exc.errors()[0]['msg']}") from None
+        return item.dossierNo if item else None
+
+    def close(self) -> None:
+        self.http.close()
