@@ -534,8 +534,15 @@ def settings_view(cfg: Any) -> list[tuple[str, list[tuple[str, str]]]]:
         if not isinstance(body, dict):
             continue
         rows = []
+        # Sub-tables ([source.opencps] ...) are flattened so that their secrets are masked too.
+        flat: dict[str, Any] = {}
         for key, value in body.items():
-            if SECRET_KEYS.search(key):
+            if isinstance(value, dict) and any(isinstance(v, dict) or SECRET_KEYS.search(k) for k, v in value.items()):
+                flat.update({f"{key}.{k}": v for k, v in value.items()})
+            else:
+                flat[key] = value
+        for key, value in flat.items():
+            if SECRET_KEYS.search(key.rpartition(".")[2]):
                 shown = "••••••" if value else ""
             elif key == "url" and isinstance(value, str):
                 shown = str(sa.make_url(value).render_as_string(hide_password=True)) if value else ""
