@@ -1,7 +1,7 @@
 """`kiosk` command line: serve the web app, import exports, seed the demo, and more.
 
-Subcommands live next to what they drive (kiosk/importer.py, kiosk/demo.py, ...) and are added to
-the group here.
+Subcommands live next to what they drive (kiosk/importer.py, kiosk/demo.py, ...) and are named in
+SUBCOMMANDS here.
 """
 from __future__ import annotations
 
@@ -9,7 +9,22 @@ import click
 
 from motcua.cli import AppContext, command_group
 
-cli = command_group("Commune hall kiosk (Bộ phận Một cửa): dossier status, queue tickets, printing.")
+# Subcommands live next to what they drive; each is imported only when it runs (motcua.cli.LazyGroup).
+SUBCOMMANDS = {
+    "backup": ("kiosk.backup:backup_command", "Back up the SQLite database online into data_dir/backups."),
+    "demo": ("kiosk.demo:demo", "Seed sample dossiers and run the appliance on simulated hardware."),
+    "doctor": ("kiosk.doctor:doctor_command",
+               "Check config, database, backups, disk, clock, services, camera, printer and modem."),
+    "import": ("kiosk.importer:import_command",
+               "Import dossiers from a CSV (UTF-8, with or without BOM) or XLSX export."),
+    "print": ("kiosk.printing.cli:print_group",
+              "Print queue tickets and dossier status slips (through the configured printer)."),
+    "print-worker": ("kiosk.printing.cli:print_worker", "Run the print worker: the one process that owns the printer."),
+    "scan": ("kiosk.scanner.cli:scan_command",
+             "Camera QR scanner for receipts (owns the camera; the kiosk screen gets its events)."),
+    "user": ("kiosk.staff.cli:user_group", "Staff accounts for the staff pages (/staff/)."),
+}
+cli = command_group("Commune hall kiosk (Bộ phận Một cửa): dossier status, queue tickets, printing.", SUBCOMMANDS)
 
 
 @cli.command()
@@ -23,36 +38,6 @@ def serve(obj: AppContext, bind: str | None, workers: int | None) -> None:
     # Opening the engine migrates the schema: do it once here, before the gunicorn workers start.
     _ = obj.engine
     run_gunicorn(obj.config, bind=bind, workers=workers)
-
-
-def _register() -> None:
-    from kiosk.demo import demo
-    from kiosk.importer import import_command
-
-    cli.add_command(import_command)
-    cli.add_command(demo)
-
-    from kiosk.printing.cli import print_group, print_worker
-
-    cli.add_command(print_group)
-    cli.add_command(print_worker)
-
-    from kiosk.scanner.cli import scan_command
-
-    cli.add_command(scan_command)
-
-    from kiosk.staff.cli import user_group
-
-    cli.add_command(user_group)
-
-    from kiosk.backup import backup_command
-    from kiosk.doctor import doctor_command
-
-    cli.add_command(backup_command)
-    cli.add_command(doctor_command)
-
-
-_register()
 
 
 def main() -> None:

@@ -21,12 +21,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
-from motcua.config import Config, ConfigError, load_config, resolve_path
-from sms_gateway import api as sms
+if TYPE_CHECKING:  # the config (pydantic) and the gateway's api (SQLAlchemy) load when the doctor runs
+    from motcua.config import Config
 
 OK, WARNING, ERROR, SKIPPED = "ok", "warning", "error", "skipped"
 UNITS = ("motcua-web.service", "motcua-scanner.service", "motcua-printer.service", "motcua-sms.service",
@@ -74,6 +74,8 @@ class Context:
 # --- config, database, backup, disk -----------------------------------------------------------
 
 def check_config(ctx: Context) -> Finding:
+    from motcua.config import ConfigError, load_config, resolve_path
+
     path, _ = resolve_path(ctx.config_path)
     try:
         ctx.cfg = load_config(ctx.config_path, ctx.overrides)
@@ -419,6 +421,8 @@ def _modem_probe(cfg: Config) -> Finding:
 
 
 def _modem_answers(cfg: Config) -> Finding:
+    from sms_gateway import api as sms
+
     probe = sms.probe_modem(cfg.modem)
     if probe.state != sms.ModemState.OK:
         return Finding("modem", ERROR, f"{_modem_where(cfg)}: {probe.state}: {probe.detail}", _MODEM_HINT,
@@ -545,6 +549,8 @@ def data_owner(cfg: Config) -> str | None:
 
 
 def _switch_to_data_owner(config_path: str | None, overrides: dict[str, Any]) -> None:
+    from motcua.config import ConfigError, load_config
+
     try:
         cfg = load_config(config_path, overrides)
     except ConfigError:

@@ -6,7 +6,6 @@ import uuid
 import click
 
 from motcua.cli import AppContext, command_group
-from motcua.db import reading
 
 cli = command_group("SMS gateway: sends the outbox's notices through a USB modem (python-gammu).")
 
@@ -49,6 +48,7 @@ def send(obj: AppContext, to: str, text: str) -> None:
 @click.pass_obj
 def status(obj: AppContext) -> None:
     """Print the modem's health and the outbox counts by state."""
+    from motcua.db import reading
     from sms_gateway.health import format_age, read_modem_health
     from sms_gateway.outbox import counts_by_state
 

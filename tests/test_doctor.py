@@ -22,6 +22,7 @@ import pytest
 
 from kiosk import doctor
 from kiosk.doctor import ERROR, OK, SKIPPED, WARNING, Context, run_checks
+from motcua.config import load_config
 from motcua.db import make_engine
 from motcua.timeutil import utcnow
 
@@ -77,7 +78,7 @@ def _read_only(folder: Path) -> list[str]:
 
 
 def test_unwritable_database_is_reported(tmp_path: Path, base: dict) -> None:
-    make_engine(doctor.load_config(str(tmp_path / "config.toml"), base)).dispose()  # a real, migrated database
+    make_engine(load_config(str(tmp_path / "config.toml"), base)).dispose()  # a real, migrated database
     (tmp_path / "config.toml").write_text(f'[paths]\ndata_dir = "{tmp_path / "data"}"\n', encoding="utf-8")
     prefix = _read_only(tmp_path / "data")
     res = subprocess.run([*prefix, str(KIOSK), "--config", str(tmp_path / "config.toml"), "doctor", "--json",
@@ -91,7 +92,7 @@ def test_unwritable_database_is_reported(tmp_path: Path, base: dict) -> None:
 
 
 def test_damaged_database_fails_integrity_check(tmp_path: Path, base: dict) -> None:
-    cfg = doctor.load_config(str(tmp_path / "config.toml"), base)
+    cfg = load_config(str(tmp_path / "config.toml"), base)
     engine = make_engine(cfg)
     engine.dispose()
     db = tmp_path / "data" / "motcua.db"
@@ -139,7 +140,7 @@ def test_running_scanner_is_asked_instead_of_the_camera(tmp_path: Path, base: di
     """The scanner owns the camera: doctor reads its heartbeat and never opens the device."""
     from kiosk.scanner.status import write_status
 
-    cfg = doctor.load_config(str(tmp_path / "config.toml"), {**base, "scanner": {"camera": "/dev/nonexistent"}})
+    cfg = load_config(str(tmp_path / "config.toml"), {**base, "scanner": {"camera": "/dev/nonexistent"}})
     write_status(cfg, "unavailable", "camera /dev/nonexistent: not found, retrying")
     f = check(tmp_path, {**base, "scanner": {"camera": "/dev/nonexistent"}}, "camera")
     # a fresh heartbeat saying "unavailable" means the scanner runs and cannot see its camera
@@ -184,7 +185,7 @@ def test_running_print_worker_is_asked_instead_of_the_printer(tmp_path: Path, ba
     from kiosk.printing.jobs import record_state
     from kiosk.printing.worker import OwnerLock
 
-    cfg = doctor.load_config(str(tmp_path / "config.toml"), base)
+    cfg = load_config(str(tmp_path / "config.toml"), base)
     engine = make_engine(cfg)
     with engine.begin() as conn:
         record_state(conn, "paper_out", "paper end sensor: no paper")
@@ -249,7 +250,7 @@ def test_modem_faults_from_the_at_emulator(tmp_path: Path, base: dict, emulated_
 def test_running_gateway_is_asked_instead_of_the_modem(tmp_path: Path, base: dict) -> None:
     from sms_gateway.health import write_modem_health
 
-    cfg = doctor.load_config(str(tmp_path / "config.toml"), base)
+    cfg = load_config(str(tmp_path / "config.toml"), base)
     engine = make_engine(cfg)
     with engine.begin() as conn:
         write_modem_health(conn, state="no_network", registered=False, sim="ready", signal_percent=0,
@@ -376,7 +377,7 @@ def test_stale_scanner_heartbeat_means_doctor_opens_the_camera_itself(tmp_path: 
 
     video = write_video(tmp_path / "cam.avi", [(desk((320, 240)), 10)])
     overrides = {**base, "scanner": {"camera": str(video)}}
-    cfg = doctor.load_config(str(tmp_path / "config.toml"), overrides)
+    cfg = load_config(str(tmp_path / "config.toml"), overrides)
     status = tmp_path / "data" / "scanner.status.json"
     status.write_text(json.dumps({"state": "ok", "detail": "camera ok", "updated_at": time.time() - 120}))
     f = check(tmp_path, overrides, "camera")
@@ -387,7 +388,7 @@ def test_stale_scanner_heartbeat_means_doctor_opens_the_camera_itself(tmp_path: 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root switches user")
 def test_root_acts_as_the_owner_of_the_data(tmp_path: Path, base: dict) -> None:
     """`sudo kiosk doctor` must not leave root-owned SQLite or lock files behind for the services."""
-    cfg = doctor.load_config(str(tmp_path / "config.toml"), base)
+    cfg = load_config(str(tmp_path / "config.toml"), base)
     assert doctor.data_owner(cfg) is None  # root's own folder: nothing to switch to
     os.chown(cfg.paths.data_dir, 65534, 65534)
     assert doctor.data_owner(cfg) == "nobody"
