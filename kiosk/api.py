@@ -12,7 +12,7 @@ import logging
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from kiosk.app import get_config, get_engine
+from kiosk.context import get_config, get_engine
 from kiosk.openapi import openapi_document
 from kiosk.store.ingest import Parser, ingest_batch
 

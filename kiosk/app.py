@@ -1,4 +1,5 @@
-"""The kiosk web app factory (Flask). One blueprint per area; see kiosk/*/views.py and kiosk/api.py."""
+"""The kiosk web app factory (Flask), shaped like Flask's tutorial app: one blueprint per area,
+each imported here and registered in `create_app`. Request helpers live in kiosk/context.py."""
 from __future__ import annotations
 
 import logging
@@ -7,8 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, current_app
+from flask import Flask
 
+from kiosk import api, health, i18n, security
+from kiosk.context import CONFIG_KEY, ENGINE_KEY
+from kiosk.printing import web as printing_web
+from kiosk.queue import web as queue_web
+from kiosk.scanner import web as scanner_web
+from kiosk.staff import guard as staff_guard
+from kiosk.staff import views as staff_views
+from kiosk.web import views as citizen_views
 from motcua.config import Config, load_config
 from motcua.db import make_engine
 
@@ -20,45 +29,26 @@ def create_app(config: Config | None = None, engine: sa.Engine | None = None,
     cfg = config or load_config()
     app = Flask(__name__)
     app.config.update(
-        MOTCUA=cfg,
+        {CONFIG_KEY: cfg},
         SECRET_KEY=cfg.kiosk.secret_key or _persistent_secret(cfg.paths.data_dir),
         MAX_CONTENT_LENGTH=cfg.ingest.max_body_bytes,
         JSON_AS_ASCII=False,
     )
     if test_config:
         app.config.update(test_config)
-    app.extensions["motcua.engine"] = engine or make_engine(cfg)
-
-    from kiosk import api
+    app.extensions[ENGINE_KEY] = engine or make_engine(cfg)
 
     app.register_blueprint(api.bp)
-    _register_optional_blueprints(app)
+    security.init_app(app)  # headers on every response
+    i18n.init_app(app)  # Flask-Babel: Vietnamese first, English on request
+    citizen_views.init_app(app)  # the citizen screens, their lookup rate limit and error pages
+    app.register_blueprint(scanner_web.bp)
+    app.register_blueprint(printing_web.bp)
+    app.register_blueprint(queue_web.bp)
+    staff_guard.init_app(app)  # sign-in, sessions and CSRF for /staff/ and /counter/
+    app.register_blueprint(staff_views.bp)
+    app.register_blueprint(health.bp)
     return app
-
-
-def _register_optional_blueprints(app: Flask) -> None:
-    """Areas built in their own packages register here through `init_app(app)`."""
-    import importlib
-
-    for name in ("kiosk.security", "kiosk.i18n", "kiosk.web", "kiosk.scanner.web", "kiosk.printing.web",
-                 "kiosk.queue.web", "kiosk.staff", "kiosk.health"):
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and name.startswith(exc.name):
-                continue  # that area is not part of this build
-            raise
-        init = getattr(module, "init_app", None)
-        if init is not None:  # a package without init_app has no routes of its own
-            init(app)
-
-
-def get_engine() -> sa.Engine:
-    return current_app.extensions["motcua.engine"]
-
-
-def get_config() -> Config:
-    return current_app.config["MOTCUA"]
 
 
 def _persistent_secret(data_dir: Path) -> str:

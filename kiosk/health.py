@@ -1,13 +1,12 @@
 """Device health: camera, printer, modem, disk, database, last ingest, outbox.
 
 The gathering functions are plain (config, engine) functions, importable without Flask, so that
-`kiosk doctor` reuses them. `init_app` adds `GET /healthz` for monitoring: it answers without
+`kiosk doctor` reuses them. The blueprint `bp` adds `GET /healthz` for monitoring: it answers without
 sign-in, so it carries states and numbers only, never free text (which could hold a phone number
 or a name); signed-in staff see the details on /staff/health.
 """
 from __future__ import annotations
 
-import importlib
 import logging
 import shutil
 import threading
@@ -16,7 +15,12 @@ from datetime import datetime
 from typing import Any, Callable
 
 import sqlalchemy as sa
+from flask import Blueprint, jsonify
 
+from kiosk.context import get_config, get_engine
+from kiosk.printing.jobs import printer_state
+from kiosk.scanner.status import read_status
+from kiosk.store.schema import ingest_runs
 from motcua.config import Config
 from motcua.db import is_sqlite, reading
 from motcua.timeutil import utcnow
@@ -26,7 +30,6 @@ log = logging.getLogger(__name__)
 
 OK, WARNING, ERROR, UNKNOWN = "ok", "warning", "error", "unknown"
 _RANK = {OK: 0, UNKNOWN: 0, WARNING: 1, ERROR: 2}
-CHECKS = ("database", "disk", "last_ingest", "camera", "printer", "modem", "outbox")
 
 _quick_check_lock = threading.Lock()
 _quick_check_cache: dict[str, tuple[float, str]] = {}
@@ -80,8 +83,6 @@ def check_disk(cfg: Config, engine: sa.Engine | None = None) -> dict[str, Any]:
 
 
 def check_last_ingest(cfg: Config, engine: sa.Engine) -> dict[str, Any]:
-    from kiosk.store.schema import ingest_runs
-
     try:
         with reading(engine) as conn:
             last = conn.execute(sa.select(sa.func.max(ingest_runs.c.finished_at))).scalar_one()
@@ -97,18 +98,7 @@ def check_last_ingest(cfg: Config, engine: sa.Engine) -> dict[str, Any]:
                   finished_at=last.isoformat(), age_hours=age_h)
 
 
-def _optional(module: str, attr: str) -> Callable[..., Any] | None:
-    """A function from another area, or None when that area is not part of this build."""
-    try:
-        return getattr(importlib.import_module(module), attr, None)
-    except ModuleNotFoundError:
-        return None
-
-
 def check_camera(cfg: Config, engine: sa.Engine | None = None) -> dict[str, Any]:
-    read_status = _optional("kiosk.scanner.status", "read_status")
-    if read_status is None:
-        return _check("camera", UNKNOWN, "scanner not installed")
     try:
         st = read_status(cfg)
     except Exception as exc:
@@ -119,9 +109,6 @@ def check_camera(cfg: Config, engine: sa.Engine | None = None) -> dict[str, Any]
 
 
 def check_printer(cfg: Config, engine: sa.Engine) -> dict[str, Any]:
-    printer_state = _optional("kiosk.printing.jobs", "printer_state")
-    if printer_state is None:
-        return _check("printer", UNKNOWN, "print worker not installed")
     try:
         with reading(engine) as conn:
             st = printer_state(conn) or {}
@@ -214,19 +201,17 @@ def _iso(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def init_app(app: Any) -> None:
-    from flask import jsonify
+bp = Blueprint("health", __name__)
 
-    from kiosk.app import get_config, get_engine
 
-    @app.get("/healthz")
-    def healthz():
-        report = gather(get_config(), get_engine())
-        resp = jsonify(public_view(report))
-        resp.status_code = 503 if report["status"] == ERROR else 200
-        resp.headers["Cache-Control"] = "no-store"
-        return resp
+@bp.get("/healthz")
+def healthz():
+    report = gather(get_config(), get_engine())
+    resp = jsonify(public_view(report))
+    resp.status_code = 503 if report["status"] == ERROR else 200
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
 
 
 __all__ = ["gather", "public_view", "check_database", "check_disk", "check_last_ingest", "check_camera",
-           "check_printer", "check_modem", "check_outbox", "CHECKS", "OK", "WARNING", "ERROR", "UNKNOWN"]
+           "check_printer", "check_modem", "check_outbox", "OK", "WARNING", "ERROR", "UNKNOWN"]

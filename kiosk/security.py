@@ -1,13 +1,23 @@
-"""Security headers on every response of the kiosk app (citizen screens, staff pages, API).
+"""Security headers on every response of the kiosk app, and who counts as the kiosk screen.
 
 The kiosk is a public screen: nothing a QR code, a dossier field or a LAN visitor supplies may run
 script, load from elsewhere, frame the app or leak the URL. Pages therefore use only files from
 this app (`'self'`), no inline script or style attributes, and HTML is never cached (it can hold a
 citizen's dossier).
+
+`is_kiosk_screen()` is the one answer to "is this request from the kiosk's own screen": the staff
+guard, the scanner stream, the slip, SMS sign-up and ticket routes and the lookup limit all ask it.
 """
 from __future__ import annotations
 
-from flask import Flask, Response
+import ipaddress
+from collections.abc import Iterable
+
+from flask import Flask, Response, request
+
+from kiosk.context import get_config
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 CONTENT_SECURITY_POLICY = "; ".join([
     "default-src 'self'",
@@ -47,6 +57,26 @@ def apply_headers(response: Response) -> Response:
         # A dossier page must not come back from the cache or the back/forward cache.
         response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _ip(text: str) -> IPAddress | None:
+    try:
+        addr = ipaddress.ip_address(text.strip().split("%", 1)[0])
+    except ValueError:
+        return None
+    # A dual-stack listener sees an IPv4 client as ::ffff:a.b.c.d.
+    return getattr(addr, "ipv4_mapped", None) or addr
+
+
+def is_kiosk_address(remote: str | None, kiosk_addresses: Iterable[str]) -> bool:
+    """True when `remote` is one of the kiosk screen's addresses, IPv4-mapped IPv6 included."""
+    ip = _ip(remote) if remote else None
+    return ip is not None and any(_ip(k) == ip for k in kiosk_addresses)
+
+
+def is_kiosk_screen() -> bool:
+    """True when the current request comes from the kiosk's own screen (`[kiosk] kiosk_addresses`)."""
+    return is_kiosk_address(request.remote_addr, get_config().kiosk.kiosk_addresses)
 
 
 def init_app(app: Flask) -> None:

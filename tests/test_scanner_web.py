@@ -33,7 +33,7 @@ def scanner_app(make_config, sock_dir: Path):
     cfg = make_config(scanner={"socket": str(sock_dir / "s.sock")})
     app = Flask(__name__)
     app.config.update(MOTCUA=cfg, TESTING=True)
-    web.init_app(app)
+    app.register_blueprint(web.bp)
     return app, sock_dir / "s.sock"
 
 

@@ -18,6 +18,10 @@ import subprocess
 from pathlib import Path
 from typing import Callable
 
+from escpos.constants import RT_MASK_LOWPAPER, RT_MASK_NOPAPER, RT_MASK_ONLINE, RT_STATUS_ONLINE, RT_STATUS_PAPER
+from escpos.exceptions import DeviceNotFoundError
+from escpos.printer import LP, Dummy, File, Network, Serial, Usb
+
 from motcua.config import Config, PrinterConfig
 
 log = logging.getLogger(__name__)
@@ -36,8 +40,6 @@ class SendFailed(Exception):
 
 def status_from_bytes(online: bytes | None, paper: bytes | None) -> tuple[str, str]:
     """Interpret the answers to DLE EOT 1 (printer) and DLE EOT 4 (paper sensor)."""
-    from escpos.constants import RT_MASK_LOWPAPER, RT_MASK_NOPAPER, RT_MASK_ONLINE
-
     if not online and not paper:
         return UNKNOWN, "the printer does not answer status requests"
     if online and online[0] & RT_MASK_ONLINE:
@@ -73,8 +75,6 @@ class Connection:
     def open(self) -> None:
         if self.printer is not None:
             return
-        from escpos.exceptions import DeviceNotFoundError
-
         printer = self._make()
         try:
             printer.open(raise_not_found=True)
@@ -116,8 +116,6 @@ class _Queryable(Connection):
     answers = True  # set False after a printer ignored a request: do not wait for it every time
 
     def status(self) -> tuple[str, str]:
-        from escpos.constants import RT_STATUS_ONLINE, RT_STATUS_PAPER
-
         self.open()
         if not self.answers:
             return UNKNOWN, "the printer does not answer status requests"
@@ -153,8 +151,6 @@ class UsbConnection(_Queryable):
         return f"usb {self.pcfg.usb_vendor_id}:{self.pcfg.usb_product_id}"
 
     def _make(self):
-        from escpos.printer import Usb
-
         if not self.pcfg.usb_vendor_id or not self.pcfg.usb_product_id:
             raise PrinterOffline("[printer] usb_vendor_id and usb_product_id are needed for the usb kind")
         return Usb(_hex(self.pcfg.usb_vendor_id, "usb_vendor_id"), _hex(self.pcfg.usb_product_id, "usb_product_id"),
@@ -166,8 +162,6 @@ class SerialConnection(_Queryable):
     kind = "serial"
 
     def _make(self):
-        from escpos.printer import Serial
-
         return Serial(devfile=self.target or "/dev/ttyUSB0", baudrate=self.pcfg.baudrate,
                       timeout=self.pcfg.timeout_s)
 
@@ -184,8 +178,6 @@ class NetworkConnection(_Queryable):
         return (host or "127.0.0.1"), int(port) if port else self.pcfg.network_port
 
     def _make(self):
-        from escpos.printer import Network
-
         host, port = self._address()
         return Network(host=host, port=port, timeout=self.pcfg.timeout_s)
 
@@ -196,8 +188,6 @@ class CupsConnection(Connection):
     kind = "cups"
 
     def _make(self):
-        from escpos.printer import LP
-
         if not shutil.which("lp"):
             raise PrinterOffline("the lp command is missing (install cups-client)")
         return LP(printer_name=self.target)
@@ -255,8 +245,6 @@ class FileConnection(Connection):
         return Path(self.target).resolve().is_relative_to("/dev") and not self._is_device()
 
     def _make(self):
-        from escpos.printer import File
-
         is_device = self._is_device()
         missing_device = self._missing_device()
 
@@ -267,15 +255,11 @@ class FileConnection(Connection):
                 if is_device:
                     return super().open(raise_not_found)
                 if missing_device:
-                    from escpos.exceptions import DeviceNotFoundError
-
                     raise DeviceNotFoundError(f"printer device {self.devfile} is not there (unplugged?)")
                 try:
                     self.device = open(self.devfile, "ab")
                 except OSError as exc:
                     self.device = None
-                    from escpos.exceptions import DeviceNotFoundError
-
                     raise DeviceNotFoundError(f"Could not open the specified file {self.devfile}: {exc}") from None
 
         return AppendingFile(devfile=self.target)
@@ -321,8 +305,6 @@ class DummyConnection(Connection):
         self.jobs: list[bytes] = []
 
     def _make(self):
-        from escpos.printer import Dummy
-
         return Dummy()
 
     def open(self) -> None:

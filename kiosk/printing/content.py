@@ -10,6 +10,7 @@ from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
 from kiosk.printing.render import fmt_date, fmt_time
+from kiosk.store.dossiers import is_overdue
 from motcua.config import Config
 from motcua.statuses import OVERDUE_LABEL_EN, OVERDUE_LABEL_VI, STATUSES
 from motcua.timeutil import utcnow
@@ -89,8 +90,6 @@ def ticket_content(cfg: Config, ticket: Any) -> dict[str, Any]:
 def slip_content(cfg: Config, row: Mapping[str, Any], now: datetime | None = None) -> dict[str, Any]:
     """Texts for a status slip from a `dossiers` row. No name, phone or lookup secret is printed:
     a slip left behind in the hall must not reveal anyone's data."""
-    from kiosk.store.dossiers import is_overdue
-
     now = _local(cfg, now or utcnow())
     status = STATUSES.get(row["status"])
     status_vi, status_en = (status.label_vi, status.label_en) if status else (row["status"], row["status"])

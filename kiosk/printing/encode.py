@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Iterator
 
+from escpos.capabilities import get_profile
+from escpos.printer import Dummy
 from PIL import Image, ImageOps
 
 # Generic python-escpos profiles whose media width matches the paper; image() then refuses an
@@ -17,8 +19,6 @@ MIN_FEED = 12  # shorter blank runs stay in the raster: a feed command per line 
 
 def profile_for(paper_dots: int, name: str = "") -> str:
     """The python-escpos profile name to use; ValueError if it is unknown or narrower than the paper."""
-    from escpos.capabilities import get_profile
-
     name = name or DEFAULT_PROFILES.get(paper_dots, "default")
     try:
         profile = get_profile(name)
@@ -58,8 +58,6 @@ def bands(image: Image.Image) -> Iterator[tuple[bool, int, int]]:
 def encode_image(image: Image.Image, paper_dots: int, *, profile: str = "", cut: bool = True,
                  feed_lines: int = 3) -> bytes:
     """ESC/POS bytes that print `image` (at most `paper_dots` wide), then feed and cut."""
-    from escpos.printer import Dummy
-
     if image.width > paper_dots:
         raise ValueError(f"image is {image.width} dots wide; the paper has {paper_dots}")
     printer = Dummy(profile=profile_for(paper_dots, profile))

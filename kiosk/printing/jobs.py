@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from kiosk.printing.content import slip_content, ticket_content
 from kiosk.printing.schema import print_jobs, printer_status
+from kiosk.store.dossiers import find
 from motcua.config import Config
 from motcua.timeutil import utcnow
 
@@ -49,8 +50,6 @@ def submit_ticket(conn: sa.Connection, cfg: Config, ticket: Any, *, source: str 
 
 def submit_slip(conn: sa.Connection, cfg: Config, dossier_code: str, *, source: str = "kiosk") -> int:
     """Queue a status slip for a dossier. Raises LookupError if there is no such dossier."""
-    from kiosk.store.dossiers import find
-
     row = find(conn, dossier_code)
     if row is None:
         raise LookupError(f"no dossier {dossier_code!r}")

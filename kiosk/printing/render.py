@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Mapping
 
+import segno
 from PIL import Image, ImageDraw, ImageFont
 
 FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/truetype/noto")
@@ -171,8 +172,6 @@ def render_ticket(data: Mapping[str, Any], width: int) -> Image.Image:
 
 def qr_image(payload: str, max_width: int) -> Image.Image:
     """The QR code as a 1-bit image with whole-dot modules (4-6 dots each: reads well on thermal paper)."""
-    import segno
-
     qr = segno.make(payload, error="m", micro=False)
     modules = qr.symbol_size(scale=1, border=4)[0]
     scale = max(2, min(6, max_width // modules))

@@ -3,20 +3,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, jsonify
+from flask import Blueprint, jsonify
+
+from kiosk.context import get_engine
+from kiosk.printing.jobs import printer_state
+from motcua.db import reading
 
 bp = Blueprint("printing", __name__)
 
 
 @bp.get("/printer/state")
 def state() -> Any:
-    from kiosk.app import get_engine
-    from kiosk.printing.jobs import printer_state
-    from motcua.db import reading
-
     with reading(get_engine()) as conn:
         return jsonify(printer_state(conn))
-
-
-def init_app(app: Flask) -> None:
-    app.register_blueprint(bp)

@@ -22,6 +22,7 @@ from kiosk.printing.connections import OFFLINE, PAPER_OUT, Connection, PrinterOf
 from kiosk.printing.encode import encode_image
 from kiosk.printing.render import render_slip, render_ticket
 from motcua.config import Config
+from motcua.db import reading
 
 log = logging.getLogger(__name__)
 RENDERERS: dict[str, Callable[[dict[str, Any], int], Any]] = {"ticket": render_ticket, "slip": render_slip}
@@ -95,8 +96,6 @@ class PrintWorker:
         return ids
 
     def _has_pending(self) -> bool:
-        from motcua.db import reading
-
         with reading(self.engine) as conn:
             return conn.execute(sa.select(jobs.print_jobs.c.id).where(jobs.print_jobs.c.state == "pending")
                                 .limit(1)).first() is not None

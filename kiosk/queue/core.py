@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from kiosk.queue.schema import queue_calls, queue_counters, queue_tickets
 from motcua.config import Config
@@ -112,9 +113,9 @@ def format_label(prefix: str, number: int, digits: int) -> str:
 def _next_number(conn: sa.Connection, service_code: str, day: date) -> int:
     """Atomically bump the (service, day) counter row and return the new number."""
     if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        insert = postgresql.insert
     elif conn.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
+        insert = sqlite.insert
     else:  # pragma: no cover - the appliance supports SQLite and PostgreSQL only
         raise RuntimeError(f"unsupported database {conn.dialect.name}")
     stmt = insert(queue_counters).values(service_code=service_code, day=day, last_number=1)

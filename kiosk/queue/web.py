@@ -7,9 +7,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import sqlalchemy as sa
 from flask import (
     Blueprint,
-    Flask,
     Response,
     abort,
     flash,
@@ -20,8 +20,13 @@ from flask import (
     url_for,
 )
 
+from kiosk.context import get_config, get_engine
+from kiosk.printing.jobs import printer_state, submit_ticket
 from kiosk.queue import core
 from kiosk.queue.announce import AnnouncementUnavailable, announcement_text, chime_wav, speak_wav
+from kiosk.queue.schema import queue_calls
+from kiosk.security import is_kiosk_screen
+from motcua.db import reading
 
 log = logging.getLogger(__name__)
 bp = Blueprint("queue", __name__, template_folder="templates", static_folder="static",
@@ -33,18 +38,6 @@ MESSAGES = {
     "same_service": ("Số này đã thuộc dịch vụ đó.", "The number is already in that service."),
     "busy": ("Hệ thống đang bận, vui lòng bấm lại.", "The system is busy, please press again."),
 }
-
-
-def _engine():
-    from kiosk.app import get_engine
-
-    return get_engine()
-
-
-def _cfg():
-    from kiosk.app import get_config
-
-    return get_config()
 
 
 def _error(status: int, code: str, vi: str, en: str) -> tuple[Response, int]:
@@ -60,10 +53,8 @@ def take() -> Any:
     Only the kiosk screens (`[kiosk] kiosk_addresses`) may take numbers: a LAN visitor must not be
     able to fill the queue.
     """
-    from kiosk.printing.jobs import printer_state, submit_ticket
-
-    cfg = _cfg()
-    if request.remote_addr not in cfg.kiosk.kiosk_addresses:
+    cfg = get_config()
+    if not is_kiosk_screen():
         return _error(403, "forbidden", "Chỉ lấy số tại kiosk.", "Numbers are taken at the kiosk only.")
     data = request.get_json(silent=True)
     service = data.get("service") if isinstance(data, dict) else None
@@ -71,7 +62,7 @@ def take() -> Any:
         return _error(400, "bad_request", "Thiếu dịch vụ.", 'Send JSON {"service": CODE}.')
     print_it = not (isinstance(data, dict) and data.get("print") is False)
     try:
-        with _engine().begin() as conn:
+        with get_engine().begin() as conn:
             ticket = core.take_ticket(conn, cfg, service)
             job_id = submit_ticket(conn, cfg, ticket) if print_it else None
             printer = printer_state(conn)
@@ -83,43 +74,37 @@ def take() -> Any:
 
 @bp.get("/queue/services")
 def services() -> Any:
-    from motcua.db import reading
-
-    with reading(_engine()) as conn:
-        return jsonify({"services": core.service_summary(conn, _cfg())})
+    with reading(get_engine()) as conn:
+        return jsonify({"services": core.service_summary(conn, get_config())})
 
 
 # --- counter page (officials) ------------------------------------------------------------------
 
 @bp.get("/counter/")
 def counter_index() -> Any:
-    cfg = _cfg()
+    cfg = get_config()
     rows = [(c, [s for s in core.list_services(cfg) if c in s.counters]) for c in core.list_counters(cfg)]
     return render_template("queue/counter_index.html", counters=rows)
 
 
 def _counter_or_404(counter: str) -> None:
-    if counter not in core.list_counters(_cfg()):
+    if counter not in core.list_counters(get_config()):
         abort(404)
 
 
 @bp.get("/counter/<counter>")
 def counter_page(counter: str) -> Any:
-    from motcua.db import reading
-
     _counter_or_404(counter)
-    with reading(_engine()) as conn:
-        view = core.counter_view(conn, _cfg(), counter)
+    with reading(get_engine()) as conn:
+        view = core.counter_view(conn, get_config(), counter)
     return render_template("queue/counter.html", view=view)
 
 
 @bp.get("/counter/<counter>/state")
 def counter_state(counter: str) -> Any:
-    from motcua.db import reading
-
     _counter_or_404(counter)
-    with reading(_engine()) as conn:
-        view = core.counter_view(conn, _cfg(), counter)
+    with reading(get_engine()) as conn:
+        view = core.counter_view(conn, get_config(), counter)
     current = view["current"]
     return jsonify({
         "counter": counter,
@@ -132,9 +117,9 @@ def counter_state(counter: str) -> Any:
 @bp.post("/counter/<counter>/<action>")
 def counter_action(counter: str, action: str) -> Any:
     _counter_or_404(counter)
-    cfg = _cfg()
+    cfg = get_config()
     try:
-        with _engine().begin() as conn:
+        with get_engine().begin() as conn:
             if action == "next":
                 called = core.call_next(conn, cfg, counter)
                 if called is None:
@@ -175,44 +160,35 @@ def _service_filter() -> list[str] | None:
     if not codes:
         return None
     try:
-        return [core.get_service(_cfg(), c).code for c in codes]
+        return [core.get_service(get_config(), c).code for c in codes]
     except LookupError:
         abort(404)
 
 
 @bp.get("/display")
 def display() -> Any:
-    from motcua.db import reading
-
-    cfg = _cfg()
+    cfg = get_config()
     codes = _service_filter()
-    with reading(_engine()) as conn:
+    with reading(get_engine()) as conn:
         state = core.display_state(conn, cfg, codes)
     return render_template("queue/display.html", state=state, cfg=cfg, services_param=",".join(codes or []))
 
 
 @bp.get("/display/state")
 def display_state() -> Any:
-    from motcua.db import reading
-
     after = request.args.get("after", type=int)
-    with reading(_engine()) as conn:
-        state = core.display_state(conn, _cfg(), _service_filter(), after)
+    with reading(get_engine()) as conn:
+        state = core.display_state(conn, get_config(), _service_filter(), after)
     for a in state["announce"]:
-        a["audio"] = url_for("queue.announcement", call_id=a["id"]) if _cfg().queue.announce else None
+        a["audio"] = url_for("queue.announcement", call_id=a["id"]) if get_config().queue.announce else None
     return jsonify(state)
 
 
 @bp.get("/display/announce/<int:call_id>.wav")
 def announcement(call_id: int) -> Any:
     """The spoken call for one recorded call (only real calls: no text comes from the request)."""
-    import sqlalchemy as sa
-
-    from kiosk.queue.schema import queue_calls
-    from motcua.db import reading
-
-    cfg = _cfg()
-    with reading(_engine()) as conn:
+    cfg = get_config()
+    with reading(get_engine()) as conn:
         call = conn.execute(sa.select(queue_calls).where(queue_calls.c.id == call_id)).mappings().first()
     if call is None or not cfg.queue.announce:
         abort(404)
@@ -237,9 +213,3 @@ def _not_found(exc: Exception) -> Any:
         return _error(404, "not_found", "Không tìm thấy.", "Not found.")
     return render_template("queue/not_found.html"), 404
 
-
-def init_app(app: Flask) -> None:
-    # Templates use Flask-Babel's _() with Vietnamese msgids (domain "queue"). If kiosk.i18n is not
-    # part of the build, show the Vietnamese text as it is.
-    app.jinja_env.globals.setdefault("_", lambda s, **kw: (s % kw) if kw else s)
-    app.register_blueprint(bp)

@@ -20,10 +20,13 @@ import socket
 import time
 from typing import Any, Iterator
 
-from flask import Blueprint, Flask, Response, abort, request, stream_with_context
+from flask import Blueprint, Response, abort, stream_with_context
+from PIL import Image, ImageDraw
 
+from kiosk.context import get_config
 from kiosk.scanner import channel
 from kiosk.scanner.status import socket_path
+from kiosk.security import is_kiosk_screen
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +38,10 @@ BOUNDARY = "frame"
 RELAYED = ("scan", "hint", "camera")
 
 
-def _cfg():
-    from kiosk.app import get_config
-
-    return get_config()
-
-
 @bp.before_request
 def _kiosk_only() -> None:
     # Scan events and the camera picture are for the kiosk's own screen, not for the hall's LAN.
-    if request.remote_addr not in _cfg().kiosk.kiosk_addresses:
+    if not is_kiosk_screen():
         abort(403)
 
 
@@ -92,7 +89,7 @@ def relay_events(path, retry_s: float = RETRY_S, silent_limit_s: float = channel
 
 @bp.get("/events")
 def events() -> Response:
-    path = socket_path(_cfg())
+    path = socket_path(get_config())
     return Response(
         stream_with_context(relay_events(path)),
         mimetype="text/event-stream",
@@ -107,8 +104,6 @@ def placeholder_jpeg() -> bytes:
     """A grey 'no camera' frame, so the <img> shows something sane instead of a broken icon."""
     global _placeholder
     if _placeholder is None:
-        from PIL import Image, ImageDraw
-
         img = Image.new("RGB", (320, 240), (60, 60, 60))
         draw = ImageDraw.Draw(img)
         draw.rectangle((100, 80, 220, 160), outline=(200, 200, 200), width=3)
@@ -147,13 +142,9 @@ def relay_preview(path, retry_s: float = RETRY_S) -> Iterator[bytes]:
 
 @bp.get("/preview.mjpg")
 def preview() -> Response:
-    path = socket_path(_cfg())
+    path = socket_path(get_config())
     return Response(
         stream_with_context(relay_preview(path)),
         mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
-
-
-def init_app(app: Flask) -> None:
-    app.register_blueprint(bp)

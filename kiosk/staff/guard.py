@@ -11,21 +11,23 @@
 """
 from __future__ import annotations
 
-import ipaddress
 import logging
 import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, Request, Response, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Flask, Request, Response, flash, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface, SessionInterface
 from flask_babel import gettext as _
 from flask_login import AnonymousUserMixin, LoginManager, current_user, logout_user
 from flask_wtf.csrf import generate_csrf, validate_csrf
 from wtforms import ValidationError
 
-from kiosk.staff import audit
+from kiosk.context import get_config, get_engine
+from kiosk.security import is_kiosk_screen
+from kiosk.staff import audit, users
 from kiosk.staff.users import ADMIN
+from motcua.db import reading
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +39,6 @@ SEEN_KEY, LOGIN_AT_KEY = "staff_seen", "staff_login_at"
 
 def is_staff_path(path: str) -> bool:
     return any(path == p or path.startswith(p + "/") for p in PREFIXES)
-
-
-def _cfg() -> Any:
-    return current_app.config["MOTCUA"]
 
 
 class StaffSessionInterface(SecureCookieSessionInterface):
@@ -119,10 +117,6 @@ class Anonymous(AnonymousUserMixin):
 
 
 def load_user(token: str) -> StaffUser | None:
-    from kiosk.app import get_engine
-    from kiosk.staff import users
-    from motcua.db import reading
-
     try:
         uid, epoch = (int(p) for p in token.split(":", 1))
     except ValueError:
@@ -138,25 +132,9 @@ def client_address() -> str:
     return request.remote_addr or "-"
 
 
-def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        addr = ipaddress.ip_address(text.strip().split("%", 1)[0])
-    except ValueError:
-        return None
-    # A dual-stack listener sees an IPv4 client as ::ffff:a.b.c.d.
-    return getattr(addr, "ipv4_mapped", None) or addr
-
-
 def from_kiosk_screen() -> bool:
-    cfg = _cfg()
-    if cfg.staff.allow_kiosk_addresses:
-        return False
-    remote = client_address()
-    kiosk = cfg.kiosk.kiosk_addresses
-    if remote in kiosk:
-        return True
-    ip = _ip(remote)
-    return ip is not None and any(_ip(k) == ip for k in kiosk)
+    """The kiosk screen, unless `[staff] allow_kiosk_addresses` lets it open staff pages."""
+    return not get_config().staff.allow_kiosk_addresses and is_kiosk_screen()
 
 
 def safe_next(target: str | None) -> str | None:
@@ -183,7 +161,7 @@ def guard() -> Response | None:
                        _("Trang dành cho cán bộ không mở được từ màn hình kiosk."), bare=True)
     now = time.time()
     if current_user.is_authenticated:
-        staff = _cfg().staff
+        staff = get_config().staff
         seen = session.get(SEEN_KEY, 0)
         login_at = session.get(LOGIN_AT_KEY, 0)
         if now - seen > staff.session_idle_minutes * 60 or now - login_at > staff.session_max_hours * 3600:
@@ -209,8 +187,6 @@ def guard() -> Response | None:
 
 
 def _expire_session() -> None:
-    from kiosk.app import get_engine
-
     name = current_user.username
     with get_engine().begin() as conn:
         audit.record(conn, actor=name, action=audit.SESSION_EXPIRED, address=client_address())
@@ -223,8 +199,6 @@ def audit_other_pages(response: Response) -> Response:
     (the counter's call/recall/transfer ...) are recorded here: who, which page, when."""
     if (request.method in UNSAFE_METHODS and is_staff_path(request.path) and request.blueprint != "staff"
             and response.status_code < 400 and current_user.is_authenticated):
-        from kiosk.app import get_engine
-
         try:
             with get_engine().begin() as conn:
                 audit.record(conn, actor=current_user.username,

@@ -16,6 +16,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from kiosk.staff.models import staff_login_attempts, staff_users
 from motcua.config import StaffConfig
+from motcua.db import reading
 from motcua.timeutil import utcnow
 
 OFFICIAL, ADMIN = "official", "admin"
@@ -140,8 +141,6 @@ def authenticate(engine: sa.Engine, cfg: StaffConfig, username: str, password: s
     sign-in never holds SQLite's write lock while it hashes; the counters are updated atomically
     after it.
     """
-    from motcua.db import reading
-
     now = now or utcnow()
     name = normalise_username(username)
     address = (address or "-")[:64]

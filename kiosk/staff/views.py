@@ -1,11 +1,12 @@
 """Staff pages: sign-in, dossiers, notices, device health, audit log, accounts."""
 from __future__ import annotations
 
-import importlib
+import json
 import logging
 import re
 import time
 from datetime import datetime
+from functools import wraps
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
@@ -20,7 +21,8 @@ from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
 from kiosk import health
-from kiosk.app import get_config, get_engine
+from kiosk.context import get_config, get_engine
+from kiosk.printing.jobs import submit_slip
 from kiosk.staff import audit, users
 from kiosk.staff.forms import ActionForm, LanguageForm, LoginForm, PasswordForm, PhoneForm, StatusForm, UserAddForm
 from kiosk.staff.guard import LOGIN_AT_KEY, SEEN_KEY, StaffUser, client_address, safe_next
@@ -111,16 +113,7 @@ def _write(action: str, target: str | None, detail: dict[str, Any] | None, fn: C
         return result
 
 
-def _optional(module: str, attr: str) -> Callable[..., Any] | None:
-    try:
-        return getattr(importlib.import_module(module), attr, None)
-    except ModuleNotFoundError:
-        return None
-
-
 def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
-    from functools import wraps
-
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         if not current_user.is_admin:
@@ -321,8 +314,7 @@ def dossier_view():
     status_form = StatusForm(code=code, status=row["status"])
     phone_form = PhoneForm(code=code, phone=row["phone"] or "")
     return render_template("staff/dossier.html", d=row, history=hist, notices=sent, status_form=status_form,
-                           phone_form=phone_form, slip_form=ActionForm(code=code),
-                           can_print=_optional("kiosk.printing.jobs", "submit_slip") is not None)
+                           phone_form=phone_form, slip_form=ActionForm(code=code))
 
 
 def _back_to(code: str):
@@ -371,10 +363,6 @@ def dossier_phone():
 def dossier_slip():
     form = ActionForm()
     code = form.code.data or ""
-    submit_slip = _optional("kiosk.printing.jobs", "submit_slip")
-    if submit_slip is None:
-        flash(_("Chức năng in chưa sẵn sàng trên máy này."), "error")
-        return _back_to(code)
     cfg = get_config()
     try:
         _write(audit.DOSSIER_SLIP, code, None, lambda conn: submit_slip(conn, cfg, code, source="staff"))
@@ -527,8 +515,6 @@ SECRET_KEYS = re.compile(r"^(secret_key|api_token|pin|password|secret)$|_(token|
 
 def settings_view(cfg: Any) -> list[tuple[str, list[tuple[str, str]]]]:
     """Every section's effective settings, flattened, with secrets replaced by a mark."""
-    import json
-
     out = []
     for section, body in cfg.model_dump(mode="json", by_alias=True).items():
         if not isinstance(body, dict):

@@ -18,6 +18,8 @@ from flask import Flask, request
 from flask_limiter import Limiter
 from limits.storage import Storage
 
+from kiosk.security import is_kiosk_screen
+
 SCHEME = "motcua-sqlite"
 
 
@@ -102,17 +104,11 @@ class _Tx:
         self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
-def _is_kiosk_screen() -> bool:
-    from kiosk.app import get_config
-
-    return request.remote_addr in get_config().kiosk.kiosk_addresses
-
-
 def make_limiter(app: Flask) -> Limiter:
     cfg = app.config["MOTCUA"]
     app.config.setdefault("RATELIMIT_STORAGE_URI", f"{SCHEME}://{Path(cfg.paths.data_dir) / 'ratelimit.sqlite'}")
     app.config.setdefault("RATELIMIT_STRATEGY", "fixed-window")
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     limiter = Limiter(key_func=lambda: request.remote_addr or "?", app=app, default_limits=[])
-    limiter.request_filter(_is_kiosk_screen)
+    limiter.request_filter(is_kiosk_screen)
     return limiter

@@ -11,14 +11,20 @@ import logging
 import re
 from typing import Any
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, Response, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
+from werkzeug.exceptions import HTTPException
 
-from kiosk.app import get_config, get_engine
+from kiosk.context import get_config, get_engine
 from kiosk.i18n import LANGUAGES, SESSION_KEY
+from kiosk.printing import jobs as printing
+from kiosk.queue import core as queue
 from kiosk.scanner.payload import PayloadRejected, parse_with_config
+from kiosk.scanner.status import read_status
+from kiosk.security import is_kiosk_screen
 from kiosk.store import dossiers
 from kiosk.web import hours
+from kiosk.web.ratelimit import make_limiter
 from kiosk.web.screens import status_screen
 from motcua.db import reading
 
@@ -30,22 +36,9 @@ SECRET_RX = re.compile(r"[A-Za-z0-9]{4,32}")
 MAX_FIELD = 600  # longer input is refused before parsing; a real payload is far shorter
 SOURCES = ("keypad", "wedge", "camera")
 GET_SCREENS = {"/", "/scan", "/code", "/ticket"}
-
-
-def _optional(module: str) -> Any:
-    """Queue and printing are separate areas; the screens degrade when one is not in this build."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name and module.startswith(exc.name):
-            return None
-        raise
-
-
-def is_kiosk_screen() -> bool:
-    return request.remote_addr in get_config().kiosk.kiosk_addresses
+LIMITED_VIEWS = ("citizen.lookup", "citizen.sms", "citizen.slip")
+# Paths of other areas: their errors keep those areas' own form (JSON, staff pages), not the kiosk's.
+OTHER_AREAS = ("/scanner", "/api", "/staff", "/queue", "/counter", "/display", "/printer", "/healthz", "/static")
 
 
 def _site_context() -> dict[str, Any]:
@@ -77,8 +70,6 @@ def home() -> Any:
 def scan() -> Any:
     camera = "starting"
     try:
-        from kiosk.scanner.status import read_status
-
         camera = read_status(get_config()).get("state", "unavailable")
     except Exception:  # the screen still works; the event stream will say what the camera does
         log.exception("could not read the scanner status")
@@ -122,10 +113,6 @@ def _parse_request() -> tuple[str, str | None]:
     if secret and not SECRET_RX.fullmatch(secret):
         raise PayloadRejected("typed secret has an unexpected shape")
     return parsed.code, (parsed.secret or secret or None)
-
-
-def _lookup_limit() -> str:
-    return get_config().kiosk.public_lookup_rate
 
 
 def _render_status(code: str, secret: str | None, notice: str | None = None, notice_tone: str = "info") -> Any:
@@ -184,9 +171,6 @@ def slip() -> Any:
     if not isinstance(found, tuple):
         return found
     code, secret, _row = found
-    printing = _optional("kiosk.printing.jobs")
-    if printing is None:
-        return _render_status(code, secret, _("Chưa có máy in. Vui lòng hỏi cán bộ."), "warn")
     engine = get_engine()
     with reading(engine) as conn:
         state = printing.printer_state(conn).get("state", "unknown")
@@ -262,8 +246,7 @@ def ticket_services() -> Any:
     cfg = get_config()
     if not hours.is_open(cfg.site):
         return _screen("closed.html", screen="closed")
-    queue = _optional("kiosk.queue.core")
-    services = queue.list_services(cfg) if queue else []
+    services = queue.list_services(cfg)
     return _screen("services.html", screen="services", services=services)
 
 
@@ -273,34 +256,26 @@ def take_ticket() -> Any:
     if refused:
         return refused
     cfg = get_config()
-    queue, printing = _optional("kiosk.queue.core"), _optional("kiosk.printing.jobs")
     if not hours.is_open(cfg.site):
         return _screen("closed.html", screen="closed")
-    if queue is None:
-        abort(404)
     service = request.form.get("service", "")[:64]
     if service not in {s.code for s in queue.list_services(cfg)}:
         return redirect(url_for("citizen.ticket_services"), 303)
     engine = get_engine()
-    state = "unknown"
-    if printing is not None:
-        with reading(engine) as conn:
-            state = printing.printer_state(conn).get("state", "unknown")
-        if state in ("paper_out", "offline"):
-            return _screen("message.html", 503, screen="message", tone="warn", title=_printer_problem(state),
-                           lines=[_("Vui lòng báo cán bộ để được phục vụ.")])
+    with reading(engine) as conn:
+        state = printing.printer_state(conn).get("state", "unknown")
+    if state in ("paper_out", "offline"):
+        return _screen("message.html", 503, screen="message", tone="warn", title=_printer_problem(state),
+                       lines=[_("Vui lòng báo cán bộ để được phục vụ.")])
     with engine.begin() as conn:
         ticket = queue.take_ticket(conn, cfg, service)
-        if printing is not None:
-            printing.submit_ticket(conn, cfg, ticket)
-    return _screen("ticket.html", screen="ticket", ticket=ticket, printed=printing is not None)
+        printing.submit_ticket(conn, cfg, ticket)
+    return _screen("ticket.html", screen="ticket", ticket=ticket, printed=True)
 
 
 @bp.errorhandler(Exception)
 def _crash(exc: Exception) -> Any:
     """Never a stack trace on the kiosk: a sentence for the citizen, the details in the log."""
-    from werkzeug.exceptions import HTTPException
-
     if isinstance(exc, HTTPException):
         return _screen("message.html", exc.code or 500, screen="message", tone="warn",
                        title=_("Không thực hiện được"), lines=[_("Vui lòng về trang đầu và thử lại.")])
@@ -311,3 +286,42 @@ def _crash(exc: Exception) -> Any:
     except Exception:  # the template itself failed: plain text, still no trace
         log.exception("the error screen failed too")
         return Response("Xin lỗi, máy đang gặp sự cố. Vui lòng hỏi cán bộ.", 500, mimetype="text/plain")
+
+
+# --- app set-up --------------------------------------------------------------------------------
+
+def init_app(app: Flask) -> None:
+    """Register the citizen screens with their shared lookup limit and the kiosk's error pages."""
+    cfg = app.config["MOTCUA"]
+    app.register_blueprint(bp)
+    app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)  # a broken counter file must not stop lookups
+    limiter = make_limiter(app)
+    # One shared budget for everything that reveals whether a dossier exists.
+    shared = limiter.shared_limit(lambda: app.config["MOTCUA"].kiosk.public_lookup_rate, scope="dossier-lookup")
+    for endpoint in LIMITED_VIEWS:
+        app.view_functions[endpoint] = shared(app.view_functions[endpoint])
+    app.extensions["motcua.limiter"] = limiter
+
+    @app.context_processor
+    def _kiosk_settings() -> dict[str, object]:
+        # Only the kiosk's own screen listens to the camera scanner (the stream refuses other clients).
+        return {"idle_ms": cfg.kiosk.idle_timeout_s * 1000, "kiosk_screen": is_kiosk_screen()}
+
+    @app.errorhandler(429)
+    def _too_many(exc: HTTPException):
+        if not _is_citizen_page():
+            return exc
+        return render_template("kiosk/message.html", screen="message", tone="warn", site=cfg.site,
+                               title=_("Bạn đã tra cứu quá nhiều lần"),
+                               lines=[_("Vui lòng chờ một phút rồi thử lại.")]), 429
+
+    @app.errorhandler(404)
+    def _not_found(exc: HTTPException):
+        if not _is_citizen_page():
+            return exc
+        return render_template("kiosk/message.html", screen="message", tone="warn", site=cfg.site,
+                               title=_("Không có trang này"), lines=[]), 404
+
+
+def _is_citizen_page() -> bool:
+    return not request.path.startswith(OTHER_AREAS)

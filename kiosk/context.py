@@ -1,0 +1,24 @@
+"""Request helpers every blueprint uses: the app's configuration and database engine.
+
+They live apart from the app factory (kiosk/app.py) so that blueprints import them and the factory
+imports the blueprints, with no cycle between the two.
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import current_app
+
+from motcua.config import Config
+
+ENGINE_KEY = "motcua.engine"
+CONFIG_KEY = "MOTCUA"
+
+
+def get_engine() -> sa.Engine:
+    """The database engine of the current app (one per process, shared by its threads)."""
+    return current_app.extensions[ENGINE_KEY]
+
+
+def get_config() -> Config:
+    """The loaded configuration of the current app."""
+    return current_app.config[CONFIG_KEY]
