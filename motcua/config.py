@@ -54,6 +54,10 @@ class SiteConfig(Section):
     hotline: str = ""
     timezone: str = "Asia/Ho_Chi_Minh"
     collect_place: str = "Quầy trả kết quả, Bộ phận Một cửa"
+    agency_prefixes: list[str] = Field(
+        default_factory=list,
+        description="Agency part of this commune's dossier codes (e.g. 000.00.21.H42), so the keypad needs only "
+                    "the date and sequence; empty: the most common one among stored codes")
     opening_hours: list[OpeningPeriod] = Field(
         default_factory=lambda: [
             OpeningPeriod(days=[0, 1, 2, 3, 4], open=time(7, 30), close=time(11, 30)),
@@ -293,6 +297,8 @@ class KioskConfig(Section):
         default=["127.0.0.1", "::1"], description="Clients treated as the kiosk screen itself"
     )
     public_lookup_rate: str = Field("10 per minute", description="Flask-Limiter rate for other clients")
+    short_code_days: int = Field(
+        7, ge=0, le=60, description="A sequence number typed alone finds a dossier received in this many recent days")
 
 
 # --- parts with their own section. Each part's module reads only its own section. -------------

@@ -85,7 +85,14 @@ def scanned(page: Any, text: str) -> None:
     page.keyboard.press("Enter")
 
 
+def full_keypad(page: Any) -> None:
+    """The code screen opens on the digits keypad (date + sequence); codes with letters use the full one."""
+    if page.locator("#mode-full").is_visible():
+        page.click("#mode-full")
+
+
 def tap_keys(page: Any, text: str) -> None:
+    full_keypad(page)
     for ch in text:
         page.click(f'#keypad .key[data-key="{ch}"]')
 
@@ -209,6 +216,7 @@ def test_usb_scanner_burst_looks_up_from_any_screen_and_slow_typing_goes_to_the_
     assert kpage.inner_text("#applicant") == "N***** V** Hùng"
 
     kpage.goto(server.url + "/code")
+    full_keypad(kpage)
     kpage.keyboard.type("h42.1", delay=120)  # a person at a keyboard: each key well apart
     time.sleep(0.2)
     assert kpage.input_value("#f-code") == "H42.1"
@@ -264,6 +272,7 @@ def test_hostile_payloads_from_every_source_are_refused_without_running_or_navig
 
     # 3. keypad form tampered with (the keys themselves only allow 0-9 A-Z . -)
     kpage.goto(server.url + "/code")
+    full_keypad(kpage)
     kpage.evaluate("p => { document.getElementById('f-code').value = p; }", payload)
     kpage.click("#submit-code")
     kpage.wait_for_selector("#unreadable")
@@ -414,7 +423,7 @@ def test_office_closed_screen_outside_opening_hours_still_allows_a_lookup(page, 
 
 def test_idle_timeout_returns_home_in_vietnamese_with_nothing_left_on_screen(page, closed_server):
     page.goto(closed_server.url + "/lang/en?next=/code")
-    page.wait_for_selector("html[lang=en] #keypad")
+    page.wait_for_selector("html[lang=en] #keypad-form")
     tap_keys(page, CODE_A)
     page.click(".field[data-field=secret]")
     tap_keys(page, "ABC234")

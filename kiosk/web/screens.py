@@ -62,12 +62,12 @@ def next_steps(d: PublicDossier, cfg: Config) -> list[str]:
     if d.status == "result_ready":
         return [
             _("Kết quả đã có. Mời bạn đến %(place)s để nhận.", place=site.collect_place),
-            _("Mang theo giấy biên nhận và căn cước công dân."),
+            _("Mang theo giấy tiếp nhận và căn cước công dân."),
         ]
     if d.status == "more_documents":
         return [
             _("Hồ sơ cần bổ sung giấy tờ."),
-            _("Mang giấy biên nhận đến %(place)s để được hướng dẫn.", place=site.department_name),
+            _("Mang giấy tiếp nhận đến %(place)s để được hướng dẫn.", place=site.department_name),
         ]
     if d.status == "denied":
         return [_("Hồ sơ không được giải quyết. Mời bạn đến %(place)s để nghe giải thích.", place=site.department_name)]

@@ -22,7 +22,7 @@ from kiosk.queue import core as queue
 from kiosk.scanner.payload import PayloadRejected, parse_with_config
 from kiosk.scanner.status import read_status
 from kiosk.security import is_kiosk_screen
-from kiosk.store import dossiers
+from kiosk.store import codes, dossiers
 from kiosk.web import hours
 from kiosk.web.ratelimit import make_limiter
 from kiosk.web.screens import status_screen
@@ -76,9 +76,27 @@ def scan() -> Any:
     return _screen("scan.html", screen="scan", camera=camera)
 
 
-@bp.get("/code")
+def _agency_prefix() -> str:
+    """The commune's agency prefix shown before the digits, or "" (then the full keypad is offered)."""
+    cfg = get_config()
+    with reading(get_engine()) as conn:
+        found = codes.agency_prefixes(conn, cfg.site.agency_prefixes)
+    return found[0] if found else ""
+
+
+@bp.route("/code", methods=["GET", "POST"])
 def code_entry() -> Any:
-    return _screen("code.html", screen="code")
+    """The keypad. POSTed from "not found" / "wrong code" screens, it opens with what was typed."""
+    prefix = _agency_prefix()
+    typed, secret = _field("code")[:64].strip(), _field("secret")[:32].strip()
+    digits = bool(prefix) and request.form.get("mode", "digits") == "digits" and not secret
+    if typed and not codes.compact(typed).isdigit():
+        digits = False
+    if digits:
+        typed = codes.group_digits(typed)
+    return _screen("code.html", screen="code", prefix=prefix, mode="digits" if digits else "full",
+                   short_days=get_config().kiosk.short_code_days, typed=typed,
+                   typed_secret=secret if SECRET_RX.fullmatch(secret or "") else "")
 
 
 @bp.get("/lang/<lang>")
@@ -131,12 +149,45 @@ def _render_status(code: str, secret: str | None, notice: str | None = None, not
 def lookup() -> Any:
     _switch_language()
     source = request.form.get("source", "keypad")
+    if source == "keypad":
+        return _keypad_lookup()
     try:
         code, secret = _parse_request()
     except PayloadRejected as exc:
         log.info("lookup refused (%s): %s", source if source in SOURCES else "?", exc.reason)
-        return _screen("unreadable.html", 400, screen="unreadable")
+        return _screen("unreadable.html", 400, screen="unreadable", typed=None)
     return _render_status(code, secret)
+
+
+def _keypad_lookup() -> Any:
+    """Typed input: separators forgiven, the commune's short forms resolved (kiosk.store.codes); on any
+    failure the screen says what was typed and the citizen can correct it instead of starting over."""
+    cfg = get_config()
+    typed, secret = _field("code").strip(), _field("secret").strip()
+    mode = "digits" if request.form.get("mode") == "digits" else "full"
+    kept = {"typed": typed[:64], "typed_secret": secret[:32] if SECRET_RX.fullmatch(secret) else "", "mode": mode}
+    if len(typed) > MAX_FIELD or len(secret) > MAX_FIELD or (secret and not SECRET_RX.fullmatch(secret)):
+        log.info("keypad lookup refused: input of an unexpected shape")
+        return _screen("unreadable.html", 400, screen="unreadable", **kept)
+    candidate = typed
+    try:
+        parsed = parse_with_config(typed, cfg.scanner)
+        candidate, secret = parsed.code, parsed.secret or secret
+    except PayloadRejected:
+        parsed = None
+    today = hours.local_now(cfg.site).date()
+    with reading(get_engine()) as conn:
+        prefixes = codes.agency_prefixes(conn, cfg.site.agency_prefixes)
+        found = codes.resolve(conn, candidate, prefixes, today, cfg.kiosk.short_code_days)
+    if found:
+        return _render_status(found, secret or None)
+    key = codes.compact(typed)
+    if parsed is None and not (key.isdigit() and len(key) in (1, 2, 3, 4, 10) and prefixes):
+        log.info("keypad lookup refused: not a dossier code")
+        return _screen("unreadable.html", 400, screen="unreadable", **kept)
+    short = parsed is None and len(key) <= 4
+    return _screen("notfound.html", 404, screen="notfound", code=typed, short=short,
+                   short_days=cfg.kiosk.short_code_days, **kept)
 
 
 # --- actions on a dossier (from the status screen) -------------------------------------------
@@ -146,7 +197,7 @@ def _dossier_from_form() -> tuple[str, str | None, Any] | Response:
     try:
         code, secret = _parse_request()
     except PayloadRejected:
-        return _screen("unreadable.html", 400, screen="unreadable")
+        return _screen("unreadable.html", 400, screen="unreadable", typed=None)
     with reading(get_engine()) as conn:
         row = dossiers.find(conn, code)
     if row is None:
@@ -201,7 +252,7 @@ def sms() -> Any:
                                 masked=f" ({view.phone_masked})" if view.phone_masked else ""), "good")
     if not view.secret_ok:
         # Without the receipt anyone could attach their number to someone else's dossier.
-        return _render_status(code, secret, _("Để thêm số điện thoại, hãy quét mã QR trên giấy biên nhận "
+        return _render_status(code, secret, _("Để thêm số điện thoại, hãy quét mã QR trên giấy tiếp nhận "
                                               "hoặc nhập cả mã tra cứu."), "warn")
     refused = _kiosk_only()
     if refused:

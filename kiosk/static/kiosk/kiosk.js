@@ -62,9 +62,16 @@
   }
   window.kioskLookup = lookup;
 
-  /* ---- keypad: on-screen keys (and a person typing on a real keyboard) ------------------------ */
+  /* ---- keypad: on-screen keys (and a person typing on a real keyboard) ------------------------
+     Digits mode (the commune's agency prefix is known): only digits, shown grouped as on the receipt
+     ("251125-0001"). "Mã có chữ" switches to the full keypad and keeps what was typed. */
   var keypadForm = document.getElementById("keypad-form");
   var activeField = keypadForm ? keypadForm.querySelector(".field.active input") : null;
+  function digitsMode() { return !!keypadForm && keypadForm.dataset.mode === "digits"; }
+  function grouped(v) {
+    var d = v.replace(/\D/g, "").slice(0, 10);
+    return d.length > 6 ? d.slice(0, 6) + "-" + d.slice(6) : d;
+  }
   function selectField(label) {
     if (!keypadForm) return;
     keypadForm.querySelectorAll(".field").forEach(function (f) { f.classList.toggle("active", f === label); });
@@ -73,11 +80,27 @@
   function press(key) {
     if (!activeField) return;
     var v = activeField.value;
+    var digits = digitsMode() && activeField.name === "code";
     if (key === "back") v = v.slice(0, -1);
     else if (key === "clear") v = "";
-    else if (/^[0-9A-Za-z.\-]$/.test(key)) v = v + key.toUpperCase();
+    else if (digits && /^[0-9]$/.test(key)) v = v + key;
+    else if (!digits && /^[0-9A-Za-z.\-]$/.test(key)) v = v + key.toUpperCase();
+    if (digits) v = grouped(v);
     var max = parseInt(activeField.getAttribute("maxlength"), 10) || 64;
     activeField.value = v.slice(0, max);
+  }
+  function fullMode() {
+    var code = keypadForm.querySelector('input[name="code"]');
+    var prefix = keypadForm.dataset.prefix || "";
+    if (digitsMode() && prefix && code.value) code.value = prefix + "-" + code.value;
+    keypadForm.dataset.mode = "full";
+    keypadForm.classList.remove("mode-digits");
+    keypadForm.classList.add("mode-full");
+    keypadForm.querySelector('input[name="mode"]').value = "full";
+    code.setAttribute("maxlength", "64");
+    var hint = document.getElementById("full-hint");
+    if (hint) hint.hidden = false;
+    selectField(code.closest(".field"));
   }
   if (keypadForm) {
     keypadForm.querySelectorAll(".field").forEach(function (label) {
@@ -86,6 +109,8 @@
     keypadForm.querySelectorAll(".key[data-key]").forEach(function (btn) {
       btn.addEventListener("click", function () { press(btn.dataset.key); });
     });
+    var toFull = document.getElementById("mode-full");
+    if (toFull) toFull.addEventListener("click", fullMode);
     keypadForm.addEventListener("submit", function (ev) {
       var code = keypadForm.querySelector('input[name="code"]');
       if (code && !code.value.trim()) { ev.preventDefault(); selectField(code.closest(".field")); }

@@ -1,0 +1,153 @@
+"""The citizen's visit in real headless Chromium against real gunicorn (issue 14): a code in a few taps,
+input never lost, messages that match what the citizen did, at the three kiosk sizes."""
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Iterator
+
+import pytest
+from kiosk_support import audit_and_shoot, sample_dossiers, serve, today_vn
+
+from kiosk.scanner.channel import EventServer
+
+PREFIX = "000.00.21.H42"
+CODE_A = "000.00.21.H42-251125-0001"  # processing, secret ABC234 (kiosk_support.sample_dossiers)
+CODE_DOCS = "000.00.21.H42-251110-0004"  # more documents needed
+
+
+def _today_code(seq: str, days_ago: int = 0) -> str:
+    return f"{PREFIX}-{(today_vn() - timedelta(days=days_ago)):%y%m%d}-{seq}"
+
+
+def visit_dossiers() -> list[dict[str, Any]]:
+    """The sample dossiers plus some received in the last days: 0008 today, 0003 on two days."""
+    t = today_vn()
+    extra = [(_today_code("0008"), "processing"), (_today_code("0003", 1), "processing"),
+             (_today_code("0003", 2), "waiting")]
+    return sample_dossiers() + [
+        {"code": code, "secret": "SEQ123", "procedure": "Chứng thực bản sao", "field": "Chứng thực",
+         "applicant_name": "Đỗ Văn Nam", "phone": None, "status": status,
+         "appointment_date": (t + timedelta(days=3)).isoformat()} for code, status in extra]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    root = tmp_path_factory.mktemp("kiosk-visit")
+    for srv in serve(root, {"kiosk": {"threads": 32, "idle_timeout_s": 45}}):
+        srv.ingest(visit_dossiers())
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def scanner(server: Any) -> Iterator[EventServer]:
+    events = EventServer(server.socket_path).start()
+    events.publish("camera", {"state": "ok", "detail": "test camera"})
+    yield events
+    events.close()
+
+
+class Taps:
+    """Counts the citizen's taps (each one a click on the page)."""
+
+    def __init__(self, page: Any) -> None:
+        self.page, self.n = page, 0
+
+    def __call__(self, selector: str) -> None:
+        self.page.click(selector)
+        self.n += 1
+
+    def keys(self, text: str, keypad: str = "#digit-keys") -> None:
+        for ch in text:
+            self(f'{keypad} .key[data-key="{ch}"]')
+
+
+def test_typical_code_takes_twelve_taps_from_home_typed_as_date_and_sequence(page, server, scanner):
+    page.goto(server.url + "/")
+    tap = Taps(page)
+    tap("#go-code")
+    page.wait_for_selector("#digit-keys")
+    assert page.inner_text("#code-prefix").strip() == f"{PREFIX}-"  # the commune's prefix, learnt from its dossiers
+    tap.keys(_today_code("0008").split("-", 1)[1].replace("-", ""))
+    assert page.input_value("#f-code") == _today_code("0008").split("-", 1)[1]  # grouped as on the receipt
+    audit_and_shoot(page, "visit-code-digits")
+    tap("#submit-digits")
+    page.wait_for_selector("#status")
+    assert page.inner_text("#dossier-code") == _today_code("0008")
+    assert tap.n <= 12, tap.n
+
+
+def test_sequence_alone_finds_todays_dossier_and_an_ambiguous_one_reveals_nothing(page, server, scanner):
+    page.goto(server.url + "/code")
+    tap = Taps(page)
+    tap.keys("8")
+    tap("#submit-digits")
+    page.wait_for_selector("#status")
+    assert page.inner_text("#dossier-code") == _today_code("0008")
+
+    texts = []
+    for seq in ("3", "77"):  # 0003: two recent dossiers; 0077: none. The citizen cannot tell the two apart.
+        page.goto(server.url + "/code")
+        Taps(page).keys(seq)
+        page.click("#submit-digits")
+        page.wait_for_selector("#not-found")
+        texts.append(page.inner_text("#not-found").replace(seq, "#"))
+        assert _today_code("0003", 1) not in page.content() and "Đỗ" not in page.content()
+    assert texts[0] == texts[1]
+    audit_and_shoot(page, "visit-not-found-short")
+
+
+def test_not_found_keeps_the_typed_digits_for_a_one_tap_correction(page, server, scanner):
+    page.goto(server.url + "/code")
+    Taps(page).keys("2511250002")
+    page.click("#submit-digits")
+    page.wait_for_selector("#not-found")
+    assert "251125-0002" in page.inner_text("#code-echo")
+    page.click("#retype")
+    page.wait_for_selector("#digit-keys")
+    assert page.input_value("#f-code") == "251125-0002"
+    page.click('#digit-keys .key[data-key="back"]')  # one wrong digit: one tap to remove it
+    Taps(page).keys("1")
+    assert page.input_value("#f-code") == "251125-0001"
+    page.click("#submit-digits")
+    page.wait_for_selector("#status")
+    assert page.inner_text("#dossier-code") == CODE_A
+
+
+def test_full_code_typed_without_dots_is_found_and_the_secret_is_kept(page, server, scanner):
+    page.goto(server.url + "/code")
+    page.click("#mode-full")
+    page.wait_for_selector("#keypad")
+    Taps(page).keys("0000021H422511250001", keypad="#keypad")
+    page.click('.field[data-field="secret"]')
+    Taps(page).keys("ABC234", keypad="#keypad")
+    audit_and_shoot(page, "visit-code-full")
+    page.click("#submit-code")
+    page.wait_for_selector("#status")
+    assert page.inner_text("#dossier-code") == CODE_A
+    assert page.inner_text("#applicant") == "N***** V** Hùng"
+
+
+def test_switching_to_the_full_keypad_keeps_the_digits_with_the_prefix(page, server, scanner):
+    page.goto(server.url + "/code")
+    Taps(page).keys("251125")
+    page.click("#mode-full")
+    assert page.input_value("#f-code") == f"{PREFIX}-251125"
+    Taps(page).keys("-0001", keypad="#keypad")
+    page.click("#submit-code")
+    page.wait_for_selector("#status")
+    assert page.inner_text("#dossier-code") == CODE_A
+
+
+def test_a_too_short_typed_code_says_it_was_typed_not_scanned_and_keeps_it(page, server, scanner):
+    page.goto(server.url + "/code")
+    page.click("#mode-full")
+    Taps(page).keys("H42", keypad="#keypad")
+    page.click("#submit-code")
+    page.wait_for_selector("#unreadable")
+    text = page.inner_text("main")
+    assert "vừa nhập" in text and "quét" not in text.lower()
+    assert page.locator("text=Quét lại").count() == 0
+    audit_and_shoot(page, "visit-typed-wrong")
+    page.click("#retype")
+    page.wait_for_selector("#keypad")
+    assert page.input_value("#f-code") == "H42"
