@@ -163,7 +163,7 @@ def _keypad_lookup() -> Any:
     """Typed input: separators forgiven, the commune's short forms resolved (kiosk.store.codes); on any
     failure the screen says what was typed and the citizen can correct it instead of starting over."""
     cfg = get_config()
-    typed, secret = _field("code").strip(), _field("secret").strip()
+    typed, secret = (_field("payload") or _field("code")).strip(), _field("secret").strip()
     mode = "digits" if request.form.get("mode") == "digits" else "full"
     kept = {"typed": typed[:64], "typed_secret": secret[:32] if SECRET_RX.fullmatch(secret) else "", "mode": mode}
     if len(typed) > MAX_FIELD or len(secret) > MAX_FIELD or (secret and not SECRET_RX.fullmatch(secret)):
