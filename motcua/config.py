@@ -230,7 +230,7 @@ class HttpJsonSourceConfig(Section):
     changes_path: str = Field("", description="after base_url; ?since=<cursor> is added; empty: lookup only")
     items_key: str = Field("items", description="list of records in the changes answer")
     cursor_key: str = Field("next_cursor", description="the next cursor in the changes answer")
-    token: str = Field("", description="sent as 'Authorization: Bearer <token>'; empty: none")
+    bearer_token: str = Field("", description="sent as Authorization: Bearer <token>; empty: none")
     not_found_statuses: list[int] = Field(default=[404], description="HTTP statuses meaning 'no such dossier'")
     fields: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_HTTP_JSON_FIELDS))
 

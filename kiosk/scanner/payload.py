@@ -8,7 +8,10 @@ Payloads are untrusted, opaque strings. The known forms (see docs/scanner.md and
   with the code in the path, ``...?QRSCAN=<code>-<secret>``, or a lookup path
   ``.../tra-cuu-ho-so/<code>[/<secret>]``  (kind ``url``)
 - ``D-<secret>-<code>`` as OpenCPS kiosks accept from USB scanners  (kind ``dsecret``)
-- anything matching a per-province pattern from ``[scanner] patterns``  (kind ``custom``)
+- anything matching a per-province pattern from ``[scanner] patterns``  (kind ``custom``); besides
+  ``code`` and ``secret`` a pattern may name ``procedure_code`` and ``appointment_date`` (Circular
+  01/2023/TT-VPCP puts both on receipts), kept so the kiosk can show what the receipt itself says
+  when neither the store nor the source knows the code
 
 Everything else raises `PayloadRejected`. A URL is only ever mined for a code; it is never followed
 or shown as a link. The function is pure and cheap: the screen calls it for every typed code too.
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date, datetime
 from functools import lru_cache
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -52,6 +56,13 @@ class ParsedPayload:
     code: str
     secret: str | None
     kind: str  # "bare", "url", "dsecret" or "custom"
+    # What the receipt's QR carries beyond the code, where the province's format has it (unverified).
+    procedure_code: str | None = None
+    appointment_date: date | None = None
+
+    @property
+    def has_receipt_details(self) -> bool:
+        return self.procedure_code is not None or self.appointment_date is not None
 
     def as_event(self) -> dict[str, str | None]:
         return {"code": self.code, "secret": self.secret, "kind": self.kind}
@@ -95,10 +106,12 @@ def parse_payload(text: str, patterns: list[str] | None = None, *, code_pattern:
         m = _compile(pattern).fullmatch(s)
         if m:
             code = m.group("code")
-            secret = m.groupdict().get("secret")
+            groups = m.groupdict()
             if not code:
                 raise PayloadRejected("pattern matched without a code")
-            return ParsedPayload(code, secret or None, "custom")
+            return ParsedPayload(code, groups.get("secret") or None, "custom",
+                                 procedure_code=_procedure_code(groups.get("procedure_code")),
+                                 appointment_date=_receipt_date(groups.get("appointment_date")))
     code_rx = re.compile(code_pattern or DEFAULT_CODE_PATTERN) if code_pattern else _DEFAULT_CODE_RX
 
     if s[:2] in ("D-", "d-"):
@@ -121,6 +134,24 @@ def parse_payload(text: str, patterns: list[str] | None = None, *, code_pattern:
 
 
 _DEFAULT_CODE_RX = re.compile(DEFAULT_CODE_PATTERN)
+PROCEDURE_CODE_RX = re.compile(r"[0-9A-Za-z][0-9A-Za-z.\-]{0,31}")  # e.g. 1.001193
+RECEIPT_DATE_FORMATS = ("%d/%m/%Y", "%Y-%m-%d", "%Y%m%d", "%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%Y%m%d%H%M%S")
+
+
+def _procedure_code(text: str | None) -> str | None:
+    """A receipt's procedure code, or None when absent or oddly shaped (never shown as raw input)."""
+    return text if text and PROCEDURE_CODE_RX.fullmatch(text) else None
+
+
+def _receipt_date(text: str | None) -> date | None:
+    if not text:
+        return None
+    for fmt in RECEIPT_DATE_FORMATS:
+        try:
+            return datetime.strptime(text.strip(), fmt).date()
+        except ValueError:
+            continue
+    return None
 
 
 def _parse_url(s: str, code_rx: re.Pattern[str]) -> ParsedPayload:

@@ -97,7 +97,8 @@ class ScanPipeline:
                 continue
             read = True
             if self.repeats.allow(parsed.code):
-                events.append(("scan", {**parsed.as_event(), "decoded_at": time.time(),
+                extra = {"payload": text} if parsed.has_receipt_details else {}  # re-parsed by the server
+                events.append(("scan", {**parsed.as_event(), **extra, "decoded_at": time.time(),
                                         "decoder": outcome.decoder}))
         before = self.hints.hint
         after = self.hints.update(outcome, read)

@@ -34,7 +34,7 @@ class HttpJsonSource(Source):
         self.opts = cfg.source_.http_json
         self.status_map = cfg.statuses.source_map
         self.supports_changes = bool(self.opts.changes_path)
-        headers = {"Authorization": f"Bearer {self.opts.token}"} if self.opts.token else {}
+        headers = {"Authorization": f"Bearer {self.opts.bearer_token}"} if self.opts.bearer_token else {}
         self.http = Http(cfg.source_, headers=headers, transport=transport)
 
     def record(self, raw: Any) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from kiosk.sources.base import Source, SourceError
 from kiosk.sources.store import apply_one, confirmed_at, mark_checked
-from kiosk.store.dossiers import find, secret_matches
+from kiosk.store import dossiers
 from motcua.config import Config
 from motcua.db import reading
 from motcua.timeutil import utcnow
@@ -59,7 +59,7 @@ def _pool(slots: int) -> _Pool:
 
 def _read(engine: sa.Engine, kind: str, code: str) -> tuple[Mapping[str, Any] | None, datetime | None]:
     with reading(engine) as conn:
-        return find(conn, code), confirmed_at(conn, kind, code)
+        return dossiers.find(conn, code), confirmed_at(conn, kind, code)
 
 
 def _fetch_and_store(engine: sa.Engine, cfg: Config, source: Source, code: str, secret: str | None) -> bool:
@@ -83,7 +83,7 @@ def needs_source(row: Mapping[str, Any] | None, confirmed: datetime | None, secr
                  now: datetime) -> bool:
     if row is None or confirmed is None:
         return True
-    if secret and not secret_matches(row, secret):
+    if secret and not dossiers.secret_matches(row, secret):
         return True  # only the source can say whether this secret is right
     return (now - confirmed).total_seconds() > max_age_s
 

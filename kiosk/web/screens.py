@@ -6,7 +6,8 @@ labels for other parts, and tests keep the two in step.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -54,6 +55,14 @@ class StatusScreen:
 
 def fmt_date(d: date | None) -> str | None:
     return d.strftime("%d/%m/%Y") if d else None
+
+
+def freshness(when: datetime | None, cfg: Config) -> str | None:
+    """'Cập nhật lúc 08:15 ngày 01/12': when the provincial system last confirmed what is shown."""
+    if when is None:
+        return None
+    local = when.astimezone(ZoneInfo(cfg.site.timezone))
+    return _("Cập nhật lúc %(time)s ngày %(date)s", time=local.strftime("%H:%M"), date=local.strftime("%d/%m"))
 
 
 def next_steps(d: PublicDossier, cfg: Config) -> list[str]:

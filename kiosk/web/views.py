@@ -11,7 +11,7 @@ import logging
 import re
 from typing import Any
 
-from flask import Blueprint, Flask, Response, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, Response, current_app, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
@@ -19,13 +19,15 @@ from kiosk.context import get_config, get_engine
 from kiosk.i18n import LANGUAGES, SESSION_KEY
 from kiosk.printing import jobs as printing
 from kiosk.queue import core as queue
-from kiosk.scanner.payload import PayloadRejected, parse_with_config
+from kiosk.scanner.payload import ParsedPayload, PayloadRejected, parse_with_config
 from kiosk.scanner.status import read_status
 from kiosk.security import is_kiosk_screen
+from kiosk.sources.api import app_source
+from kiosk.sources.api import lookup as lookup_dossier
 from kiosk.store import codes, dossiers
 from kiosk.web import hours
 from kiosk.web.ratelimit import make_limiter
-from kiosk.web.screens import status_screen
+from kiosk.web.screens import fmt_date, freshness, status_screen
 from motcua.db import reading
 
 log = logging.getLogger(__name__)
@@ -121,8 +123,8 @@ def _field(name: str) -> str:
     return (request.form.get(name) or "")[: MAX_FIELD + 1]
 
 
-def _parse_request() -> tuple[str, str | None]:
-    """(code, secret) from the form, or PayloadRejected. The same rules for every source."""
+def _parse_form() -> tuple[ParsedPayload, str | None]:
+    """The parsed payload and the secret from the form, or PayloadRejected. The same rules for every source."""
     cfg = get_config()
     payload, code, secret = _field("payload"), _field("code").strip(), _field("secret").strip()
     if any(len(v) > MAX_FIELD for v in (payload, code, secret)):
@@ -130,19 +132,35 @@ def _parse_request() -> tuple[str, str | None]:
     parsed = parse_with_config(payload or code, cfg.scanner)
     if secret and not SECRET_RX.fullmatch(secret):
         raise PayloadRejected("typed secret has an unexpected shape")
-    return parsed.code, (parsed.secret or secret or None)
+    return parsed, (parsed.secret or secret or None)
 
 
-def _render_status(code: str, secret: str | None, notice: str | None = None, notice_tone: str = "info") -> Any:
+def _parse_request() -> tuple[str, str | None]:
+    """(code, secret) from the form, or PayloadRejected."""
+    parsed, secret = _parse_form()
+    return parsed.code, secret
+
+
+def _render_status(code: str, secret: str | None, notice: str | None = None, notice_tone: str = "info", *,
+                   receipt: ParsedPayload | None = None, ask_source: bool = False,
+                   not_found: dict[str, Any] | None = None) -> Any:
+    """The status screen. `ask_source`: a fresh lookup, which may ask the provincial system (within
+    the deadline); actions on a dossier already shown answer from the store. `not_found`: what the
+    not-found screen shows instead of the bare code (the keypad's typed text)."""
     cfg = get_config()
-    with reading(get_engine()) as conn:
-        row = dossiers.find(conn, code)
-    if row is None:
-        return _screen("notfound.html", 404, screen="notfound", code=code)
-    view = dossiers.public_view(row, secret, hours.local_now(cfg.site).date())
+    source = app_source(current_app) if ask_source else None
+    found = lookup_dossier(cfg, get_engine(), source, code, secret)
+    if found.row is None:
+        shown = receipt if receipt is not None and receipt.has_receipt_details else None
+        ctx = {"code": code, **(not_found or {})}
+        return _screen("notfound.html", 404, screen="notfound", receipt=shown,
+                       receipt_date=fmt_date(shown.appointment_date) if shown else None,
+                       source_failed=found.source_failed, **ctx)
+    view = dossiers.public_view(found.row, secret, hours.local_now(cfg.site).date())
+    fresh = freshness(found.confirmed_at or found.row["updated_at"], cfg) if cfg.source_.kind != "none" else None
     return _screen("status.html", screen="status", s=status_screen(view, cfg), secret=secret or "",
                    secret_wrong=bool(secret) and not view.secret_ok, notice=notice, notice_tone=notice_tone,
-                   kiosk_screen=is_kiosk_screen())
+                   kiosk_screen=is_kiosk_screen(), freshness=fresh, source_failed=found.source_failed)
 
 
 @bp.post("/lookup")
@@ -152,11 +170,11 @@ def lookup() -> Any:
     if source == "keypad":
         return _keypad_lookup()
     try:
-        code, secret = _parse_request()
+        parsed, secret = _parse_form()
     except PayloadRejected as exc:
         log.info("lookup refused (%s): %s", source if source in SOURCES else "?", exc.reason)
         return _screen("unreadable.html", 400, screen="unreadable", typed=None)
-    return _render_status(code, secret)
+    return _render_status(parsed.code, secret, receipt=parsed, ask_source=True)
 
 
 def _keypad_lookup() -> Any:
@@ -180,7 +198,11 @@ def _keypad_lookup() -> Any:
         prefixes = codes.agency_prefixes(conn, cfg.site.agency_prefixes)
         found = codes.resolve(conn, candidate, prefixes, today, cfg.kiosk.short_code_days)
     if found:
-        return _render_status(found, secret or None)
+        return _render_status(found, secret or None, ask_source=True)
+    if parsed is not None and app_source(current_app) is not None:
+        # A whole code the store does not know: the provincial system may.
+        return _render_status(parsed.code, secret or None, ask_source=True,
+                              not_found={"code": typed, "short": False, **kept})
     key = codes.compact(typed)
     if parsed is None and not (key.isdigit() and len(key) in (1, 2, 3, 4, 10) and prefixes):
         log.info("keypad lookup refused: not a dossier code")

@@ -184,6 +184,11 @@
       var d = parse(ev);
       if (!d || typeof d.code !== "string" || !d.code) return;
       if (d.code === data.code) return; // the receipt of the dossier already on screen
+      if (typeof d.payload === "string" && d.payload) {
+        // the receipt carries more than the code (procedure, appointment date): the server re-reads it whole
+        lookup({ payload: d.payload.slice(0, MAX_SCAN + 1), source: "camera" });
+        return;
+      }
       lookup({ code: d.code.slice(0, MAX_SCAN + 1), secret: typeof d.secret === "string" ? d.secret.slice(0, 64) : "",
                source: "camera" });
     });
