@@ -121,7 +121,7 @@ def test_failing_source_never_reaches_the_screen_as_an_error(kiosk, emu, fault):
 
 def test_code_nobody_knows_shows_what_the_receipt_qr_carries_marked_as_such(kiosk, emu):
     app, _, _ = kiosk
-    resp = lookup(app, payload=f"HS:{CODE}|TTHC:1.001193|HEN:09/12/2026")
+    resp = lookup(app, payload=f"HS:{CODE}|TTHC:1.001193|HEN:09/12/2026", source="wedge")
     html = resp.get_data(as_text=True)
     assert resp.status_code == 404 and 'id="receipt"' in html
     assert "Thông tin đọc từ mã QR trên giấy tiếp nhận" in html
