@@ -10,6 +10,8 @@
 #   sudo hardware/setup.sh --root /mnt/sdcard       do it inside another root filesystem (a mounted
 #                                                   SD card, an image, a test tree) through chroot
 #   --wheels DIR      install Python packages from DIR only (no PyPI; `pip download` them elsewhere)
+#   --postgresql      install the PostgreSQL driver (motcua-kiosk[postgresql]) even if [database] url
+#                     in /etc/motcua/config.toml does not (yet) name PostgreSQL
 #
 # Steps: Debian packages, users and groups, the source in /opt/motcua/src and a virtual environment
 # /opt/motcua/venv, /etc/motcua/config.toml from config.sample.toml (only if absent), the kiosk
@@ -24,6 +26,7 @@ IN_ROOT=0
 READ_ONLY=0
 DATA_PART=""
 WHEELS=""
+PG=0
 PREFIX=/opt/motcua
 VENV=$PREFIX/venv
 ETC=/etc/motcua
@@ -34,7 +37,7 @@ USER_SCREEN=motcua-screen
 PY=/usr/bin/python3
 CHANGED=${MOTCUA_SETUP_CHANGED:-0}
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; }
 die() { echo "setup: error: $*" >&2; exit 1; }
 step() { echo "== $*"; }
 ok() { echo "   ok: $*"; }
@@ -49,6 +52,7 @@ while (($#)); do
     --read-only-root) READ_ONLY=1; shift ;;
     --data-partition) DATA_PART=${2:?--data-partition needs LABEL=..., UUID=... or a device}; shift 2 ;;
     --wheels) WHEELS=${2:?--wheels needs a directory}; shift 2 ;;
+    --postgresql) PG=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown option $1" ;;
   esac
@@ -207,16 +211,33 @@ if [[ ! -x $VENV/bin/python ]]; then
   "$PY" -m venv "$VENV"
   changed "virtual environment $VENV"
 fi
-if [[ $(cat "$VENV/.motcua-installed" 2>/dev/null) != "$hash" ]]; then
+# The PostgreSQL driver only for a hall whose config names PostgreSQL (SQLite needs none): a lighter Pi.
+extras=""
+if ((PG)) || "$PY" - "$ETC/config.toml" <<'EOF'
+import sys
+import tomllib
+try:
+    with open(sys.argv[1], "rb") as fh:
+        url = str(tomllib.load(fh).get("database", {}).get("url", ""))
+except (OSError, tomllib.TOMLDecodeError):
+    url = ""  # no config yet (copied from the sample below) or broken (reported below)
+sys.exit(0 if url.startswith("postgresql") else 1)
+EOF
+then
+  extras="[postgresql]"
+fi
+# The source hash covers constraints.txt, so new pins re-install too.
+if [[ $(cat "$VENV/.motcua-installed" 2>/dev/null) != "$hash$extras" ]]; then
   pip_args=(--disable-pip-version-check --no-input -q)
   [[ -n $WHEELS ]] && pip_args+=(--no-index --find-links "$WHEELS")
   # Build from a scratch copy: an in-tree build would leave build/ and egg-info in src/.
   build=$(mktemp -d)
   cp -a "$PREFIX/src/." "$build/"
-  "$VENV/bin/pip" install "${pip_args[@]}" "$build"
+  # The versions CI passed on (constraints.txt), not whatever PyPI has newest on the day.
+  "$VENV/bin/pip" install "${pip_args[@]}" -c "$PREFIX/src/constraints.txt" "$build$extras"
   rm -rf "$build"
-  echo "$hash" >"$VENV/.motcua-installed"
-  changed "installed the application into $VENV"
+  echo "$hash$extras" >"$VENV/.motcua-installed"
+  changed "installed the application${extras:+ with $extras} into $VENV"
 else
   ok "application up to date"
 fi

@@ -3,7 +3,8 @@
 SQLite (the default, one file in the data directory) is opened in WAL mode with
 `synchronous=FULL`, a busy timeout and foreign keys on, so that the web workers, the print
 worker and the SMS gateway can share it safely. PostgreSQL is used by URL for a hall where
-several kiosks share one database.
+several kiosks share one database; its driver is the optional extra `motcua-kiosk[postgresql]`
+(psycopg), which hardware/setup.sh installs when the config names PostgreSQL.
 """
 from __future__ import annotations
 
@@ -25,6 +26,12 @@ from motcua.config import Config
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).with_name("migrations")
 PG_MIGRATION_LOCK = 0x6D6F7463  # "motc": advisory lock id held while migrating PostgreSQL
+POSTGRESQL_EXTRA_MISSING = ("[database] url names PostgreSQL but its driver (psycopg) is not installed: "
+                            "install motcua-kiosk[postgresql] (on the Pi: sudo hardware/setup.sh --postgresql)")
+
+
+class DriverMissing(RuntimeError):
+    """The configured database needs a driver this installation left out (an optional extra)."""
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -45,10 +52,20 @@ def make_engine(cfg: Config, *, migrate_now: bool = True) -> Engine:
     else:
         if url.drivername == "postgresql":
             url = url.set(drivername="postgresql+psycopg")
+        if url.drivername == "postgresql+psycopg":
+            _require_psycopg()
         engine = sa.create_engine(url, pool_size=cfg.database.pool_size, pool_pre_ping=True)
     if migrate_now:
         migrate(engine)
     return engine
+
+
+def _require_psycopg() -> None:
+    try:
+        import psycopg  # only to see that the optional driver is there; SQLAlchemy imports it again
+    except ImportError:
+        raise DriverMissing(POSTGRESQL_EXTRA_MISSING) from None
+    del psycopg
 
 
 def _sqlite_pragmas(engine: Engine, busy_ms: int) -> None:

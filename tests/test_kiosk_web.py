@@ -257,3 +257,34 @@ def test_english_catalogue_covers_every_citizen_string(tmp_path):
     assert wanted - set(have) == set(), "run the pybabel steps in docs/i18n.md"
     assert [m for m in wanted if not have[m]] == []
     assert po_path.with_suffix(".mo").stat().st_mtime >= po_path.stat().st_mtime - 1
+
+
+def test_limiter_storage_speaks_the_installed_limits_interface(tmp_path):
+    """The installed `limits` finds the storage by its scheme and counts through it with its own strategy."""
+    from limits import parse
+    from limits.storage import storage_from_string
+    from limits.strategies import FixedWindowRateLimiter
+
+    import kiosk.web.ratelimit  # registers the motcua-sqlite:// scheme
+
+    store = storage_from_string(f"{kiosk.web.ratelimit.SCHEME}://{tmp_path / 'rl.sqlite'}")
+    limiter = FixedWindowRateLimiter(store)
+    three = parse("3 per minute")
+    assert [limiter.hit(three, "192.168.1.50") for _ in range(4)] == [True, True, True, False]
+    assert limiter.get_window_stats(three, "192.168.1.50").remaining == 0
+    assert limiter.hit(three, "192.168.1.51")  # another client has its own window
+
+
+def test_a_failing_limiter_storage_is_logged_and_lookups_still_answer(make_config, engine, caplog):
+    import sqlite3
+
+    cfg = make_config(site={"opening_hours": ALL_WEEK}, kiosk={"public_lookup_rate": "3 per minute"})
+    c = create_app(cfg, engine, test_config={"TESTING": True}).test_client()
+    assert lookup(c, LAN, code=CODE).status_code == 404
+    # Break the counter file for real: another process drops the table the storage writes to.
+    with sqlite3.connect(cfg.paths.data_dir / "ratelimit.sqlite") as other:
+        other.execute("DROP TABLE counters")
+    with caplog.at_level("ERROR", logger="kiosk.web.ratelimit"):
+        assert lookup(c, LAN, code=CODE).status_code == 404  # the lookup is still answered
+    errors = [r for r in caplog.records if r.name == "kiosk.web.ratelimit" and r.levelname == "ERROR"]
+    assert errors and "NOT limited" in errors[0].getMessage() and "no such table" in errors[0].getMessage()

@@ -5,14 +5,20 @@ gets `[kiosk] public_lookup_rate`, so the app cannot be used to walk through dos
 The counters live in `data_dir/ratelimit.sqlite` (a `limits` storage registered as
 `motcua-sqlite://`) so that every gunicorn worker on the machine shares them; per-worker memory
 would multiply the allowance by the number of workers.
+
+The storage implements the interface of limits 5.x (setup.cfg requires it). The app swallows storage
+errors so that a broken counter file does not stop lookups, but every failure is logged as an error
+saying that lookups are not limited, so it cannot go unnoticed.
 """
 from __future__ import annotations
 
+import functools
+import logging
 import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar, cast
 
 from flask import Flask, request
 from flask_limiter import Limiter
@@ -21,6 +27,23 @@ from limits.storage import Storage
 from kiosk.security import is_kiosk_screen
 
 SCHEME = "motcua-sqlite"
+log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _loud(method: F) -> F:
+    """Log a failing storage call (any error, also a call the installed `limits` makes differently)."""
+
+    @functools.wraps(method)
+    def wrapper(self: SqliteStorage, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:
+            log.error("rate-limit counters %s failed in %s (%s: %s): lookups from the LAN are NOT limited "
+                      "until this is fixed", self.path, method.__name__, type(exc).__name__, exc)
+            raise
+
+    return cast(F, wrapper)
 
 
 class SqliteStorage(Storage):
@@ -50,6 +73,7 @@ class SqliteStorage(Storage):
             self._local.conn = conn
         return _Tx(conn)
 
+    @_loud
     def incr(self, key: str, expiry: int | float, amount: int = 1) -> int:
         now = time.time()
         with self._conn() as conn:
@@ -62,12 +86,14 @@ class SqliteStorage(Storage):
             )
             return conn.execute("SELECT count FROM counters WHERE key = ?", (key,)).fetchone()[0]
 
+    @_loud
     def get(self, key: str) -> int:
         with self._conn() as conn:
             row = conn.execute("SELECT count FROM counters WHERE key = ? AND expires_at > ?",
                                (key, time.time())).fetchone()
         return row[0] if row else 0
 
+    @_loud
     def get_expiry(self, key: str) -> float:
         with self._conn() as conn:
             row = conn.execute("SELECT expires_at FROM counters WHERE key = ?", (key,)).fetchone()
@@ -81,10 +107,12 @@ class SqliteStorage(Storage):
         except sqlite3.Error:
             return False
 
+    @_loud
     def reset(self) -> int | None:
         with self._conn() as conn:
             return conn.execute("DELETE FROM counters").rowcount
 
+    @_loud
     def clear(self, key: str) -> None:
         with self._conn() as conn:
             conn.execute("DELETE FROM counters WHERE key = ?", (key,))
