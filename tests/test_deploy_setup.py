@@ -58,6 +58,16 @@ def test_first_run_installs_everything(installed: Path) -> None:
           f"run 2: {text(installed, 'run2.seconds').strip()} s")
 
 
+def test_the_venv_has_the_pinned_versions_and_no_postgresql_driver_for_sqlite(installed: Path) -> None:
+    pins = dict(line.split("==") for line in text(installed, "src/constraints.txt").splitlines()
+                if line and not line.startswith("#"))
+    got = dict(line.split("==") for line in text(installed, "freeze").splitlines() if "==" in line)
+    assert got and all(pins.get(name) == version for name, version in got.items() if name.lower().replace("_", "-") != "motcua-kiosk"), \
+        {n: (v, pins.get(n)) for n, v in got.items() if pins.get(n) != v}
+    assert "Flask" in got and "limits" in got
+    assert not {"psycopg", "psycopg-binary"} & set(got)  # the sample config is SQLite: no driver
+
+
 def test_second_run_changes_nothing(installed: Path) -> None:
     log = text(installed, "run2.log")
     assert text(installed, "run2.rc").strip() == "0", log[-3000:]

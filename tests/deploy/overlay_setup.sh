@@ -74,6 +74,7 @@ for f in etc/fstab etc/overlayroot.local.conf etc/motcua/config.toml etc/motcua/
   mkdir -p "$OUT/files/$(dirname "$f")"
   cp "$R/$f" "$OUT/files/$f" 2>/dev/null
 done
+chroot "$R" /opt/motcua/venv/bin/pip --disable-pip-version-check freeze >"$OUT/freeze" 2>&1
 chroot "$R" stat -c '%n %a %U %G' /etc/motcua/config.toml /var/lib/motcua /var/lib/motcua-screen >"$OUT/perms" 2>&1
 umount -R "$R/dev" "$R/proc"
 umount "$R"
