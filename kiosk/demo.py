@@ -2,7 +2,9 @@
 
 The sample data is generated from a seed, so a demo (and a benchmark) is the same every time.
 The demo writes its own config into the demo folder: SQLite in that folder, the SMS gateway on
-Gammu's dummy driver (messages land as files), the printer as a file of raw ESC/POS bytes.
+Gammu's dummy driver (messages land as files), the printer as a file of raw ESC/POS bytes, the office
+open around the clock (a newcomer tries the demo at any hour) and `[site] demo = true`, so every kiosk
+screen says it is a demo.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -156,6 +159,17 @@ def _font() -> str | None:
     return None
 
 
+# The demo is tried at any hour: the office is open around the clock and the screens say it is a demo.
+DEMO_SITE = """\
+[site]
+demo = true
+
+[[site.opening_hours]]
+days = [0, 1, 2, 3, 4, 5, 6]
+open = 00:00:00
+close = 00:00:00
+"""
+
 DEMO_CONFIG = """\
 # Written by `kiosk demo`: everything on simulated hardware inside this folder.
 [paths]
@@ -184,10 +198,24 @@ device = "{data_dir}/modem"
 
 
 def write_demo_config(data_dir: Path, port: int) -> Path:
+    """Write the demo's config on the first run; later runs keep it (and its edits). A config from a
+    version before the demo's [site] table gets that table appended, so an old demo folder opens around
+    the clock too; a [site] table of the user's own is left as it is."""
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / "config.toml"
     if not path.exists():
-        path.write_text(DEMO_CONFIG.format(data_dir=data_dir.resolve(), port=port), encoding="utf-8")
+        path.write_text(DEMO_CONFIG.format(data_dir=data_dir.resolve(), port=port) + "\n" + DEMO_SITE,
+                        encoding="utf-8")
+    else:
+        try:
+            with path.open("rb") as fh:
+                existing = tomllib.load(fh)
+        except tomllib.TOMLDecodeError:
+            return path  # load_config reports it, naming the file
+        if "site" not in existing:
+            with path.open("a", encoding="utf-8") as fh:
+                fh.write("\n# Added by a newer `kiosk demo`: open around the clock, screens marked as a demo.\n"
+                         + DEMO_SITE)
     return path
 
 

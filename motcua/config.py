@@ -58,6 +58,7 @@ class SiteConfig(Section):
         default_factory=list,
         description="Agency part of this commune's dossier codes (e.g. 000.00.21.H42), so the keypad needs only "
                     "the date and sequence; empty: the most common one among stored codes")
+    demo: bool = Field(False, description="a `kiosk demo` config: the screens say so (written by `kiosk demo`)")
     opening_hours: list[OpeningPeriod] = Field(
         default_factory=lambda: [
             OpeningPeriod(days=[0, 1, 2, 3, 4], open=time(7, 30), close=time(11, 30)),

@@ -1,22 +1,13 @@
 """Time helpers: the database holds UTC; people see the site's local time (Asia/Ho_Chi_Minh)."""
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
-from zoneinfo import ZoneInfo
+from datetime import datetime, timezone
 
 import sqlalchemy as sa
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def local_now(tz: str) -> datetime:
-    return datetime.now(ZoneInfo(tz))
-
-
-def local_today(tz: str) -> date:
-    return local_now(tz).date()
 
 
 class UtcDateTime(sa.types.TypeDecorator):

@@ -1,5 +1,9 @@
 """Shared fixtures: a config in a temporary data folder, its SQLite engine, the Flask app and client,
-and a real PostgreSQL server started for the session (Debian's postgresql package)."""
+and a real PostgreSQL server started for the session (Debian's postgresql package).
+
+MOTCUA_TEST_NOW (ISO 8601 with an offset, e.g. 2026-12-07T12:00:00+07:00) moves every in-process test
+to that moment with time-machine, the clock still ticking; `.ci/run` runs the tests marked `clock`
+(their result depends on the time, date or weekday) at a lunch break, an evening and a Sunday."""
 from __future__ import annotations
 
 import os
@@ -8,17 +12,54 @@ import socket
 import subprocess
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
+import time_machine
 
 from motcua.config import Config, load_config
 from motcua.db import make_engine
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+NOW_ENV = "MOTCUA_TEST_NOW"
 TOKEN = "test-token-0123456789"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "clock: the result depends on the time, date or weekday; CI runs these at frozen moments")
+    config.addinivalue_line(
+        "markers", f"real_clock: starts processes that stamp and read the same rows; {NOW_ENV} is not applied "
+                   "(the travel cannot reach them, and two clocks days apart would fail the test, not the code)")
+
+
+def _test_now() -> datetime | None:
+    raw = os.environ.get(NOW_ENV)
+    if not raw:
+        return None
+    moment = datetime.fromisoformat(raw)
+    if moment.tzinfo is None:
+        raise pytest.UsageError(f"{NOW_ENV}={raw!r} needs an offset, e.g. 2026-12-07T12:00:00+07:00")
+    return moment
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    moment = _test_now()
+    return f"frozen clock: {moment.isoformat()} ({NOW_ENV}), ticking" if moment else None
+
+
+@pytest.fixture(autouse=True)
+def _frozen_moment(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Travel to $MOTCUA_TEST_NOW for the test (time still advances, so waits and timeouts work)."""
+    moment = _test_now()
+    if moment is None or request.node.get_closest_marker("real_clock"):
+        yield
+        return
+    with time_machine.travel(moment, tick=True):
+        yield
 
 
 @pytest.fixture

@@ -5,11 +5,15 @@ import json
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime
 
+import pytest
 import sqlalchemy as sa
+import time_machine
 
-from kiosk.demo import generate
+from kiosk.demo import DEMO_CONFIG, generate, write_demo_config
 from kiosk.store.schema import dossiers
+from motcua.config import load_config
 from motcua.phones import InvalidPhone, normalise_vn_mobile
 
 
@@ -97,7 +101,9 @@ def test_demo_runs_every_part_and_stops_them_all(tmp_path):
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as resp:
                     assert resp.status == 200
-                    assert "Quét mã" in resp.read().decode()
+                    home = resp.read().decode()
+                    # open around the clock: the home screen at any hour, marked as a demo
+                    assert "Quét mã" in home and "Chế độ trình diễn · Demo" in home
                 try:
                     raw = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).read()
                 except urllib.error.HTTPError as exc:  # 503 while a part is still starting
@@ -123,3 +129,66 @@ def test_demo_runs_every_part_and_stops_them_all(tmp_path):
     assert _processes_with_env(f"MOTCUA_CONFIG={data / 'config.toml'}") == []
     assert "Traceback" not in out, out[-3000:]
     assert os.path.exists(data / "receipts")
+
+
+ALL_DAY_EVERY_DAY = [{"days": [0, 1, 2, 3, 4, 5, 6], "open": "00:00:00", "close": "00:00:00"}]
+
+
+def _hours(cfg):
+    return [p.model_dump(mode="json") for p in cfg.site.opening_hours]
+
+
+def test_demo_config_opens_around_the_clock_and_says_it_is_a_demo(tmp_path):
+    cfg = load_config(write_demo_config(tmp_path / "demo", 8080))
+    assert cfg.site.demo is True
+    assert _hours(cfg) == ALL_DAY_EVERY_DAY
+
+
+def test_a_demo_folder_from_an_older_version_gets_the_around_the_clock_hours(tmp_path):
+    data = tmp_path / "demo"
+    data.mkdir()
+    (data / "config.toml").write_text(DEMO_CONFIG.format(data_dir=data, port=8080), encoding="utf-8")
+    path = write_demo_config(data, 8080)
+    cfg = load_config(path)
+    assert cfg.site.demo is True and _hours(cfg) == ALL_DAY_EVERY_DAY
+    assert cfg.printer.target == f"{data}/printer.out"  # the rest of the old config kept
+    write_demo_config(data, 8080)  # a third run adds nothing more
+    assert path.read_text(encoding="utf-8").count("[site]") == 1
+
+
+def test_a_demo_config_with_the_users_own_site_table_is_left_alone(tmp_path):
+    data = tmp_path / "demo"
+    data.mkdir()
+    own = DEMO_CONFIG.format(data_dir=data, port=8080) + '\n[site]\ncommune_name = "Xã Gia Sinh"\n'
+    (data / "config.toml").write_text(own, encoding="utf-8")
+    assert write_demo_config(data, 8080).read_text(encoding="utf-8") == own
+
+
+@pytest.mark.clock
+def test_the_demo_shows_its_home_screen_at_any_hour_and_a_default_hall_follows_its_hours(tmp_path, make_config,
+                                                                                         engine):
+    from kiosk.app import create_app
+    from kiosk.web import hours
+
+    demo_cfg = load_config(write_demo_config(tmp_path / "demo", 8080))
+    home = create_app(demo_cfg, engine, test_config={"TESTING": True}).test_client().get("/").get_data(as_text=True)
+    assert "Quét mã" in home and 'id="closed"' not in home
+    hall = make_config()  # the default opening hours: closed at lunch, in the evening and on Sundays
+    client = create_app(hall, engine, test_config={"TESTING": True}).test_client()
+    with time_machine.travel(datetime.now(UTC), tick=False):  # the page and the check see the same instant
+        page = client.get("/").get_data(as_text=True)
+        assert ('id="closed"' in page) is not hours.is_open(hall.site), page[:2000]
+
+
+def test_kiosk_screens_carry_the_demo_marker_only_in_a_demo_config(make_config, engine):
+    from kiosk.app import create_app
+
+    real = create_app(make_config(site={"opening_hours": ALL_DAY_EVERY_DAY}), engine,
+                      test_config={"TESTING": True}).test_client()
+    assert "demo-mark" not in real.get("/").get_data(as_text=True)
+    demo = create_app(make_config(site={"opening_hours": ALL_DAY_EVERY_DAY, "demo": True}), engine,
+                      test_config={"TESTING": True}).test_client()
+    for path in ("/", "/code"):
+        assert "Chế độ trình diễn · Demo" in demo.get(path).get_data(as_text=True)
+    demo.get("/lang/en")
+    assert ">Demo mode<" in demo.get("/").get_data(as_text=True)

@@ -3,7 +3,7 @@ languages, opening hours, rate limits shared by workers, and no stack trace on t
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,6 +11,9 @@ import pytest
 from kiosk.app import create_app
 from kiosk.store.ingest import Parser, ingest_batch
 from motcua.statuses import STATUSES
+
+# Opening hours, and status screens whose overdue/appointment wording follows today's date.
+pytestmark = pytest.mark.clock
 
 ALL_WEEK = [{"days": [0, 1, 2, 3, 4, 5, 6], "open": "00:00", "close": "00:00"}]
 CODE = "000.00.21.H42-251125-0001"
@@ -152,7 +155,8 @@ def test_opening_hours_decide_between_home_and_closed(make_config, engine):
     with app.test_request_context("/"):
         assert hours.describe(cfg.site.opening_hours) == ["Thứ Hai – Thứ Sáu: 7:30–11:30, 13:30–17:00",
                                                           "Thứ Bảy: 7:30–11:30"]
-    assert time(0) == hours.local_now(cfg.site).time().replace(hour=0, minute=0, second=0, microsecond=0)
+    now = hours.local_now(cfg.site)  # in the site's zone whatever the machine's TZ
+    assert now.utcoffset() == timedelta(hours=7) and abs(now - datetime.now(UTC)) < timedelta(minutes=1)
 
 
 def test_rate_limit_is_shared_by_workers_and_spares_the_kiosk_screen(make_config, engine):

@@ -17,6 +17,9 @@ from kiosk.printing.worker import job_bytes
 from kiosk.queue.core import take_ticket
 from kiosk.store.ingest import Parser, ingest_batch
 
+# Slips say "overdue" and print dates from today's date.
+pytestmark = pytest.mark.clock
+
 CODE = "000.00.21.H42-251125-0042"
 
 

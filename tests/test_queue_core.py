@@ -12,6 +12,9 @@ from kiosk.queue import core
 from kiosk.queue.schema import queue_tickets
 from motcua.config import ConfigError, load_config
 
+# Ticket numbers restart at local midnight; waits are estimated from the clock.
+pytestmark = pytest.mark.clock
+
 UTC = timezone.utc
 
 

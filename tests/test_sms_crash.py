@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from tests.modem.crash import crash_run
 
 
+@pytest.mark.real_clock  # the test enqueues, the gateway processes it starts send: one clock for both
 def test_sigkill_at_random_moments_loses_nothing_and_doubles_nothing(tmp_path):
     n = int(os.environ.get("SMS_CRASH_NOTICES", "40"))
     # Longer lives for a longer run, so that the kills spread over all of it (a life costs ~1.5 s of

@@ -11,6 +11,9 @@ from sms_gateway import outbox
 from sms_gateway.health import parse_balance, read_modem_health, write_modem_health
 from sms_gateway.schema import notice_events, notices
 
+# Due times, today's counts and health ages are measured from now.
+pytestmark = pytest.mark.clock
+
 
 def _state(conn, notice_id):
     return conn.execute(sa.select(notices.c.state).where(notices.c.id == notice_id)).scalar()

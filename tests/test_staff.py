@@ -451,6 +451,7 @@ def test_notices_filter_reasons_retry_cancel_and_uncertain_decisions(app, engine
                         (audit.NOTICE_RESEND, f"notice:{unsure1}"), (audit.NOTICE_MARK_SENT, f"notice:{unsure2}")]
 
 
+@pytest.mark.clock  # "today" is the site's local day
 def test_daily_counts_parts_and_cost(make_config):
     from kiosk.app import create_app
     from motcua.db import make_engine

@@ -14,6 +14,9 @@ from motcua.timeutil import utcnow
 from sms_gateway.health import write_modem_health
 from sms_gateway.schema import notices
 
+# Health ages (last ingest, modem last seen) are measured from now.
+pytestmark = pytest.mark.clock
+
 
 @pytest.fixture
 def config(make_config):
