@@ -408,10 +408,12 @@ _SMSC_HINT = ("Set [modem] smsc to the operator's SMS centre number (read it onc
 
 
 def _modem_probe(cfg: Config) -> Finding:
+    from sms_gateway import api as sms
+
     if not cfg.modem.device:
         return Finding("modem", ERROR, "[modem] device is empty: no modem configured",
                        'Set [modem] device = "/dev/motcua-modem", connection = "at", model = "" '
-                       "(see config.sample.toml)", {"status": "error"})
+                       "(see config.sample.toml)", {"status": sms.ModemState.ERROR})
     finding = _modem_answers(cfg)
     if cfg.modem.model == "dummy" and finding.state == OK:
         finding.state = WARNING

@@ -51,14 +51,10 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"
 
 
-# Short names for this module's own queries.
-QUEUED, SENDING, SENT, RETRY = NoticeState.QUEUED, NoticeState.SENDING, NoticeState.SENT, NoticeState.RETRY
-FAILED, UNCERTAIN, CANCELLED = NoticeState.FAILED, NoticeState.UNCERTAIN, NoticeState.CANCELLED
-STATES = tuple(NoticeState)
-DUE_STATES = (QUEUED, RETRY)
+DUE_STATES = (NoticeState.QUEUED, NoticeState.RETRY)
 # Staff actions and the states each applies to: one list, read by the staff pages for their buttons.
-RETRYABLE = (FAILED, CANCELLED, RETRY)
-CANCELLABLE = (QUEUED, RETRY, FAILED)
+RETRYABLE = (NoticeState.FAILED, NoticeState.CANCELLED, NoticeState.RETRY)
+CANCELLABLE = (NoticeState.QUEUED, NoticeState.RETRY, NoticeState.FAILED)
 _BY_KEY = sa.select(notices.c.id).where(notices.c.idempotency_key == sa.bindparam("key"))
 
 
@@ -82,11 +78,11 @@ def enqueue(
     if exists:
         return None
     now = utcnow()
-    state, e164, error = QUEUED, None, None
+    state, e164, error = NoticeState.QUEUED, None, None
     try:
         e164 = normalise_vn_mobile(phone)
     except InvalidPhone as exc:
-        state, error = FAILED, f"invalid phone number: {exc}"
+        state, error = NoticeState.FAILED, f"invalid phone number: {exc}"
     # A concurrent writer with the same key loses on the unique constraint; a savepoint keeps the
     # caller's transaction usable in that case.
     try:
@@ -102,7 +98,7 @@ def enqueue(
                     params=json.dumps(params or {}, ensure_ascii=False, sort_keys=True, default=str),
                     state=state,
                     attempts=0,
-                    next_attempt_at=now if state == QUEUED else None,
+                    next_attempt_at=now if state == NoticeState.QUEUED else None,
                     last_error=error,
                     created_at=now,
                     updated_at=now,
@@ -153,7 +149,7 @@ def retry(conn: sa.Connection, notice_id: int, actor: str | None = None) -> None
         e164 = normalise_vn_mobile(row.phone_raw)
     except InvalidPhone as exc:
         raise ValueError(f"notice {notice_id} cannot be sent: invalid phone number: {exc}") from None
-    _move(conn, row, QUEUED, actor, "retry requested", phone_e164=e164, attempts=0,
+    _move(conn, row, NoticeState.QUEUED, actor, "retry requested", phone_e164=e164, attempts=0,
           next_attempt_at=utcnow(), last_error=None, cms_code=None)
 
 
@@ -162,19 +158,19 @@ def cancel(conn: sa.Connection, notice_id: int, actor: str | None = None) -> Non
     row = _load(conn, notice_id)
     if row.state not in CANCELLABLE:
         raise ValueError(f"notice {notice_id} is {row.state}; only queued, waiting or failed notices can be cancelled")
-    _move(conn, row, CANCELLED, actor, "cancelled", next_attempt_at=None)
+    _move(conn, row, NoticeState.CANCELLED, actor, "cancelled", next_attempt_at=None)
 
 
 def resolve_uncertain(conn: sa.Connection, notice_id: int, resend: bool, actor: str | None = None) -> None:
     """An official decides an uncertain notice: send it again (the citizen may get two), or mark
     it sent (the citizen confirmed it arrived, or the official judges it did; it counts as used)."""
     row = _load(conn, notice_id)
-    if row.state != UNCERTAIN:
+    if row.state != NoticeState.UNCERTAIN:
         raise ValueError(f"notice {notice_id} is {row.state}, not uncertain")
     if resend:
-        _move(conn, row, QUEUED, actor, "uncertain: resend decided", attempts=0, next_attempt_at=utcnow())
+        _move(conn, row, NoticeState.QUEUED, actor, "uncertain: resend decided", attempts=0, next_attempt_at=utcnow())
     else:
-        _move(conn, row, SENT, actor, "uncertain: marked sent by an official", next_attempt_at=None,
+        _move(conn, row, NoticeState.SENT, actor, "uncertain: marked sent by an official", next_attempt_at=None,
               sent_at=row.sent_at or row.updated_at)
 
 
@@ -194,7 +190,7 @@ def list_notices(conn: sa.Connection, *, state: str | None = None, dossier_code:
 def counts_by_state(conn: sa.Connection) -> dict[str, int]:
     """Every state with its number of notices (zero included)."""
     rows = conn.execute(sa.select(notices.c.state, sa.func.count()).group_by(notices.c.state)).all()
-    counts = dict.fromkeys(STATES, 0)
+    counts = dict.fromkeys(NoticeState, 0)
     counts.update({state: n for state, n in rows})
     return counts
 
@@ -207,7 +203,7 @@ def daily_usage(conn: sa.Connection, days: int = 14, tz: str = "Asia/Ho_Chi_Minh
     start = datetime.combine(first, datetime.min.time(), zone)
     rows = conn.execute(
         sa.select(notices.c.sent_at, notices.c.parts)
-        .where(notices.c.sent_at >= start, notices.c.state == SENT)
+        .where(notices.c.sent_at >= start, notices.c.state == NoticeState.SENT)
     ).all()
     out: dict[date, dict[str, Any]] = {
         first + timedelta(days=i): {"day": first + timedelta(days=i), "sent": 0, "parts": 0} for i in range(days)
@@ -235,26 +231,27 @@ _DUE = (
 _CLAIM = (
     notices.update()
     .where(notices.c.id == sa.bindparam("nid"), _IS_DUE)
-    .values(state=SENDING, phone_e164=sa.bindparam("b_phone"), text=sa.bindparam("b_text"),
+    .values(state=NoticeState.SENDING, phone_e164=sa.bindparam("b_phone"), text=sa.bindparam("b_text"),
             encoding=sa.bindparam("b_encoding"), parts=sa.bindparam("b_parts"),
             attempts=notices.c.attempts + 1, updated_at=sa.bindparam("b_now"))
 )
-_FINISH_WHERE = (notices.c.id == sa.bindparam("nid"), notices.c.state == SENDING)
+_FINISH_WHERE = (notices.c.id == sa.bindparam("nid"), notices.c.state == NoticeState.SENDING)
 _MARK_SENT = notices.update().where(*_FINISH_WHERE).values(
-    state=SENT, sent_at=sa.bindparam("b_now"), updated_at=sa.bindparam("b_now"), next_attempt_at=None,
+    state=NoticeState.SENT, sent_at=sa.bindparam("b_now"), updated_at=sa.bindparam("b_now"), next_attempt_at=None,
     last_error=None, cms_code=None, message_ref=sa.bindparam("b_ref"), message_refs=sa.bindparam("b_refs"),
     delivery_status=sa.bindparam("b_delivery"),
 )
 _MARK_RETRY = notices.update().where(*_FINISH_WHERE).values(
-    state=RETRY, last_error=sa.bindparam("b_error"), cms_code=sa.bindparam("b_cms"),
+    state=NoticeState.RETRY, last_error=sa.bindparam("b_error"), cms_code=sa.bindparam("b_cms"),
     next_attempt_at=sa.bindparam("b_at"), updated_at=sa.bindparam("b_now"),
 )
 _MARK_FAILED = notices.update().where(*_FINISH_WHERE).values(
-    state=FAILED, last_error=sa.bindparam("b_error"), cms_code=sa.bindparam("b_cms"), next_attempt_at=None,
-    updated_at=sa.bindparam("b_now"),
+    state=NoticeState.FAILED, last_error=sa.bindparam("b_error"), cms_code=sa.bindparam("b_cms"),
+    next_attempt_at=None, updated_at=sa.bindparam("b_now"),
 )
 _MARK_UNCERTAIN = notices.update().where(*_FINISH_WHERE).values(
-    state=UNCERTAIN, last_error=sa.bindparam("b_error"), next_attempt_at=None, updated_at=sa.bindparam("b_now"),
+    state=NoticeState.UNCERTAIN, last_error=sa.bindparam("b_error"), next_attempt_at=None,
+    updated_at=sa.bindparam("b_now"),
 )
 
 
@@ -286,29 +283,29 @@ def mark_retry(conn: sa.Connection, notice_id: int, error: str, cms_code: int | 
 def mark_failed(conn: sa.Connection, notice_id: int, error: str, cms_code: int | None = None) -> None:
     now = utcnow()
     conn.execute(_MARK_FAILED, {"nid": notice_id, "b_error": error, "b_cms": cms_code, "b_now": now})
-    log_event(conn, notice_id, SENDING, FAILED, "gateway", error, now)
+    log_event(conn, notice_id, NoticeState.SENDING, NoticeState.FAILED, "gateway", error, now)
 
 
 def mark_uncertain(conn: sa.Connection, notice_id: int, reason: str) -> None:
     now = utcnow()
     conn.execute(_MARK_UNCERTAIN, {"nid": notice_id, "b_error": reason, "b_now": now})
-    log_event(conn, notice_id, SENDING, UNCERTAIN, "gateway", reason, now)
+    log_event(conn, notice_id, NoticeState.SENDING, NoticeState.UNCERTAIN, "gateway", reason, now)
 
 
 def fail_unsendable(conn: sa.Connection, notice_id: int, error: str) -> None:
     """A due notice that cannot be sent at all (bad number, no template): failed before any claim."""
     result = conn.execute(
         notices.update().where(notices.c.id == notice_id, notices.c.state.in_(DUE_STATES))
-        .values(state=FAILED, last_error=error, next_attempt_at=None, updated_at=utcnow())
+        .values(state=NoticeState.FAILED, last_error=error, next_attempt_at=None, updated_at=utcnow())
     )
     if result.rowcount:
-        log_event(conn, notice_id, None, FAILED, "gateway", error)
+        log_event(conn, notice_id, None, NoticeState.FAILED, "gateway", error)
 
 
 def recover_interrupted(conn: sa.Connection) -> list[int]:
     """At start: a notice left `sending` was handed to a modem by a gateway that died. It may have
     gone out, so it becomes `uncertain` (an official decides), never resent on its own."""
-    ids = list(conn.execute(sa.select(notices.c.id).where(notices.c.state == SENDING)).scalars())
+    ids = list(conn.execute(sa.select(notices.c.id).where(notices.c.state == NoticeState.SENDING)).scalars())
     for notice_id in ids:
         mark_uncertain(conn, notice_id, "gateway stopped while sending; the message may have gone out")
     return ids
@@ -321,7 +318,7 @@ def record_delivery(conn: sa.Connection, *, phone_e164: str | None, message_ref:
     since = utcnow() - timedelta(days=window_days)
     query = (
         sa.select(notices.c.id)
-        .where(notices.c.state == SENT, notices.c.message_ref == message_ref,
+        .where(notices.c.state == NoticeState.SENT, notices.c.message_ref == message_ref,
                notices.c.delivery_status == DeliveryStatus.PENDING, notices.c.sent_at >= since)
         .order_by(notices.c.sent_at.desc(), notices.c.id.desc()).limit(1)
     )

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from kiosk import health
-from kiosk.staff.testing import sign_in
+from kiosk.staff.testing import csrf_token, sign_in
 from kiosk.store.ingest import DossierEvent, apply_event
 from kiosk.store.schema import ingest_runs
 from motcua.timeutil import utcnow
@@ -120,3 +120,13 @@ def test_staff_health_page_shows_the_details(app, engine):
         assert text in body, text
     full = client.get("/staff/health.json").get_json()
     assert _by_name(full)["database"]["detail"] == "answers; quick_check ok"
+
+
+def test_staff_health_page_names_the_modem_state_in_the_chosen_language(app, engine):
+    with engine.begin() as conn:
+        write_modem_health(conn, state="no_sim", last_seen_at=utcnow())
+    client = sign_in(app)
+    assert "Không có SIM" in client.get("/staff/health").get_data(as_text=True)
+    client.post("/staff/language", data={"lang": "en", "csrf_token": csrf_token(client, "/staff/health")})
+    body = client.get("/staff/health").get_data(as_text=True)
+    assert "No SIM card" in body and "Không có SIM" not in body

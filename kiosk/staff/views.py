@@ -51,6 +51,14 @@ NOTICE_STATE_LABELS = {
     sms.NoticeState.UNCERTAIN: _l("Chưa rõ đã gửi chưa"),
     sms.NoticeState.CANCELLED: _l("Đã hủy"),
 }
+MODEM_STATE_LABELS = {
+    sms.ModemState.OK: _l("Hoạt động bình thường"),
+    sms.ModemState.NO_SIM: _l("Không có SIM"),
+    sms.ModemState.PIN_REQUIRED: _l("SIM yêu cầu mã PIN"),
+    sms.ModemState.NO_NETWORK: _l("Không có sóng / chưa đăng ký mạng"),
+    sms.ModemState.UNPLUGGED: _l("Mất kết nối modem"),
+    sms.ModemState.ERROR: _l("Lỗi modem"),
+}
 ACTION_LABELS = {
     audit.LOGIN: _l("Đăng nhập"),
     audit.LOGIN_FAILED: _l("Đăng nhập sai"),
@@ -173,6 +181,7 @@ def _helpers() -> dict[str, Any]:
     return {
         "status_label": status_label,
         "notice_state_label": lambda s: NOTICE_STATE_LABELS.get(s, s),
+        "modem_state_label": lambda s: MODEM_STATE_LABELS.get(s, s),
         "action_label": lambda a: ACTION_LABELS.get(a, a),
         "check_label": lambda c: CHECK_LABELS.get(c, c),
         "health_label": lambda s: HEALTH_LABELS.get(s, s),
@@ -415,7 +424,7 @@ def notice_action(notice_id: int, action: str):
 @bp.get("/health")
 def health_page():
     report = health.gather(get_config(), get_engine())
-    return render_template("staff/health.html", report=report, modem_labels=sms.MODEM_LABELS_VI)
+    return render_template("staff/health.html", report=report)
 
 
 @bp.get("/health.json")
