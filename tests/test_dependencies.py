@@ -112,3 +112,27 @@ def test_a_postgresql_url_without_the_driver_says_which_extra_to_install(tmp_pat
     assert "Traceback" not in res.stderr
     last = res.stderr.strip().splitlines()[-1]
     assert last.startswith("Error: ") and "install motcua-kiosk[postgresql]" in last, res.stderr
+
+
+def test_pi_setup_installs_the_postgresql_extra_only_when_the_config_names_postgresql(tmp_path):
+    """The check hardware/setup.sh runs (with the system python3) before installing the application."""
+    script = (REPO / "hardware/setup.sh").read_text(encoding="utf-8")
+    start = script.index("<<'EOF'\nimport sys\nimport tomllib") + len("<<'EOF'\n")
+    check = script[start:script.index("\nEOF\n", start)]
+
+    def names_postgresql(text: str | None) -> bool:
+        cfg = tmp_path / "config.toml"
+        cfg.unlink(missing_ok=True)
+        if text is not None:
+            cfg.write_text(text, encoding="utf-8")
+        res = subprocess.run([sys.executable, "-", str(cfg)], input=check, capture_output=True, text=True,
+                             timeout=60)
+        assert res.stderr == ""
+        return res.returncode == 0
+
+    assert names_postgresql('[database]\nurl = "postgresql://motcua:pw@db-host/motcua"\n')
+    assert names_postgresql('[database]\nurl = "postgresql+psycopg://motcua@db-host/motcua"\n')
+    assert not names_postgresql('[database]\nurl = ""\n')
+    assert not names_postgresql('[database]\nurl = "sqlite:////var/lib/motcua/motcua.db"\n')
+    assert not names_postgresql(None)  # first run: no config yet, the sample (SQLite) is copied later
+    assert not names_postgresql("[database\nurl = ")  # broken: setup reports it when it loads the config
