@@ -2,6 +2,7 @@
 input never lost, messages that match what the citizen did, at the three kiosk sizes."""
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any, Iterator
 
@@ -151,3 +152,63 @@ def test_a_too_short_typed_code_says_it_was_typed_not_scanned_and_keeps_it(page,
     page.click("#retype")
     page.wait_for_selector("#keypad")
     assert page.input_value("#f-code") == "H42"
+
+
+# --- a scan never throws typed input away -----------------------------------------------------
+
+def _scan_event(scanner: EventServer, code: str, secret: str) -> None:
+    scanner.publish("scan", {"code": code, "secret": secret, "kind": "url", "decoded_at": time.time()})
+
+
+def _wait_for_events(page: Any, scanner: EventServer) -> None:
+    """The scanner's state reaches every new stream first: after it, a scan reaches this page."""
+    page.wait_for_selector("body[data-stream=live]", state="attached", timeout=10_000)
+
+
+@pytest.mark.parametrize("size", [(800, 480), (1280, 800), (1080, 1920)])
+def test_camera_scan_while_typing_a_code_asks_first_and_keeps_the_typed_digits(page, server, scanner, size):
+    page.set_viewport_size({"width": size[0], "height": size[1]})
+    page.goto(server.url + "/code")
+    _wait_for_events(page, scanner)
+    Taps(page).keys("25112")
+    _scan_event(scanner, CODE_DOCS, "DOC777")
+    page.wait_for_selector("#scan-ask:not([hidden])")
+    assert page.inner_text("#scan-ask-code") == CODE_DOCS
+    assert page.input_value("#f-code") == "25112"
+    for sel in ("#scan-open", "#scan-keep"):
+        box = page.locator(sel).bounding_box()
+        assert box and box["y"] >= 0 and box["y"] + box["height"] <= size[1] and box["x"] + box["width"] <= size[0]
+    page.click("#scan-keep")
+    assert page.locator("#scan-ask").is_hidden()
+    Taps(page).keys("50001")
+    assert page.input_value("#f-code") == "251125-0001"  # typing goes on where it stopped
+    _scan_event(scanner, CODE_DOCS, "DOC777")
+    page.wait_for_selector("#scan-ask:not([hidden])")
+    page.click("#scan-open")
+    page.wait_for_selector("#status")
+    assert page.inner_text("#dossier-code") == CODE_DOCS
+
+
+def test_camera_scan_on_an_empty_keypad_opens_the_dossier_at_once(page, server, scanner):
+    page.goto(server.url + "/code")
+    _wait_for_events(page, scanner)
+    _scan_event(scanner, CODE_DOCS, "DOC777")
+    page.wait_for_selector("#status")
+    assert page.inner_text("#dossier-code") == CODE_DOCS
+
+
+def test_usb_scanner_burst_while_typing_a_phone_number_asks_first(page, server, scanner):
+    page.goto(server.url + "/")
+    page.keyboard.type(f"D-DOC777-{CODE_DOCS}", delay=0)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#ask-sms")
+    page.click("#ask-sms")
+    page.wait_for_selector("#f-phone")
+    for d in "0912":
+        page.click(f'#keypad .key[data-key="{d}"]')
+    page.keyboard.type(f"D-ABC234-{CODE_A}", delay=0)  # someone scans a receipt with the USB scanner
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#scan-ask:not([hidden])")
+    assert page.input_value("#f-phone") == "0912"
+    page.click("#scan-keep")
+    assert page.input_value("#f-phone") == "0912" and page.url.endswith("/sms")

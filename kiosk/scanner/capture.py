@@ -32,6 +32,9 @@ class SourceSpec:
     height: int = 480
     fps: int = 15
     loop: bool = False
+    # The demo's looping receipt video: report its codes only while the scan screen is open (it asks for
+    # the preview), so the demo can be walked through without a receipt turning up every few seconds.
+    scans_only_when_watched: bool = False
 
     def describe(self) -> str:
         return f"camera {self.target}" if self.kind == "camera" else f"video {os.path.basename(self.target)}"

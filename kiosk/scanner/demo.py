@@ -2,7 +2,8 @@
 
 Builds a video from the demo's receipt images (data_dir/receipts, written by `kiosk demo`): each receipt
 held up for two seconds, then two seconds of empty desk. The live pipeline runs on it in a loop, exactly
-as `kiosk scan --video FILE --loop`, so the kiosk screen gets real scan events.
+as `kiosk scan --video FILE --loop`, so the kiosk screen gets real scan events, but only while the scan
+screen is open (a receipt every few seconds would otherwise replace whatever screen is being shown).
 
     python -m kiosk.scanner.demo        # with MOTCUA_CONFIG pointing at the demo's config
 """
@@ -70,7 +71,8 @@ def main() -> int:
             return 1
         build_video(receipts, video, fps=cfg.scanner.fps)
     sc = cfg.scanner
-    return run_scanner(cfg, SourceSpec("video", str(video), sc.width, sc.height, sc.fps, loop=True))
+    return run_scanner(cfg, SourceSpec("video", str(video), sc.width, sc.height, sc.fps, loop=True,
+                                       scans_only_when_watched=True))
 
 
 if __name__ == "__main__":

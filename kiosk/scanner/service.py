@@ -160,6 +160,8 @@ class Supervisor:
                     except (EOFError, OSError):
                         break
                     last_heard = time.monotonic()
+                    if kind in ("scan", "hint") and self.source.scans_only_when_watched and not server.preview_wanted:
+                        continue
                     if kind == "scan":
                         self.scans += 1
                         server.publish("scan", data)

@@ -149,7 +149,7 @@
       burst = []; gaps = []; overflow = false; lastKey = 0;
       if (isScan) {
         if (activeField && before !== null) activeField.value = before;
-        lookup({ payload: payload, source: "wedge" });
+        scanned({ payload: payload, source: "wedge" }, "");
       } else if (keypadForm) {
         keypadForm.requestSubmit();
       }
@@ -161,6 +161,27 @@
     if (burst.length >= MAX_SCAN) overflow = true; else burst.push(ev.key);
     press(ev.key);
   }, true);
+
+  /* ---- a scan while the citizen is typing --------------------------------------------------------
+     A code or phone number half typed is never thrown away by a scan: the kiosk asks first. */
+  var ask = document.getElementById("scan-ask"), pending = null;
+  function typing() {
+    return Array.prototype.some.call(document.querySelectorAll("main input:not([type=hidden])"),
+                                     function (el) { return el.value.trim() !== ""; });
+  }
+  function scanned(fields, shown) {
+    if (!ask || !typing()) { lookup(fields); return; }
+    pending = fields;
+    document.getElementById("scan-ask-code").textContent = shown;
+    ask.hidden = false;
+  }
+  if (ask) {
+    document.getElementById("scan-open").addEventListener("click", function () {
+      ask.hidden = true;
+      if (pending) lookup(pending);
+    });
+    document.getElementById("scan-keep").addEventListener("click", function () { ask.hidden = true; pending = null; });
+  }
 
   /* ---- camera scanner: same-origin server-sent events ------------------------------------------ */
   var events = null;
@@ -184,13 +205,14 @@
       var d = parse(ev);
       if (!d || typeof d.code !== "string" || !d.code) return;
       if (d.code === data.code) return; // the receipt of the dossier already on screen
+      var shown = d.code.slice(0, 64);
       if (typeof d.payload === "string" && d.payload) {
         // the receipt carries more than the code (procedure, appointment date): the server re-reads it whole
-        lookup({ payload: d.payload.slice(0, MAX_SCAN + 1), source: "camera" });
+        scanned({ payload: d.payload.slice(0, MAX_SCAN + 1), source: "camera" }, shown);
         return;
       }
-      lookup({ code: d.code.slice(0, MAX_SCAN + 1), secret: typeof d.secret === "string" ? d.secret.slice(0, 64) : "",
-               source: "camera" });
+      scanned({ code: d.code.slice(0, MAX_SCAN + 1), secret: typeof d.secret === "string" ? d.secret.slice(0, 64) : "",
+                source: "camera" }, shown);
     });
     events.addEventListener("hint", function (ev) {
       var d = parse(ev);
@@ -198,6 +220,7 @@
     });
     events.addEventListener("camera", function (ev) {
       var d = parse(ev);
+      body.dataset.stream = "live"; // the scanner's current state arrives first on every new stream
       if (d && typeof d.state === "string") showCamera(d.state);
     });
     window.addEventListener("pagehide", function () { events.close(); });
