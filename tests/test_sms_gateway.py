@@ -469,3 +469,41 @@ print("ok")
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+class _HandClock:
+    def __init__(self) -> None:
+        self.t = 5000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_gateway_timers_run_on_the_injected_clock_as_before(setup):
+    """Connect, health, balance, heartbeat and modem read are due at the start; the report sweep
+    after REPORT_SWEEP_S; the heartbeat row is written at most every HEARTBEAT_S unless forced."""
+    from sms_gateway.gateway import HEARTBEAT_S, REPORT_SWEEP_S
+
+    cfg, engine = setup()
+    clock = _HandClock()
+    gw = Gateway(cfg, engine, clock=clock)
+    assert [n for n in ("connect", "health", "balance", "heartbeat", "read") if not gw.schedule.due(n)] == []
+    assert not gw.schedule.due("sweep")
+    clock.t += REPORT_SWEEP_S
+    assert gw.schedule.due("sweep")
+
+    def written_detail():
+        with engine.connect() as conn:
+            return read_modem_health(conn)["detail"]
+
+    gw.detail = "first"
+    gw._heartbeat()
+    gw.detail = "second"
+    gw._heartbeat()  # too soon: not written
+    assert written_detail() == "first"
+    clock.t += HEARTBEAT_S
+    gw._heartbeat()
+    assert written_detail() == "second"
+    gw.detail = "forced"
+    gw._heartbeat(force=True)
+    assert written_detail() == "forced"
