@@ -3,10 +3,12 @@ on SQLite and a real PostgreSQL server."""
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
+import time_machine
 
 from kiosk.queue import core
 from kiosk.queue.schema import queue_tickets
@@ -16,6 +18,13 @@ from motcua.config import ConfigError, load_config
 pytestmark = pytest.mark.clock
 
 UTC = timezone.utc
+
+
+@pytest.fixture
+def still_clock():
+    """The clock stands still for the test, so a test begun a second before midnight ends on the same day."""
+    with time_machine.travel(datetime.now(UTC), tick=False) as traveller:
+        yield traveller
 
 
 def _cfg(engine):
@@ -53,7 +62,7 @@ def test_unknown_service_is_a_lookup_error(any_engine):
         core.take_ticket(conn, _cfg(any_engine), "NOPE")
 
 
-def test_threads_taking_numbers_at_once_get_distinct_consecutive_numbers(any_engine):
+def test_threads_taking_numbers_at_once_get_distinct_consecutive_numbers(any_engine, still_clock):
     cfg = _cfg(any_engine)
     labels: list[str] = []
     errors: list[BaseException] = []
@@ -77,9 +86,11 @@ def test_threads_taking_numbers_at_once_get_distinct_consecutive_numbers(any_eng
     assert sorted(labels) == [f"C{n:03d}" for n in range(1, 37)]
 
 
-def test_counter_calls_oldest_first_recalls_skips_and_transfers(any_engine):
+def test_counter_calls_oldest_first_recalls_skips_and_transfers(any_engine, still_clock):
     cfg = _cfg(any_engine)
-    t0 = datetime.now(UTC) - timedelta(seconds=3)  # (seconds, not minutes: the test may run just after midnight)
+    now = datetime.now(UTC)
+    day_start = datetime.combine(core.local_day(cfg, now), time(0), ZoneInfo(cfg.site.timezone))
+    t0 = max(now - timedelta(seconds=3), day_start)  # today's tickets, even when run just after midnight
     with any_engine.begin() as conn:
         a1 = core.take_ticket(conn, cfg, "HT", now=t0)
         b1 = core.take_ticket(conn, cfg, "DD", now=t0 + timedelta(seconds=1))
