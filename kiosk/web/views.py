@@ -11,7 +11,18 @@ import logging
 import re
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
@@ -219,11 +230,11 @@ def _dossier_from_form() -> tuple[str, str | None, Any] | Response:
     try:
         code, secret = _parse_request()
     except PayloadRejected:
-        return _screen("unreadable.html", 400, screen="unreadable", typed=None)
+        return make_response(_screen("unreadable.html", 400, screen="unreadable", typed=None))
     with reading(get_engine()) as conn:
         row = dossiers.find(conn, code)
     if row is None:
-        return _screen("notfound.html", 404, screen="notfound", code=code)
+        return make_response(_screen("notfound.html", 404, screen="notfound", code=code))
     return code, secret, row
 
 
@@ -241,7 +252,7 @@ def slip() -> Any:
     if refused:
         return refused
     found = _dossier_from_form()
-    if not isinstance(found, tuple):
+    if isinstance(found, Response):  # the screen's own tuple would look like a found dossier
         return found
     code, secret, _row = found
     engine = get_engine()
@@ -263,7 +274,7 @@ def _printer_problem(state: str) -> str:
 @bp.post("/sms")
 def sms() -> Any:
     found = _dossier_from_form()
-    if not isinstance(found, tuple):
+    if isinstance(found, Response):  # the screen's own tuple would look like a found dossier
         return found
     code, secret, row = found
     cfg = get_config()
@@ -288,7 +299,7 @@ def sms_phone() -> Any:
     if refused:
         return refused
     found = _dossier_from_form()
-    if not isinstance(found, tuple):
+    if isinstance(found, Response):  # the screen's own tuple would look like a found dossier
         return found
     code, secret, row = found
     phone = _field("phone")[:40]
