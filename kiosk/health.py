@@ -19,6 +19,7 @@ from flask import Blueprint, jsonify
 
 from kiosk.context import get_config, get_engine
 from kiosk.printing.jobs import printer_state
+from kiosk.printing.states import PrinterState
 from kiosk.scanner.status import read_status
 from kiosk.store.schema import ingest_runs
 from motcua.config import Config
@@ -114,12 +115,11 @@ def check_printer(cfg: Config, engine: sa.Engine) -> dict[str, Any]:
             st = printer_state(conn) or {}
     except Exception as exc:
         return _check("printer", ERROR, f"cannot read printer state: {exc}")
-    raw = str(st.get("state") or "unknown")
-    if raw in ("ok", "ready", "online"):
+    # printer_state() reports ok (paper_low as a flag), paper_out, offline (also: worker down) or unknown.
+    raw = str(st.get("state") or PrinterState.UNKNOWN)
+    if raw == PrinterState.OK:
         state = WARNING if st.get("paper_low") else OK
-    elif "low" in raw:
-        state = WARNING
-    elif raw == "unknown":
+    elif raw == PrinterState.UNKNOWN:
         state = UNKNOWN
     else:
         state = ERROR

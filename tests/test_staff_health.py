@@ -130,3 +130,17 @@ def test_staff_health_page_names_the_modem_state_in_the_chosen_language(app, eng
     client.post("/staff/language", data={"lang": "en", "csrf_token": csrf_token(client, "/staff/health")})
     body = client.get("/staff/health").get_data(as_text=True)
     assert "No SIM card" in body and "Không có SIM" not in body
+
+
+@pytest.mark.parametrize("written, expected", [
+    ("ok", "ok"), ("paper_low", "warning"), ("paper_out", "error"), ("offline", "error"), ("unknown", "unknown"),
+])
+def test_printer_check_reads_each_state_the_print_worker_writes(config, engine, written, expected):
+    from kiosk.printing import jobs
+    from kiosk.printing.states import PrinterState
+
+    with engine.begin() as conn:
+        jobs.record_state(conn, PrinterState(written), "from the worker")
+    check = health.check_printer(config, engine)
+    assert check["state"] == expected
+    assert check["data"]["paper_low"] is (written == "paper_low")

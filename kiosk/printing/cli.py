@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from kiosk.printing.states import JobState
 from motcua.cli import AppContext
 
 log = logging.getLogger(__name__)
@@ -39,12 +40,12 @@ def _deliver(obj: AppContext, job_id: int, wait_s: float) -> None:
         with engine.connect() as conn:
             job = jobs.get_job(conn, job_id)
             state = jobs.printer_state(conn)
-        if job and job["state"] not in ("pending", "printing"):
+        if job and job["state"] not in (JobState.PENDING, JobState.PRINTING):
             break
         if time.monotonic() >= deadline:
             break
         time.sleep(0.3)
-    if job and job["state"] == "done":
+    if job and job["state"] == JobState.DONE:
         where = f" ({cfg.printer.target or cfg.paths.data_dir / 'printer.out'})" if cfg.printer.kind == "file" else ""
         click.echo(f"Printed job {job_id} on the {cfg.printer.kind} printer{where}.")
         return

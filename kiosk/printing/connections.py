@@ -22,12 +22,15 @@ from escpos.constants import RT_MASK_LOWPAPER, RT_MASK_NOPAPER, RT_MASK_ONLINE, 
 from escpos.exceptions import DeviceNotFoundError
 from escpos.printer import LP, Dummy, File, Network, Serial, Usb
 
+from kiosk.printing.states import CANNOT_PRINT, PrinterState
 from motcua.config import Config, PrinterConfig
 
 log = logging.getLogger(__name__)
 
-# Printer states the worker records (jobs.printer_state reports paper_low as ok).
-OK, PAPER_LOW, PAPER_OUT, OFFLINE, UNKNOWN = "ok", "paper_low", "paper_out", "offline", "unknown"
+# Short names for the states the worker records (defined in kiosk/printing/states.py;
+# jobs.printer_state reports paper_low as ok with a flag).
+OK, PAPER_LOW, PAPER_OUT, OFFLINE, UNKNOWN = (PrinterState.OK, PrinterState.PAPER_LOW, PrinterState.PAPER_OUT,
+                                             PrinterState.OFFLINE, PrinterState.UNKNOWN)
 
 
 class PrinterOffline(Exception):
@@ -316,7 +319,7 @@ class DummyConnection(Connection):
 
     def send(self, data: bytes) -> None:
         state, detail = self.status()
-        if state in (PAPER_OUT, OFFLINE):
+        if state in CANNOT_PRINT:
             raise PrinterOffline(detail or state)
         self.open()
         self.printer.clear()

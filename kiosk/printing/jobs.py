@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from kiosk.printing.content import slip_content, ticket_content
 from kiosk.printing.schema import print_jobs, printer_status
+from kiosk.printing.states import JobState, PrinterState, printer_messages
 from kiosk.store.dossiers import find
 from motcua.config import Config
 from motcua.timeutil import utcnow
@@ -22,21 +23,11 @@ from motcua.timeutil import utcnow
 PRINTER = "main"
 HEARTBEAT_STALE = timedelta(seconds=30)  # the worker writes its heartbeat every few seconds
 
-# What a kiosk screen or a staff page shows for each state (Vietnamese, English).
-STATE_MESSAGES: dict[str, tuple[str, str]] = {
-    "ok": ("Máy in sẵn sàng.", "The printer is ready."),
-    "paper_low": ("Máy in sắp hết giấy.", "The printer is running low on paper."),
-    "paper_out": ("Máy in hết giấy, vui lòng báo cán bộ.", "The printer is out of paper, please ask staff."),
-    "offline": ("Máy in đang tạm ngừng, vui lòng báo cán bộ.", "The printer is not available, please ask staff."),
-    "unknown": ("Chưa rõ tình trạng máy in.", "The printer's state is not known yet."),
-}
-
-
 def _insert(conn: sa.Connection, kind: str, ref: str, payload: dict[str, Any], source: str) -> int:
     now = utcnow()
     return int(conn.execute(
         sa.insert(print_jobs).values(
-            kind=kind, ref=ref, payload=json.dumps(payload, ensure_ascii=False), state="pending",
+            kind=kind, ref=ref, payload=json.dumps(payload, ensure_ascii=False), state=JobState.PENDING,
             source=source, created_at=now, updated_at=now,
         ).returning(print_jobs.c.id)
     ).scalar_one())
@@ -81,25 +72,25 @@ def printer_state(conn: sa.Connection, *, now: datetime | None = None) -> dict[s
     now = now or utcnow()
     row = conn.execute(sa.select(printer_status).where(printer_status.c.name == PRINTER)).mappings().first()
     pending = int(conn.execute(
-        sa.select(sa.func.count()).select_from(print_jobs).where(print_jobs.c.state == "pending")).scalar_one())
+        sa.select(sa.func.count()).select_from(print_jobs).where(print_jobs.c.state == JobState.PENDING)).scalar_one())
     if row is None:
-        state, detail, updated, alive = "unknown", "the print worker has not reported yet", None, False
+        state, detail, updated, alive = PrinterState.UNKNOWN, "the print worker has not reported yet", None, False
     else:
         state, detail, updated = row["state"], row["detail"] or "", row["heartbeat_at"]
         alive = now - row["heartbeat_at"] <= HEARTBEAT_STALE
         if not alive:
             # Nothing will print while the worker is down, whatever the printer last said.
-            state, detail = "offline", ("the print worker has not reported since "
+            state, detail = PrinterState.OFFLINE, ("the print worker has not reported since "
                                         f"{row['heartbeat_at']:%Y-%m-%d %H:%M:%S} UTC")
     shown = state
-    if state == "paper_low":
-        state = "ok"
-    msg_vi, msg_en = STATE_MESSAGES.get(shown, STATE_MESSAGES["unknown"])
+    if state == PrinterState.PAPER_LOW:
+        state = PrinterState.OK
+    msg_vi, msg_en = printer_messages(shown)
     return {
-        "state": state,
+        "state": str(state),
         "detail": detail,
         "updated_at": updated.isoformat() if updated else None,
-        "paper_low": shown == "paper_low",
+        "paper_low": shown == PrinterState.PAPER_LOW,
         "worker_alive": alive,
         "pending_jobs": pending,
         "message_vi": msg_vi,
@@ -127,10 +118,11 @@ def record_state(conn: sa.Connection, state: str, detail: str = "", *, now: date
 
 def mark_interrupted(conn: sa.Connection) -> list[int]:
     """At worker start: jobs left "printing" by a dead worker may have printed; never re-send them."""
-    ids = list(conn.execute(sa.select(print_jobs.c.id).where(print_jobs.c.state == "printing")).scalars())
+    ids = list(conn.execute(sa.select(print_jobs.c.id).where(print_jobs.c.state == JobState.PRINTING)).scalars())
     if ids:
         conn.execute(sa.update(print_jobs).where(print_jobs.c.id.in_(ids)).values(
-            state="uncertain", last_error="the print worker stopped while sending this job", updated_at=utcnow()))
+            state=JobState.UNCERTAIN, last_error="the print worker stopped while sending this job",
+            updated_at=utcnow()))
     return ids
 
 
@@ -140,20 +132,21 @@ def expire_old_tickets(conn: sa.Connection, max_age_s: int, *, now: datetime | N
         return 0
     now = now or utcnow()
     return conn.execute(sa.update(print_jobs).where(
-        print_jobs.c.state == "pending", print_jobs.c.kind == "ticket",
+        print_jobs.c.state == JobState.PENDING, print_jobs.c.kind == "ticket",
         print_jobs.c.created_at < now - timedelta(seconds=max_age_s),
-    ).values(state="expired", updated_at=now, last_error="waited too long for the printer")).rowcount
+    ).values(state=JobState.EXPIRED, updated_at=now, last_error="waited too long for the printer")).rowcount
 
 
 def claim_next(conn: sa.Connection) -> dict[str, Any] | None:
     """Take the oldest pending job: it becomes "printing" (committed before any byte is sent)."""
     row = conn.execute(
-        sa.select(print_jobs).where(print_jobs.c.state == "pending").order_by(print_jobs.c.id).limit(1)
+        sa.select(print_jobs).where(print_jobs.c.state == JobState.PENDING).order_by(print_jobs.c.id).limit(1)
     ).mappings().first()
     if row is None:
         return None
-    taken = conn.execute(sa.update(print_jobs).where(print_jobs.c.id == row["id"], print_jobs.c.state == "pending")
-                         .values(state="printing", attempts=print_jobs.c.attempts + 1, updated_at=utcnow())).rowcount
+    taken = conn.execute(
+        sa.update(print_jobs).where(print_jobs.c.id == row["id"], print_jobs.c.state == JobState.PENDING)
+        .values(state=JobState.PRINTING, attempts=print_jobs.c.attempts + 1, updated_at=utcnow())).rowcount
     if not taken:
         return None
     job = dict(row)
@@ -164,10 +157,10 @@ def claim_next(conn: sa.Connection) -> dict[str, Any] | None:
 def finish_job(conn: sa.Connection, job_id: int) -> None:
     now = utcnow()
     conn.execute(sa.update(print_jobs).where(print_jobs.c.id == job_id)
-                 .values(state="done", printed_at=now, updated_at=now, last_error=None))
+                 .values(state=JobState.DONE, printed_at=now, updated_at=now, last_error=None))
 
 
 def release_job(conn: sa.Connection, job_id: int, error: str, *, failed: bool = False) -> None:
     """Nothing reached the printer: the job waits again (or fails for good when it cannot be drawn)."""
     conn.execute(sa.update(print_jobs).where(print_jobs.c.id == job_id)
-                 .values(state="failed" if failed else "pending", last_error=error[:500], updated_at=utcnow()))
+                 .values(state=JobState.FAILED if failed else "pending", last_error=error[:500], updated_at=utcnow()))

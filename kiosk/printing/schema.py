@@ -5,10 +5,7 @@ from motcua.timeutil import UtcDateTime
 
 metadata = sa.MetaData()
 
-# A job moves pending -> printing -> done. A job found in "printing" when a worker starts was being
-# sent when the previous worker died: it becomes "uncertain" and is never re-sent automatically
-# (staff can reprint), so no job prints twice. "expired": a queue ticket too old to be useful.
-JOB_STATES = ("pending", "printing", "done", "uncertain", "expired", "failed")
+# print_jobs.state holds a kiosk.printing.states.JobState; printer_status.state a PrinterState.
 
 print_jobs = sa.Table(
     "print_jobs",

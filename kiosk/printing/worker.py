@@ -18,9 +18,10 @@ from typing import Any, Callable
 import sqlalchemy as sa
 
 from kiosk.printing import jobs
-from kiosk.printing.connections import OFFLINE, PAPER_OUT, Connection, PrinterOffline, SendFailed, make_connection
+from kiosk.printing.connections import Connection, PrinterOffline, SendFailed, make_connection
 from kiosk.printing.encode import encode_image
 from kiosk.printing.render import render_slip, render_ticket
+from kiosk.printing.states import CANNOT_PRINT, JobState, PrinterState
 from motcua.config import Config
 from motcua.db import reading
 
@@ -82,7 +83,7 @@ class PrintWorker:
         self.engine = engine
         self.connection = connection or make_connection(cfg)
         self.notify = notify or (lambda _msg: None)
-        self.state = "unknown"
+        self.state: str = PrinterState.UNKNOWN
         self._last_status = -1e9
         self.printed = 0
 
@@ -97,17 +98,17 @@ class PrintWorker:
 
     def _has_pending(self) -> bool:
         with reading(self.engine) as conn:
-            return conn.execute(sa.select(jobs.print_jobs.c.id).where(jobs.print_jobs.c.state == "pending")
+            return conn.execute(sa.select(jobs.print_jobs.c.id).where(jobs.print_jobs.c.state == JobState.PENDING)
                                 .limit(1)).first() is not None
 
     def check_status(self) -> str:
         try:
             state, detail = self.connection.status()
         except PrinterOffline as exc:
-            state, detail = OFFLINE, str(exc)
+            state, detail = PrinterState.OFFLINE, str(exc)
         except Exception as exc:  # any driver error means we cannot print now
             self.connection.close()
-            state, detail = OFFLINE, f"{type(exc).__name__}: {exc}"
+            state, detail = PrinterState.OFFLINE, f"{type(exc).__name__}: {exc}"
         self._record(state, detail)
         return state
 
@@ -115,7 +116,7 @@ class PrintWorker:
         with self.engine.begin() as conn:
             changed = jobs.record_state(conn, state, detail)
         if changed:
-            log.log(logging.INFO if state in ("ok", "unknown") else logging.WARNING,
+            log.log(logging.INFO if state in (PrinterState.OK, PrinterState.UNKNOWN) else logging.WARNING,
                     "printer %s: %s %s", self.connection.describe(), state, detail)
         self.state = state
         self._last_status = time.monotonic()
@@ -130,7 +131,7 @@ class PrintWorker:
         pending = self._has_pending()
         if pending or time.monotonic() - self._last_status >= self.cfg.printer.status_every_s:
             self.check_status()
-        if self.state in (PAPER_OUT, OFFLINE) or not pending:
+        if self.state in CANNOT_PRINT or not pending:
             return False
         with self.engine.begin() as conn:
             expired = jobs.expire_old_tickets(conn, self.cfg.printer.ticket_max_age_s)
@@ -153,7 +154,7 @@ class PrintWorker:
             log.warning("job %s not printed: %s", job["id"], exc)
             with self.engine.begin() as conn:
                 jobs.release_job(conn, job["id"], str(exc))
-            self._record(OFFLINE, str(exc))
+            self._record(PrinterState.OFFLINE, str(exc))
             return False
         with self.engine.begin() as conn:
             jobs.finish_job(conn, job["id"])
@@ -181,7 +182,7 @@ class PrintWorker:
             self.notify("WATCHDOG=1")
             self.notify(f"STATUS=printer {self.state}, {self.printed} printed")
             if not printed:
-                wait = self.cfg.printer.poll_s if self.state not in (PAPER_OUT, OFFLINE) else \
+                wait = self.cfg.printer.poll_s if self.state not in CANNOT_PRINT else \
                     min(self.cfg.printer.status_every_s, 5.0)
                 stop.wait(wait)
         self.connection.close()

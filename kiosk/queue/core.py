@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from kiosk.queue.schema import queue_calls, queue_counters, queue_tickets
+from kiosk.queue.schema import TicketState, queue_calls, queue_counters, queue_tickets
 from motcua.config import Config
 from motcua.timeutil import utcnow
 
@@ -137,7 +137,7 @@ def take_ticket(conn: sa.Connection, cfg: Config, service_code: str, *, now: dat
     ticket_id = conn.execute(
         sa.insert(queue_tickets).values(
             day=day, issued_service=svc.code, number=number, label=label, service_code=svc.code,
-            state="waiting", issued_at=now, queued_at=now,
+            state=TicketState.WAITING, issued_at=now, queued_at=now,
         ).returning(queue_tickets.c.id)
     ).scalar_one()
     return Ticket(
@@ -152,7 +152,7 @@ def waiting_count(conn: sa.Connection, cfg: Config, service_code: str, *, now: d
     return int(conn.execute(
         sa.select(sa.func.count()).select_from(queue_tickets).where(
             queue_tickets.c.day == day, queue_tickets.c.service_code == service_code,
-            queue_tickets.c.state == "waiting")
+            queue_tickets.c.state == TicketState.WAITING)
     ).scalar_one())
 
 
@@ -160,7 +160,7 @@ def average_service_min(conn: sa.Connection, cfg: Config, service_code: str) -> 
     """Mean minutes from call to finish over the service's most recent served tickets."""
     rows = conn.execute(
         sa.select(queue_tickets.c.called_at, queue_tickets.c.finished_at)
-        .where(queue_tickets.c.service_code == service_code, queue_tickets.c.state == "done",
+        .where(queue_tickets.c.service_code == service_code, queue_tickets.c.state == TicketState.DONE,
                queue_tickets.c.called_at.is_not(None), queue_tickets.c.finished_at.is_not(None))
         .order_by(queue_tickets.c.finished_at.desc())
         .limit(cfg.queue.estimate_window)
@@ -183,7 +183,7 @@ def estimate_wait_min(conn: sa.Connection, cfg: Config, service_code: str, ahead
 
 def current_ticket(conn: sa.Connection, counter: str) -> sa.RowMapping | None:
     return conn.execute(
-        sa.select(queue_tickets).where(queue_tickets.c.counter == counter, queue_tickets.c.state == "called")
+        sa.select(queue_tickets).where(queue_tickets.c.counter == counter, queue_tickets.c.state == TicketState.CALLED)
         .order_by(queue_tickets.c.called_at.desc()).limit(1)
     ).mappings().first()
 
@@ -199,12 +199,12 @@ def call_next(conn: sa.Connection, cfg: Config, counter: str, *, now: datetime |
     codes = [s.code for s in services_at_counter(cfg, counter)]
     now = now or utcnow()
     conn.execute(
-        sa.update(queue_tickets).where(queue_tickets.c.counter == counter, queue_tickets.c.state == "called")
-        .values(state="done", finished_at=now))
+        sa.update(queue_tickets).where(queue_tickets.c.counter == counter, queue_tickets.c.state == TicketState.CALLED)
+        .values(state=TicketState.DONE, finished_at=now))
     day = local_day(cfg, now)
     for _ in range(5):  # another counter may take the same ticket between select and update
         query = (
-            sa.select(queue_tickets).where(queue_tickets.c.day == day, queue_tickets.c.state == "waiting",
+            sa.select(queue_tickets).where(queue_tickets.c.day == day, queue_tickets.c.state == TicketState.WAITING,
                                            queue_tickets.c.service_code.in_(codes))
             .order_by(queue_tickets.c.queued_at, queue_tickets.c.id).limit(1)
         )
@@ -214,8 +214,9 @@ def call_next(conn: sa.Connection, cfg: Config, counter: str, *, now: datetime |
         if row is None:
             return None
         taken = conn.execute(
-            sa.update(queue_tickets).where(queue_tickets.c.id == row["id"], queue_tickets.c.state == "waiting")
-            .values(state="called", counter=counter, called_at=now, call_count=1)).rowcount
+            sa.update(queue_tickets)
+            .where(queue_tickets.c.id == row["id"], queue_tickets.c.state == TicketState.WAITING)
+            .values(state=TicketState.CALLED, counter=counter, called_at=now, call_count=1)).rowcount
         if taken:
             _record_call(conn, row, counter, now, recall=False)
             return CalledTicket(row["id"], row["label"], row["service_code"], counter, 1, row["transferred_from"])
@@ -243,7 +244,7 @@ def skip(conn: sa.Connection, cfg: Config, counter: str, *, now: datetime | None
     if row is None:
         raise QueueError("no_current")
     conn.execute(sa.update(queue_tickets).where(queue_tickets.c.id == row["id"])
-                 .values(state="skipped", finished_at=now or utcnow()))
+                 .values(state=TicketState.SKIPPED, finished_at=now or utcnow()))
     return CalledTicket(row["id"], row["label"], row["service_code"], counter, row["call_count"],
                         row["transferred_from"])
 
@@ -261,7 +262,7 @@ def transfer(conn: sa.Connection, cfg: Config, counter: str, to_service: str) ->
     if row["service_code"] == target.code:
         raise QueueError("same_service")
     conn.execute(sa.update(queue_tickets).where(queue_tickets.c.id == row["id"]).values(
-        state="waiting", service_code=target.code, counter=None, called_at=None,
+        state=TicketState.WAITING, service_code=target.code, counter=None, called_at=None,
         transferred_from=row["service_code"]))
     return CalledTicket(row["id"], row["label"], target.code, counter, row["call_count"], row["service_code"])
 
@@ -273,7 +274,7 @@ def finish(conn: sa.Connection, cfg: Config, counter: str, *, now: datetime | No
     if row is None:
         raise QueueError("no_current")
     conn.execute(sa.update(queue_tickets).where(queue_tickets.c.id == row["id"])
-                 .values(state="done", finished_at=now or utcnow()))
+                 .values(state=TicketState.DONE, finished_at=now or utcnow()))
     return CalledTicket(row["id"], row["label"], row["service_code"], counter, row["call_count"],
                         row["transferred_from"])
 
@@ -291,11 +292,12 @@ def service_summary(conn: sa.Connection, cfg: Config, *, now: datetime | None = 
     }
     out = []
     for svc in list_services(cfg):
-        waiting = counts.get((svc.code, "waiting"), 0)
+        waiting = counts.get((svc.code, TicketState.WAITING), 0)
         out.append({
             "code": svc.code, "name_vi": svc.name_vi, "name_en": svc.name_en, "prefix": svc.prefix,
             "counters": list(svc.counters), "waiting": waiting,
-            "served": counts.get((svc.code, "done"), 0), "skipped": counts.get((svc.code, "skipped"), 0),
+            "served": counts.get((svc.code, TicketState.DONE), 0),
+            "skipped": counts.get((svc.code, TicketState.SKIPPED), 0),
             "estimated_wait_min": estimate_wait_min(conn, cfg, svc.code, waiting),
         })
     return out

@@ -1,4 +1,6 @@
-"""Queue tables (created by migration p0003 in motcua/migrations)."""
+"""Queue tables (created by migration p0003 in motcua/migrations), and the ticket states."""
+from enum import StrEnum
+
 import sqlalchemy as sa
 
 from motcua.timeutil import UtcDateTime
@@ -18,9 +20,16 @@ queue_counters = sa.Table(
     sa.Column("last_number", sa.Integer, nullable=False),
 )
 
-# waiting -> called -> done | skipped; "transferred" keeps the label and re-queues the ticket
-# under another service (state waiting again, transferred_from set).
-TICKET_STATES = ("waiting", "called", "done", "skipped")
+
+
+class TicketState(StrEnum):
+    """waiting -> called -> done | skipped; a transfer keeps the label and re-queues the ticket
+    under another service (waiting again, transferred_from set)."""
+    WAITING = "waiting"
+    CALLED = "called"
+    DONE = "done"
+    SKIPPED = "skipped"
+
 
 queue_tickets = sa.Table(
     "queue_tickets",

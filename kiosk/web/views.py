@@ -29,6 +29,7 @@ from werkzeug.exceptions import HTTPException
 from kiosk.context import get_config, get_engine
 from kiosk.i18n import LANGUAGES, SESSION_KEY
 from kiosk.printing import jobs as printing
+from kiosk.printing.states import CANNOT_PRINT, printer_message
 from kiosk.queue import core as queue
 from kiosk.scanner.payload import ParsedPayload, PayloadRejected, parse_with_config
 from kiosk.scanner.status import read_status
@@ -257,18 +258,12 @@ def slip() -> Any:
     code, secret, _row = found
     engine = get_engine()
     with reading(engine) as conn:
-        state = printing.printer_state(conn).get("state", "unknown")
-    if state in ("paper_out", "offline"):
-        return _render_status(code, secret, _printer_problem(state), "warn")
+        state = printing.printer_state(conn)["state"]
+    if state in CANNOT_PRINT:
+        return _render_status(code, secret, printer_message(state), "warn")
     with engine.begin() as conn:
         printing.submit_slip(conn, get_config(), code)
     return _render_status(code, secret, _("Đang in phiếu. Mời bạn lấy phiếu ở khe máy in."), "good")
-
-
-def _printer_problem(state: str) -> str:
-    if state == "paper_out":
-        return _("Máy in hết giấy. Vui lòng báo cán bộ.")
-    return _("Máy in đang không hoạt động. Vui lòng báo cán bộ.")
 
 
 @bp.post("/sms")
@@ -347,9 +342,9 @@ def take_ticket() -> Any:
         return redirect(url_for("citizen.ticket_services"), 303)
     engine = get_engine()
     with reading(engine) as conn:
-        state = printing.printer_state(conn).get("state", "unknown")
-    if state in ("paper_out", "offline"):
-        return _screen("message.html", 503, screen="message", tone="warn", title=_printer_problem(state),
+        state = printing.printer_state(conn)["state"]
+    if state in CANNOT_PRINT:
+        return _screen("message.html", 503, screen="message", tone="warn", title=printer_message(state),
                        lines=[_("Vui lòng báo cán bộ để được phục vụ.")])
     with engine.begin() as conn:
         ticket = queue.take_ticket(conn, cfg, service)
