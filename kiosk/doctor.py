@@ -30,10 +30,11 @@ if TYPE_CHECKING:  # the config (pydantic) and the gateway's api (SQLAlchemy) lo
 
 OK, WARNING, ERROR, SKIPPED = "ok", "warning", "error", "skipped"
 UNITS = ("motcua-web.service", "motcua-scanner.service", "motcua-printer.service", "motcua-sms.service",
-         "motcua-browser.service", "motcua-backup.timer", "motcua-backup.service")
-CHECK_NAMES = ("config", "database", "backup", "disk", "clock", "units", "camera", "printer", "modem")
+         "motcua-sync.service", "motcua-browser.service", "motcua-backup.timer", "motcua-backup.service")
+CHECK_NAMES = ("config", "database", "backup", "disk", "clock", "units", "source", "camera", "printer", "modem")
 LABELS_VI = {"config": "cấu hình", "database": "cơ sở dữ liệu", "backup": "sao lưu", "disk": "ổ đĩa",
-             "clock": "đồng hồ", "units": "dịch vụ", "camera": "camera", "printer": "máy in", "modem": "modem SMS"}
+             "clock": "đồng hồ", "units": "dịch vụ",
+             "source": "hệ thống của tỉnh", "camera": "camera", "printer": "máy in", "modem": "modem SMS"}
 BACKUP_MAX_AGE_H = 36  # two backups a day: older than this means the timer is not running
 EARLIEST_SANE = datetime(2025, 1, 1, tzinfo=timezone.utc)  # a Pi has no battery clock
 
@@ -461,12 +462,26 @@ def _from_health(report: dict[str, Any], hint: str, source: str = "") -> Finding
     return Finding(report["name"], state, summary, "" if state == OK else hint, dict(report.get("data") or {}))
 
 
+def check_source(ctx: Context) -> Finding:
+    """The sync service's own record (last success, lag, last error); no call to the provincial system
+    here: `kiosk source check` does that."""
+    from kiosk.sources.api import sync_health
+
+    if ctx.cfg.source_.kind == "none":
+        return Finding("source", SKIPPED, "no provincial system configured ([source] kind)")
+    engine = ctx.get_engine()
+    if engine is None:
+        return Finding("source", SKIPPED, "the database cannot be opened (see the database check)")
+    report = {"name": "source", **sync_health(ctx.cfg, engine)}
+    return _from_health(report, "Chạy / run `kiosk source check`; `journalctl -u motcua-sync -n 30`")
+
+
 # --- running and showing ----------------------------------------------------------------------
 
 CHECKS: dict[str, Callable[[Context], Finding]] = {
     "config": check_config, "database": check_database, "backup": check_backup, "disk": check_disk,
-    "clock": check_clock, "units": check_units, "camera": check_camera, "printer": check_printer,
-    "modem": check_modem,
+    "clock": check_clock, "units": check_units, "source": check_source, "camera": check_camera,
+    "printer": check_printer, "modem": check_modem,
 }
 NEEDS_CONFIG = set(CHECK_NAMES) - {"config", "clock", "units"}
 

@@ -21,6 +21,7 @@ from kiosk.context import get_config, get_engine
 from kiosk.printing.jobs import printer_state
 from kiosk.printing.states import PrinterState
 from kiosk.scanner.status import read_status
+from kiosk.sources.api import sync_health
 from kiosk.store.schema import ingest_runs
 from motcua.config import Config
 from motcua.db import is_sqlite, reading
@@ -168,8 +169,15 @@ def check_outbox(cfg: Config, engine: sa.Engine) -> dict[str, Any]:
     return _check("outbox", state, f"{waiting} notice(s) need an official", counts=counts)
 
 
+def check_source(cfg: Config, engine: sa.Engine) -> dict[str, Any]:
+    """The sync service's record: last success, lag, last error (a log line, free of credentials)."""
+    report = sync_health(cfg, engine)
+    return _check("source", report["state"], report["detail"], **report["data"])
+
+
 GATHERERS: tuple[Callable[[Config, sa.Engine], dict[str, Any]], ...] = (
-    check_database, check_disk, check_last_ingest, check_camera, check_printer, check_modem, check_outbox,
+    check_database, check_disk, check_last_ingest, check_source, check_camera, check_printer, check_modem,
+    check_outbox,
 )
 
 

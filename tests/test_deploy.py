@@ -23,7 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 UNITS = REPO / "systemd"
 RULES = REPO / "hardware" / "70-motcua.rules"
 LAUNCHER = REPO / "hardware" / "kiosk-browser"
-SERVICES = ["motcua-web", "motcua-scanner", "motcua-printer", "motcua-sms", "motcua-backup", "motcua-browser"]
+SERVICES = ["motcua-web", "motcua-scanner", "motcua-printer", "motcua-sms", "motcua-sync", "motcua-backup",
+            "motcua-browser"]
 ALL_UNITS = sorted(p.name for p in UNITS.iterdir() if p.suffix in (".service", ".timer", ".target"))
 
 needs_systemd_analyze = pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze missing")
@@ -96,7 +97,7 @@ def verify(root: Path, *units: str) -> subprocess.CompletedProcess:
 
 @needs_systemd_analyze
 def test_every_unit_passes_systemd_analyze_verify(unit_root: Path) -> None:
-    assert len(ALL_UNITS) == 8, ALL_UNITS
+    assert len(ALL_UNITS) == 9, ALL_UNITS
     res = verify(unit_root, *ALL_UNITS)
     # verify exits 0 on unknown keys and bad values; it only warns. Any line is a defect.
     assert res.returncode == 0 and res.stderr.strip() == "" and res.stdout.strip() == "", res.stderr + res.stdout
@@ -149,6 +150,7 @@ def test_daemons_run_as_motcua_with_a_read_only_system_and_writable_data(service
     ("motcua-scanner", "/opt/motcua/venv/bin/kiosk scan --camera", "video"),
     ("motcua-printer", "/opt/motcua/venv/bin/kiosk print-worker", "lp"),
     ("motcua-sms", "/opt/motcua/venv/bin/sms-gateway run", "dialout"),
+    ("motcua-sync", "/opt/motcua/venv/bin/kiosk sync", None),
     ("motcua-backup", "/opt/motcua/venv/bin/kiosk backup --keep 14", None),
 ])
 def test_each_device_belongs_to_one_service_through_its_group(service: str, command: str, group: str | None) -> None:

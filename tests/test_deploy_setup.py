@@ -91,7 +91,7 @@ def test_users_groups_and_permissions(installed: Path) -> None:
 
 
 def test_units_are_enabled_and_verify_against_the_installed_programs(installed: Path) -> None:
-    assert text(installed, "enabled").split() == ["enabled"] * 7
+    assert text(installed, "enabled").split() == ["enabled"] * 8
     assert "multi-user.target.wants/motcua.target" in text(installed, "wants")
     log = text(installed, "verify.log")
     assert text(installed, "verify.rc").strip() == "0" and log.strip() == "", log

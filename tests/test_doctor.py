@@ -271,7 +271,7 @@ def _fake_tool(bin_dir: Path, name: str, stdout: str, rc: int = 0) -> None:
 
 
 def test_units_not_running_are_listed(tmp_path: Path, base: dict, monkeypatch: pytest.MonkeyPatch) -> None:
-    states = ["active", "active", "failed", "activating", "active", "active", "failed"]
+    states = ["active", "active", "failed", "activating", "active", "active", "active", "failed"]
     _fake_tool(tmp_path / "bin", "systemctl", "\n".join(states), rc=3)  # what `systemctl is-active` prints
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
     f = check(tmp_path, base, "units")
@@ -281,7 +281,7 @@ def test_units_not_running_are_listed(tmp_path: Path, base: dict, monkeypatch: p
 
 
 def test_units_all_active(tmp_path: Path, base: dict, monkeypatch: pytest.MonkeyPatch) -> None:
-    _fake_tool(tmp_path / "bin", "systemctl", "\n".join(["active"] * 6 + ["inactive"]))
+    _fake_tool(tmp_path / "bin", "systemctl", "\n".join(["active"] * 7 + ["inactive"]))
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
     assert check(tmp_path, base, "units").state == OK
 
@@ -340,7 +340,8 @@ def test_json_output_and_exit_codes(tmp_path: Path, base: dict) -> None:
         args = [str(KIOSK), "--config", str(cfg), "doctor", "--json", "--skip", "backup,clock,units"]
         res = subprocess.run(args, capture_output=True, text=True, timeout=120)
         out = json.loads(res.stdout)
-        assert [c["name"] for c in out["checks"]] == ["config", "database", "disk", "camera", "printer", "modem"]
+        assert [c["name"] for c in out["checks"]] == ["config", "database", "disk", "source", "camera", "printer",
+                                                    "modem"]
         assert out["status"] == OK and res.returncode == 0, res.stdout
         assert all(set(c) == {"name", "state", "summary", "hint", "data"} for c in out["checks"])
 

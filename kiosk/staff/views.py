@@ -87,6 +87,7 @@ CHECK_LABELS = {
     "disk": _l("Dung lượng lưu trữ"),
     "database": _l("Cơ sở dữ liệu"),
     "last_ingest": _l("Lần nhận dữ liệu gần nhất"),
+    "source": _l("Đồng bộ với hệ thống của tỉnh"),
     "outbox": _l("Hàng đợi tin nhắn"),
 }
 HEALTH_LABELS = {

@@ -46,7 +46,8 @@ chroot "$R" getent passwd motcua motcua-screen >"$OUT/passwd" 2>&1
 chroot "$R" id -nG motcua >"$OUT/groups" 2>&1
 chroot "$R" dpkg-query -W -f='${Package} ${Status}\n' cage >"$OUT/cage" 2>&1
 chroot "$R" systemctl is-enabled motcua.target motcua-web.service motcua-scanner.service \
-  motcua-printer.service motcua-sms.service motcua-browser.service motcua-backup.timer >"$OUT/enabled" 2>&1
+  motcua-printer.service motcua-sms.service motcua-sync.service motcua-browser.service motcua-backup.timer \
+  >"$OUT/enabled" 2>&1
 (cd "$R" && ls -l etc/systemd/system/multi-user.target.wants/motcua.target etc/systemd/system/motcua.target.wants) \
   >"$OUT/wants" 2>&1
 # The wrapper runs kiosk as the motcua user with /etc/motcua/config.toml: the first command creates

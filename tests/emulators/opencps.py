@@ -20,6 +20,7 @@ from tests.emulators import Emulator
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 FMT = "%d/%m/%Y %H:%M:%S"
+FINAL = ("done", "denied", "cancelled", "unresolved")
 SECRET_WRONG = b"secretKey not sucess"  # sic, MessageUtil's DOSSIER_MESSAGE_SECRETKEYNOTSUCCESS
 
 
@@ -63,6 +64,8 @@ class OpenCpsEmulator(Emulator):
                         dueDate=due or datetime(2026, 12, 9, 17, 0, tzinfo=ZONE), **kw)
             if modified:
                 d.modifiedDate = modified
+            if status in FINAL:
+                d.finishDate = d.modifiedDate
             self.dossiers[d.dossierId] = d
             return d
 
@@ -71,7 +74,7 @@ class OpenCpsEmulator(Emulator):
             d = next(x for x in self.dossiers.values() if x.dossierNo == code)
             d.dossierStatus = status
             d.modifiedDate = when or d.modifiedDate + timedelta(minutes=5)
-            if status in ("done", "denied", "cancelled", "unresolved"):
+            if status in FINAL:
                 d.finishDate = d.modifiedDate
             if status == "releasing":
                 d.releaseDate = d.modifiedDate

@@ -1,0 +1,168 @@
+"""The background sync service (`kiosk sync`, unit motcua-sync.service): follows the provincial system.
+
+One pass, by what the source can do:
+- a change listing (OpenCPS, an HTTP JSON feed): pages of changes since the stored cursor, each page
+  written through ingest and the cursor saved after it, so a restart resumes at that page;
+- lookups only (the portal adapter, an HTTP JSON source without a feed): the open dossiers the store
+  knows, those confirmed longest ago first, `REFRESH_BATCH` of them per pass;
+- a drop folder: the files waiting there.
+
+Errors back off (poll_s, doubling up to backoff_max_s) and are recorded with the cursor and the times
+of the last success in `source_sync`, read by the staff health page and `kiosk doctor`.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+import sqlalchemy as sa
+
+from kiosk.sources.base import ErrorKind, Source, SourceDossier, SourceError
+from kiosk.sources.dropfolder import DropFolderSource
+from kiosk.sources.schema import source_checks
+from kiosk.sources.store import SyncState, apply_many, known, load_state, parser_for, save_state
+from kiosk.store.schema import dossiers
+from motcua.config import Config
+from motcua.db import reading
+from motcua.statuses import STATUSES
+from motcua.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+REFRESH_BATCH = 200
+OPEN = [code for code, s in STATUSES.items() if not s.final]
+
+
+@dataclass
+class PassReport:
+    pages: int = 0
+    listed: int = 0
+    written: int = 0
+    refused: int = 0
+    complete: bool = False
+
+
+class SyncService:
+    def __init__(self, cfg: Config, engine: sa.Engine, source: Source,
+                 notify: Callable[[str], None] | None = None):
+        self.cfg, self.engine, self.source = cfg, engine, source
+        self.parser = parser_for(cfg, source)
+        self.notify = notify or (lambda _msg: None)  # sd_notify: READY=1, WATCHDOG=1
+        self.stop = threading.Event()
+
+    # --- one pass ---------------------------------------------------------------------------
+
+    def run_pass(self, max_pages: int | None = None) -> PassReport:
+        """One pass (or `max_pages` pages of it); raises SourceError when the source fails."""
+        state = load_state(self.engine, self.source.kind)
+        now = utcnow()
+        state.last_attempt_at = now
+        if state.pass_started_at is None:
+            state.pass_started_at = now
+        report = PassReport()
+        if isinstance(self.source, DropFolderSource):
+            imported = self.source.import_pending(self.engine)
+            report.listed = len(imported)
+            report.written = sum(i.created + i.updated for i in imported)
+            report.complete = True
+        elif self.source.supports_changes:
+            while not self.stop.is_set():
+                page = self.source.changes(state.cursor, lambda codes: known(self.engine, codes))
+                written, refused = apply_many(self.engine, self.parser, self.source, page.dossiers)
+                for line in page.skipped:
+                    log.warning("%s: skipped: %s", self.source.kind, line)
+                report.pages += 1
+                report.listed += page.listed
+                report.written += written
+                report.refused += refused + len(page.skipped)
+                state.cursor = page.cursor
+                state.applied += written
+                state.heartbeat_at = utcnow()
+                if page.done:
+                    report.complete = True
+                    break
+                save_state(self.engine, state)  # a restart resumes after this page
+                self.notify("WATCHDOG=1")
+                if max_pages is not None and report.pages >= max_pages:
+                    break
+        else:
+            report = self._refresh(state)
+        if report.complete:
+            state.confirmed_at = state.pass_started_at
+            state.pass_started_at = None
+        state.last_success_at = utcnow()
+        state.errors_in_row = 0
+        state.heartbeat_at = state.last_success_at
+        save_state(self.engine, state)
+        return report
+
+    def _refresh(self, state: SyncState) -> PassReport:
+        """For sources without a change listing: ask again about the open dossiers confirmed longest ago."""
+        with reading(self.engine) as conn:
+            rows = conn.execute(
+                sa.select(dossiers.c.code)
+                .select_from(dossiers.outerjoin(source_checks, source_checks.c.code == dossiers.c.code))
+                .where(dossiers.c.status.in_(OPEN))
+                .order_by(source_checks.c.checked_at.is_not(None), source_checks.c.checked_at, dossiers.c.id)
+                .limit(REFRESH_BATCH + 1)
+            ).scalars().all()
+        report = PassReport(complete=len(rows) <= REFRESH_BATCH)
+        found: list[SourceDossier] = []
+        for code in rows[:REFRESH_BATCH]:
+            if self.stop.is_set():
+                report.complete = False
+                break
+            report.listed += 1
+            try:
+                sd = self.source.fetch(code, None)
+            except SourceError as exc:
+                if exc.kind != ErrorKind.BAD_ANSWER:
+                    raise
+                log.warning("%s: skipped %r: %s", self.source.kind, code, exc.message)
+                report.refused += 1
+                continue
+            if sd is not None:
+                found.append(sd)
+        written, refused = apply_many(self.engine, self.parser, self.source, found)
+        report.written, report.refused = written, report.refused + refused
+        state.applied += written
+        return report
+
+    # --- the service loop ---------------------------------------------------------------------
+
+    def record_error(self, exc: Exception) -> int:
+        state = load_state(self.engine, self.source.kind)
+        state.errors_in_row += 1
+        state.last_error = str(exc)[:500]
+        state.last_error_at = state.last_attempt_at = state.heartbeat_at = utcnow()
+        save_state(self.engine, state)
+        return state.errors_in_row
+
+    def delay_after(self, errors_in_row: int) -> float:
+        if errors_in_row == 0:
+            return self.cfg.source_.poll_s
+        return min(self.cfg.source_.backoff_max_s, self.cfg.source_.poll_s * 2 ** (errors_in_row - 1))
+
+    def run(self, passes: int | None = None) -> None:
+        """Pass after pass until `stop` is set (or `passes` passes, for tests)."""
+        self.notify("READY=1")
+        done = 0
+        while not self.stop.is_set():
+            errors = 0
+            try:
+                report = self.run_pass()
+                log.info("%s: pass %s: %d listed, %d written, %d refused", self.source.kind,
+                         "complete" if report.complete else "in part", report.listed, report.written,
+                         report.refused)
+            except SourceError as exc:
+                errors = self.record_error(exc)
+                log.warning("%s: sync failed (%d in a row): %s", self.source.kind, errors, exc)
+            except sa.exc.SQLAlchemyError as exc:
+                errors = self.record_error(RuntimeError(f"database: {type(exc).__name__}"))
+                log.exception("%s: sync could not write to the database", self.source.kind)
+            self.notify("WATCHDOG=1")
+            done += 1
+            if passes is not None and done >= passes:
+                break
+            self.stop.wait(self.delay_after(errors))
