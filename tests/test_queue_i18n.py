@@ -94,3 +94,17 @@ def test_english_page_hides_the_second_english_line(client):
     assert 'html[lang="en"] body [lang="en"] { display: none; }' in client.get(stylesheet).get_data(as_text=True)
     client.get("/lang/vi")
     assert '<html lang="vi">' in client.get("/display").get_data(as_text=True)
+
+
+def test_counter_messages_come_from_the_catalogue_in_the_officials_language(app):
+    official = sign_in(app)
+    token = csrf_token(official, "/counter/1")
+    html = official.post("/counter/1/next", data={"csrf_token": token}, follow_redirects=True).get_data(as_text=True)
+    assert "Không còn ai đang chờ." in html and "Nobody is waiting" not in html  # Vietnamese only, no " · en"
+    html = official.post("/counter/1/recall", data={"csrf_token": token}, follow_redirects=True).get_data(as_text=True)
+    assert "Quầy chưa gọi số nào." in html
+    official.post("/staff/language", data={"lang": "en", "next": "/counter/1", "csrf_token": token})
+    html = official.post("/counter/1/next", data={"csrf_token": token}, follow_redirects=True).get_data(as_text=True)
+    assert "Nobody is waiting." in html and "Không còn ai" not in html
+    html = official.post("/counter/1/recall", data={"csrf_token": token}, follow_redirects=True).get_data(as_text=True)
+    assert "This counter has no called number." in html

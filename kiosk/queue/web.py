@@ -19,8 +19,11 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from kiosk.context import get_config, get_engine
+from kiosk.i18n import current_language
 from kiosk.printing.jobs import printer_state, submit_ticket
 from kiosk.queue import core
 from kiosk.queue.announce import AnnouncementUnavailable, announcement_text, chime_wav, speak_wav
@@ -32,11 +35,11 @@ log = logging.getLogger(__name__)
 bp = Blueprint("queue", __name__, template_folder="templates", static_folder="static",
                static_url_path="/queue/static")
 
-# Messages shown to the official after an action (Vietnamese first, English second).
-MESSAGES = {
-    "no_current": ("Quầy chưa gọi số nào.", "This counter has no called number."),
-    "same_service": ("Số này đã thuộc dịch vụ đó.", "The number is already in that service."),
-    "busy": ("Hệ thống đang bận, vui lòng bấm lại.", "The system is busy, please press again."),
+# Why an action at the counter could not be done (core.QueueError's reason -> sentence for the official).
+QUEUE_ERRORS = {
+    "no_current": _l("Quầy chưa gọi số nào."),
+    "same_service": _l("Số này đã thuộc dịch vụ đó."),
+    "busy": _l("Hệ thống đang bận, vui lòng bấm lại."),
 }
 
 
@@ -123,32 +126,36 @@ def counter_action(counter: str, action: str) -> Any:
             if action == "next":
                 called = core.call_next(conn, cfg, counter)
                 if called is None:
-                    flash("Không còn ai đang chờ. · Nobody is waiting.", "info")
+                    flash(_("Không còn ai đang chờ."), "info")
                 else:
-                    flash(f"Đã gọi số {called.label}. · Called {called.label}.", "ok")
+                    flash(_("Đã gọi số %(label)s.", label=called.label), "ok")
             elif action == "recall":
                 called = core.recall(conn, cfg, counter)
-                flash(f"Đã gọi lại số {called.label}. · Called {called.label} again.", "ok")
+                flash(_("Đã gọi lại số %(label)s.", label=called.label), "ok")
             elif action == "skip":
                 called = core.skip(conn, cfg, counter)
-                flash(f"Đã bỏ qua số {called.label}. · Skipped {called.label}.", "ok")
+                flash(_("Đã bỏ qua số %(label)s.", label=called.label), "ok")
             elif action == "finish":
                 called = core.finish(conn, cfg, counter)
-                flash(f"Đã xong số {called.label}. · Finished {called.label}.", "ok")
+                flash(_("Đã xong số %(label)s.", label=called.label), "ok")
             elif action == "transfer":
                 target = request.form.get("service", "")
                 try:
                     called = core.transfer(conn, cfg, counter, target)
                 except LookupError:
-                    flash("Chọn dịch vụ để chuyển. · Choose a service to transfer to.", "error")
+                    flash(_("Chọn dịch vụ để chuyển."), "error")
                 else:
-                    name = core.get_service(cfg, called.service_code).name_vi
-                    flash(f"Đã chuyển số {called.label} sang {name}. · Transferred {called.label}.", "ok")
+                    svc = core.get_service(cfg, called.service_code)
+                    name = svc.name_en if current_language() == "en" and svc.name_en else svc.name_vi
+                    flash(_("Đã chuyển số %(label)s sang %(service)s.", label=called.label, service=name), "ok")
             else:
                 abort(404)
     except core.QueueError as exc:
-        vi, en = MESSAGES.get(str(exc), (str(exc), str(exc)))
-        flash(f"{vi} · {en}", "error")
+        reason = QUEUE_ERRORS.get(str(exc))
+        if reason is None:  # a reason without a sentence yet: the official still sees that it failed
+            log.warning("queue action %s at %s failed: %s", action, counter, exc)
+            reason = _l("Không thực hiện được, vui lòng bấm lại.")
+        flash(str(reason), "error")
     return redirect(url_for("queue.counter_page", counter=counter))
 
 
