@@ -9,7 +9,9 @@ See docs/i18n.md for extracting and compiling.
 from __future__ import annotations
 
 from flask import Flask, current_app, request, session
-from flask_babel import Babel
+from flask_babel import Babel, lazy_gettext
+
+from motcua.statuses import OVERDUE_LABEL_VI, STATUSES
 
 LANGUAGES = ("vi", "en")
 DOMAINS = ("kiosk", "queue", "staff")
@@ -22,6 +24,18 @@ def current_language() -> str:
     if chosen in LANGUAGES:
         return chosen
     return current_app.config["MOTCUA"].kiosk.default_language
+
+
+# Dossier status labels for every screen and staff page: the vocabulary's Vietnamese wording
+# (motcua/statuses.py) through the catalogue, so English comes from kiosk.po like any other text.
+STATUS_LABELS = {code: lazy_gettext(s.label_vi) for code, s in STATUSES.items()}
+OVERDUE_LABEL = lazy_gettext(OVERDUE_LABEL_VI)
+
+
+def status_label(code: str | None) -> str:
+    """The status's label in the current language; an unknown code is shown as it is."""
+    label = STATUS_LABELS.get(code or "")
+    return str(label) if label is not None else (code or "")
 
 
 def init_app(app: Flask) -> None:

@@ -1,12 +1,19 @@
 """The citizen-facing status vocabulary (see docs/statuses.md and shared DOMAIN.md).
 
 Source systems (OpenCPS and the provincial systems built on it) use internal codes; the
-`[statuses] source_map` setting maps them onto these. Labels here are the canonical Vietnamese
-wording; screens take them through the translation catalogue.
+`[statuses] source_map` setting maps them onto these. Labels here are the canonical wording: the
+Vietnamese label is the translation catalogue's message id (kiosk screens and staff pages show it
+through the catalogue, `kiosk.i18n.status_label`); the English one is for text printed or sent
+without a screen language (the bilingual slip), and a test keeps it equal to the catalogue's.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+
+def N_(msgid: str) -> str:
+    """Mark a message id for extraction (pybabel's default keywords include N_); no translation here."""
+    return msgid
 
 
 @dataclass(frozen=True)
@@ -21,18 +28,18 @@ class Status:
 STATUSES: dict[str, Status] = {
     s.code: s
     for s in [
-        Status("waiting", "Chờ xử lý", "Waiting to be processed", False, False),
-        Status("processing", "Đang xử lý", "Being processed", False, False),
-        Status("more_documents", "Yêu cầu bổ sung giấy tờ", "More documents needed", True, False),
-        Status("denied", "Từ chối xử lý", "Denied", True, True),
-        Status("result_ready", "Chờ trả kết quả", "Result ready for pickup", True, False),
-        Status("handed_over", "Đã trả kết quả", "Result handed over", False, True),
-        Status("cancelled", "Đã hủy", "Cancelled", False, True),
+        Status("waiting", N_("Chờ xử lý"), "Waiting to be processed", False, False),
+        Status("processing", N_("Đang xử lý"), "Being processed", False, False),
+        Status("more_documents", N_("Yêu cầu bổ sung giấy tờ"), "More documents needed", True, False),
+        Status("denied", N_("Từ chối xử lý"), "Denied", True, True),
+        Status("result_ready", N_("Chờ trả kết quả"), "Result ready for pickup", True, False),
+        Status("handed_over", N_("Đã trả kết quả"), "Result handed over", False, True),
+        Status("cancelled", N_("Đã hủy"), "Cancelled", False, True),
     ]
 }
 
 NOTIFY_STATUSES = frozenset(c for c, s in STATUSES.items() if s.notify)
-OVERDUE_LABEL_VI = "Quá hạn"
+OVERDUE_LABEL_VI = N_("Quá hạn")
 OVERDUE_LABEL_EN = "Overdue"
 
 

@@ -22,6 +22,7 @@ from limits.strategies import FixedWindowRateLimiter
 
 from kiosk import health
 from kiosk.context import get_config, get_engine
+from kiosk.i18n import status_label
 from kiosk.printing.jobs import submit_slip
 from kiosk.staff import audit, users
 from kiosk.staff.forms import ActionForm, LanguageForm, LoginForm, PasswordForm, PhoneForm, StatusForm, UserAddForm
@@ -31,7 +32,6 @@ from kiosk.store import dossiers as store
 from kiosk.store.schema import dossiers
 from motcua.db import reading
 from motcua.phones import InvalidPhone, normalise_vn_mobile
-from motcua.statuses import STATUSES
 from sms_gateway import api as sms
 
 log = logging.getLogger(__name__)
@@ -172,12 +172,6 @@ def vndate(value: Any) -> str:
 @bp.context_processor
 def _helpers() -> dict[str, Any]:
     english = str(get_locale() or "vi").startswith("en")
-
-    def status_label(code: str | None) -> str:
-        s = STATUSES.get(code or "")
-        if s is None:
-            return code or ""
-        return s.label_en if english else s.label_vi
 
     return {
         "status_label": status_label,

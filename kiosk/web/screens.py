@@ -1,7 +1,7 @@
 """What the status screen says for each dossier status: label, colour, icon and what to do next.
 
-The Vietnamese wording is the message id (see kiosk/i18n.py); `motcua.statuses` holds the same
-labels for other parts, and tests keep the two in step.
+Labels come from `motcua.statuses` through the catalogue (kiosk.i18n.status_label), as on every
+other page.
 """
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 
+from kiosk.i18n import OVERDUE_LABEL, STATUS_LABELS, status_label
 from kiosk.store.dossiers import PublicDossier
 from motcua.config import Config
 
@@ -26,16 +26,6 @@ STATUS_LOOK: dict[str, tuple[str, str]] = {
     "cancelled": ("done", "cross"),
 }
 
-STATUS_LABELS = {
-    "waiting": _l("Chờ xử lý"),
-    "processing": _l("Đang xử lý"),
-    "more_documents": _l("Yêu cầu bổ sung giấy tờ"),
-    "denied": _l("Từ chối xử lý"),
-    "result_ready": _l("Chờ trả kết quả"),
-    "handed_over": _l("Đã trả kết quả"),
-    "cancelled": _l("Đã hủy"),
-}
-OVERDUE_LABEL = _l("Quá hạn")
 
 # Statuses for which asking for an SMS still makes sense (the notice goes out on a later change).
 SMS_USEFUL = frozenset({"waiting", "processing", "more_documents"})
@@ -97,7 +87,7 @@ def next_steps(d: PublicDossier, cfg: Config) -> list[str]:
 
 def status_screen(d: PublicDossier, cfg: Config) -> StatusScreen:
     tone, icon = STATUS_LOOK.get(d.status, ("info", "hourglass"))
-    label = str(STATUS_LABELS.get(d.status, d.status))
+    label = status_label(d.status)
     return StatusScreen(
         dossier=d,
         label=label,
@@ -108,3 +98,5 @@ def status_screen(d: PublicDossier, cfg: Config) -> StatusScreen:
         received=fmt_date(d.received_on),
         can_ask_sms=d.status in SMS_USEFUL,
     )
+
+__all__ = ["OVERDUE_LABEL", "STATUS_LABELS", "StatusScreen", "next_steps", "status_screen"]
