@@ -212,3 +212,54 @@ def test_usb_scanner_burst_while_typing_a_phone_number_asks_first(page, server, 
     assert page.input_value("#f-phone") == "0912"
     page.click("#scan-keep")
     assert page.input_value("#f-phone") == "0912" and page.url.endswith("/sms")
+
+
+# --- one tap, one slip ------------------------------------------------------------------------
+
+def _slip_jobs(server: Any, code: str) -> int:
+    import sqlalchemy as sa
+
+    eng = server.engine()
+    try:
+        with eng.connect() as conn:
+            return int(conn.execute(sa.text("select count(*) from print_jobs where kind = 'slip' and ref = :c"),
+                                    {"c": code}).scalar())
+    finally:
+        eng.dispose()
+
+
+def test_a_double_tap_on_print_makes_one_slip_and_the_confirmation_offers_no_second(page, server, scanner):
+    code = _today_code("0008")
+    before = _slip_jobs(server, code)
+    page.goto(server.url + "/code")
+    Taps(page).keys("8")
+    page.click("#submit-digits")
+    page.wait_for_selector("#print-slip")
+    page.dblclick("#print-slip", delay=100)
+    page.wait_for_selector("#notice")
+    assert "Đang in phiếu" in page.inner_text("#notice")
+    assert page.locator("#print-slip").count() == 0  # the confirmation has nothing that prints again
+    assert _slip_jobs(server, code) == before + 1
+
+
+def test_repeated_posts_of_one_page_make_one_slip_even_when_they_race(server):
+    import concurrent.futures
+    import re
+    import urllib.parse
+    import urllib.request
+
+    code = _today_code("0003", 2)
+    with urllib.request.urlopen(urllib.request.Request(
+            server.url + "/lookup", data=urllib.parse.urlencode({"code": code, "source": "camera"}).encode()),
+            timeout=10) as resp:
+        key = re.search(r'name="request_key" value="([0-9a-f]{32})"', resp.read().decode()).group(1)
+    before = _slip_jobs(server, code)
+
+    def post(_: int) -> int:
+        body = urllib.parse.urlencode({"code": code, "request_key": key}).encode()
+        with urllib.request.urlopen(urllib.request.Request(server.url + "/slip", data=body), timeout=10) as r:
+            return r.status
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(post, range(4))) == [200] * 4
+    assert _slip_jobs(server, code) == before + 1

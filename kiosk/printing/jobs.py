@@ -23,29 +23,75 @@ from motcua.timeutil import utcnow
 PRINTER = "main"
 HEARTBEAT_STALE = timedelta(seconds=30)  # the worker writes its heartbeat every few seconds
 
-def _insert(conn: sa.Connection, kind: str, ref: str, payload: dict[str, Any], source: str) -> int:
+# A second tap on "In phiếu" (or on the confirmation) for the same dossier within this window is the
+# same request. Kept small and separate from any per-dossier abuse limit: it only merges duplicates.
+DEDUP_WINDOW = timedelta(seconds=15)
+
+
+def _insert(conn: sa.Connection, kind: str, ref: str, payload: dict[str, Any], source: str,
+            request_key: str | None = None) -> int:
     now = utcnow()
     return int(conn.execute(
         sa.insert(print_jobs).values(
             kind=kind, ref=ref, payload=json.dumps(payload, ensure_ascii=False), state=JobState.PENDING,
-            source=source, created_at=now, updated_at=now,
+            source=source, created_at=now, updated_at=now, request_key=request_key,
         ).returning(print_jobs.c.id)
     ).scalar_one())
 
 
-def submit_ticket(conn: sa.Connection, cfg: Config, ticket: Any, *, source: str = "kiosk") -> int:
+def job_for_key(conn: sa.Connection, request_key: str | None) -> dict[str, Any] | None:
+    """The job a page's idempotency key already created, if any."""
+    if not request_key:
+        return None
+    row = conn.execute(sa.select(print_jobs).where(print_jobs.c.request_key == request_key)).mappings().first()
+    return dict(row) if row else None
+
+
+def _recent_duplicate(conn: sa.Connection, kind: str, ref: str, now: datetime) -> int | None:
+    return conn.execute(
+        sa.select(print_jobs.c.id).where(print_jobs.c.kind == kind, print_jobs.c.ref == ref,
+                                         print_jobs.c.created_at >= now - DEDUP_WINDOW,
+                                         print_jobs.c.state.in_((JobState.PENDING, JobState.PRINTING, JobState.DONE)))
+        .order_by(print_jobs.c.id.desc()).limit(1)
+    ).scalar()
+
+
+def _insert_once(conn: sa.Connection, kind: str, ref: str, payload: dict[str, Any], source: str,
+                 request_key: str | None) -> int:
+    try:
+        with conn.begin_nested():  # two workers racing with one key: the unique index keeps one job
+            return _insert(conn, kind, ref, payload, source, request_key)
+    except sa.exc.IntegrityError:
+        existing = job_for_key(conn, request_key)
+        if existing is None:
+            raise
+        return int(existing["id"])
+
+
+def submit_ticket(conn: sa.Connection, cfg: Config, ticket: Any, *, source: str = "kiosk",
+                  request_key: str | None = None) -> int:
     """Queue a ticket for printing; `ticket` is a kiosk.queue.core.Ticket (or its dict). Returns the job id."""
     content = ticket_content(cfg, ticket)
-    return _insert(conn, "ticket", content["label"], content, source)
+    return _insert_once(conn, "ticket", content["label"], content, source, request_key)
 
 
-def submit_slip(conn: sa.Connection, cfg: Config, dossier_code: str, *, source: str = "kiosk") -> int:
-    """Queue a status slip for a dossier. Raises LookupError if there is no such dossier."""
+def submit_slip(conn: sa.Connection, cfg: Config, dossier_code: str, *, source: str = "kiosk",
+                request_key: str | None = None, now: datetime | None = None) -> int:
+    """Queue a status slip for a dossier; returns the job id. A request key already used, or a slip of
+    the same dossier queued within DEDUP_WINDOW (a kiosk double tap), gives the existing job.
+    Raises LookupError if there is no such dossier."""
     row = find(conn, dossier_code)
     if row is None:
         raise LookupError(f"no dossier {dossier_code!r}")
+    existing = job_for_key(conn, request_key)
+    if existing:
+        return int(existing["id"])
+    if source == "kiosk":  # staff and the CLI print what they ask for
+        recent = _recent_duplicate(conn, "slip", row["code"], now or utcnow())
+        if recent is not None:
+            return int(recent)
     content = slip_content(cfg, row)
-    return _insert(conn, "slip", row["code"], content, source)
+    return _insert_once(conn, "slip", row["code"], content, source, request_key)
 
 
 def reprint(conn: sa.Connection, job_id: int, *, source: str = "staff") -> int:

@@ -21,6 +21,8 @@ print_jobs = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Column("printed_at", UtcDateTime),
+    # The page's idempotency key (migration v0002): a double tap on "In phiếu" is one job.
+    sa.Column("request_key", sa.String(64), unique=True),
 )
 
 # One row per printer (the appliance has one: name "main"), written by the print worker.

@@ -48,6 +48,8 @@ queue_tickets = sa.Table(
     sa.Column("queued_at", UtcDateTime, nullable=False),
     sa.Column("called_at", UtcDateTime),
     sa.Column("finished_at", UtcDateTime),
+    # Decree 107/2021: the elderly, people with disabilities, pregnant women (migration v0002).
+    sa.Column("priority", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("issued_service", "day", "number", name="uq_queue_tickets_number"),
 )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 from typing import Any
 
 from flask import (
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("citizen", __name__, template_folder="../templates", static_folder=None)
 
 SECRET_RX = re.compile(r"[A-Za-z0-9]{4,32}")
+REQUEST_KEY_RX = re.compile(r"[0-9a-f]{32}")
 MAX_FIELD = 600  # longer input is refused before parsing; a real payload is far shorter
 SOURCES = ("keypad", "wedge", "camera")
 GET_SCREENS = {"/", "/scan", "/code", "/ticket"}
@@ -155,7 +157,8 @@ def _parse_request() -> tuple[str, str | None]:
 
 def _render_status(code: str, secret: str | None, notice: str | None = None, notice_tone: str = "info", *,
                    receipt: ParsedPayload | None = None, ask_source: bool = False,
-                   not_found: dict[str, Any] | None = None) -> Any:
+                   not_found: dict[str, Any] | None = None, print_key: str | None = None,
+                   printed: bool = False) -> Any:
     """The status screen. `ask_source`: a fresh lookup, which may ask the provincial system (within
     the deadline); actions on a dossier already shown answer from the store. `not_found`: what the
     not-found screen shows instead of the bare code (the keypad's typed text)."""
@@ -172,7 +175,8 @@ def _render_status(code: str, secret: str | None, notice: str | None = None, not
     fresh = freshness(found.confirmed_at or found.row["updated_at"], cfg) if cfg.source_.kind != "none" else None
     return _screen("status.html", screen="status", s=status_screen(view, cfg), secret=secret or "",
                    secret_wrong=bool(secret) and not view.secret_ok, notice=notice, notice_tone=notice_tone,
-                   kiosk_screen=is_kiosk_screen(), freshness=fresh, source_failed=found.source_failed)
+                   kiosk_screen=is_kiosk_screen(), freshness=fresh, source_failed=found.source_failed,
+                   print_key=print_key or new_request_key(), printed=printed)
 
 
 @bp.post("/lookup")
@@ -261,9 +265,22 @@ def slip() -> Any:
         state = printing.printer_state(conn)["state"]
     if state in CANNOT_PRINT:
         return _render_status(code, secret, printer_message(state), "warn")
+    key = request_key()
     with engine.begin() as conn:
-        printing.submit_slip(conn, get_config(), code)
-    return _render_status(code, secret, _("Đang in phiếu. Mời bạn lấy phiếu ở khe máy in."), "good")
+        printing.submit_slip(conn, get_config(), code, request_key=key)
+    # The same key again: a tap on the confirmation is the same request, never a second slip.
+    return _render_status(code, secret, _("Đang in phiếu. Mời bạn lấy phiếu ở khe máy in."), "good",
+                          print_key=key, printed=True)
+
+
+def new_request_key() -> str:
+    """An idempotency key for a page whose button prints: every tap on that page is one request."""
+    return secrets.token_hex(16)
+
+
+def request_key() -> str | None:
+    key = request.form.get("request_key", "")
+    return key if REQUEST_KEY_RX.fullmatch(key) else None
 
 
 @bp.post("/sms")
@@ -326,7 +343,7 @@ def ticket_services() -> Any:
     if not hours.is_open(cfg.site):
         return _screen("closed.html", screen="closed")
     services = queue.list_services(cfg)
-    return _screen("services.html", screen="services", services=services)
+    return _screen("services.html", screen="services", services=services, request_key=new_request_key())
 
 
 @bp.post("/ticket")
@@ -346,9 +363,16 @@ def take_ticket() -> Any:
     if state in CANNOT_PRINT:
         return _screen("message.html", 503, screen="message", tone="warn", title=printer_message(state),
                        lines=[_("Vui lòng báo cán bộ để được phục vụ.")])
+    key = request_key()
     with engine.begin() as conn:
-        ticket = queue.take_ticket(conn, cfg, service)
-        printing.submit_ticket(conn, cfg, ticket)
+        done = printing.job_for_key(conn, key)
+        if done is None:
+            ticket = queue.take_ticket(conn, cfg, service)
+            printing.submit_ticket(conn, cfg, ticket, request_key=key)
+    if done is not None:  # a second tap on the service button: the number already taken, not another
+        return _screen("message.html", screen="message", tone="good",
+                       title=_("Bạn đã lấy số %(label)s", label=done["ref"]),
+                       lines=[_("Mời bạn lấy phiếu ở khe máy in và chờ gọi số.")])
     return _screen("ticket.html", screen="ticket", ticket=ticket, printed=True)
 
 

@@ -61,6 +61,14 @@
     form.submit();
   }
   window.kioskLookup = lookup;
+  // A form sent once is not sent again by a second tap while the next screen loads (the server also
+  // merges repeats by the page's request key: one tap, one slip).
+  document.addEventListener("submit", function (ev) {
+    var form = ev.target;
+    if (ev.defaultPrevented) return;
+    if (form.dataset.sent) { ev.preventDefault(); return; }
+    form.dataset.sent = "1";
+  });
 
   /* ---- keypad: on-screen keys (and a person typing on a real keyboard) ------------------------
      Digits mode (the commune's agency prefix is known): only digits, shown grouped as on the receipt
