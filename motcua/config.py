@@ -481,6 +481,8 @@ class ModemConfig(Section):
     smsc: str = Field("", description="SMS centre number, pinned (Gammu forgets it after an unplug); empty: the SIM's")
     pin: str = Field("", description="SIM PIN, entered when the SIM asks for one")
     send_timeout_s: float = Field(60.0, gt=0, description="abort a send the modem has not answered after this")
+    command_timeout_s: float = Field(10.0, gt=0, description="abort any other modem command unanswered after this "
+                                                             "(an unplugged modem is noticed then, not after 40 s)")
     reconnect_s: float = Field(10.0, gt=0,
                                description="first wait before reconnecting a lost modem; doubles up to 5 min")
     health_every_s: float = Field(60.0, gt=0, description="how often to read SIM, network and signal")

@@ -32,7 +32,7 @@ from motcua.timeutil import utcnow
 from sms_gateway import health as h
 from sms_gateway import outbox
 from sms_gateway.health import ModemState
-from sms_gateway.modem import AMBIGUOUS, PERMANENT, Modem, ModemFault, Report, SendError
+from sms_gateway.modem import AMBIGUOUS, CMS_MAX_ATTEMPTS, PERMANENT, Modem, ModemFault, Report, SendError
 from sms_gateway.schedule import Clock, Schedule
 from sms_gateway.text import Rendered, render_notice
 
@@ -89,6 +89,7 @@ class Gateway:
         self.schedule.every(HEARTBEAT, HEARTBEAT_S)
         self.schedule.every(READ, READ_DEVICE_S)
         self._sent_since_read = False
+        self._first_send_done = False  # balance and memory sweep wait for it (see the loop)
         self._status_fields: dict[str, Any] = {}
         self._reap_children = reap_children
         # The last message's outcome and delivery reports not written yet (see the module docstring).
@@ -166,11 +167,13 @@ class Gateway:
                     return EXIT_MODEM_UNUSABLE if self._has_due() else EXIT_IDLE
                 continue
             self._read_reports(schedule.due(READ))
-            if schedule.due(SWEEP):
+            # Slow work waits for the first send of this start (or an empty queue): a notice claimed
+            # late is a notice a crash or watchdog restart can leave uncertain.
+            if schedule.due(SWEEP) and self._first_send_done:
                 self._flush()
                 schedule.done(SWEEP)
                 self._take_reports(self.modem.sweep_stored())
-            if schedule.due(BALANCE) and self.cfg.sms.balance_ussd:
+            if schedule.due(BALANCE) and self.cfg.sms.balance_ussd and self._first_send_done:
                 self._check_balance()
             self._heartbeat()
             if self.state != ModemState.OK:
@@ -186,10 +189,13 @@ class Gateway:
                 self._sleep(min(60.0, self.cfg.sms.poll_s * 10))
                 continue
             attempted = self.send_one()
+            self._first_send_done = True
             if attempted is None:
                 if self._sent_since_read:  # a report for the last message may be waiting in the modem
                     self._read_reports(True)
                     self._flush()
+                if schedule.due(BALANCE) and self.cfg.sms.balance_ussd:  # idle now: the slow work's turn
+                    self._check_balance()
                 if until_idle:
                     return EXIT_IDLE
                 self._sleep(self.cfg.sms.poll_s)
@@ -266,8 +272,10 @@ class Gateway:
         if (fault.state, fault.detail) != (self.state, self.detail):
             log.warning("modem %s: %s", fault.state, fault.detail)
         self.state, self.detail = fault.state, fault.detail
-        if fault.state in (ModemState.NO_NETWORK, ModemState.NO_SIM, ModemState.PIN_REQUIRED):
-            self._status_fields.update(registered=False if fault.state == ModemState.NO_NETWORK else None)
+        # What was seen before the fault is no longer true: staff must not read "Viettel, 60 %"
+        # from before an outage.
+        self._status_fields.update(network=None, signal_percent=None,
+                                   registered=False if fault.state == ModemState.NO_NETWORK else None)
         self._set_status(f"modem {fault.state}: {fault.detail}")
         self._heartbeat(force=True)
 
@@ -411,7 +419,7 @@ class Gateway:
             def write(conn: sa.Connection) -> None:
                 outbox.mark_failed(conn, notice_id, err.detail, err.cms_code)
             self.stats["failed"] += 1
-        elif attempts >= self.cfg.sms.max_attempts:
+        elif attempts >= min(self.cfg.sms.max_attempts, CMS_MAX_ATTEMPTS.get(err.cms_code, self.cfg.sms.max_attempts)):
             def write(conn: sa.Connection) -> None:
                 outbox.mark_failed(conn, notice_id, f"gave up after {attempts} attempts: {err.detail}",
                                    err.cms_code)

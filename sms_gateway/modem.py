@@ -14,14 +14,17 @@ Facts this is built on (docs/sms.md, DOMAIN.md):
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import re
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import gammu
 
@@ -43,6 +46,7 @@ PERMANENT_CMS = {
     10,   # call barred
     21,   # short message transfer rejected
     29,   # facility rejected
+    28,   # unidentified subscriber: the number does not exist
     30,   # unknown subscriber
     50,   # requested facility not subscribed
     69,   # requested facility not implemented
@@ -56,6 +60,9 @@ PERMANENT_CMS = {
     305,  # invalid text mode parameter
     325,  # invalid destination (some modems)
 }
+# Codes retried fewer times than [sms] max_attempts. 500 is the modem's "unknown error": some modems
+# give it for a number the network refused, so a second one in a row fails the notice.
+CMS_MAX_ATTEMPTS = {500: 2}
 # Codes that say the modem or SIM, not the message, is the problem: retry, and re-read the modem.
 MODEM_CMS = {310, 311, 312, 313, 314, 315, 316, 317, 318, 330, 331, 332}
 CMS_TEXT = {
@@ -204,7 +211,7 @@ class Modem:
         self.sm: Any = None
         self.info: dict[str, Any] = {}
         self._incoming = _Incoming()
-        self._pin_refused = ""
+        self.pin_refused_path = workdir / "pin-refused.json"
         self._watchdog = _Watchdog()
 
     # --- connection -------------------------------------------------------------------------
@@ -235,27 +242,31 @@ class Modem:
         sm = gammu.StateMachine()
         sm.ReadConfig(Filename=str(self.rc_path))
         try:
-            sm.Init()
-        except gammu.GSMError as exc:
+            with self._guarded(sm, "opening the modem"):
+                sm.Init()
+        except (gammu.GSMError, ModemFault) as exc:
             # Terminate even a failed Init: it closes the device and, behind proxyat, collects the
             # exited proxy process, which would otherwise stay a zombie for every failed reconnect.
             try:
                 sm.Terminate()
             except gammu.GSMError:
                 pass
+            if isinstance(exc, ModemFault):
+                raise
             raise ModemFault(ModemState.UNPLUGGED, f"modem not answering ({_err_name(exc)}: {_text(exc)})") from None
         self.sm = sm
         try:
-            self._unlock()
-            self.info = {"model": self._safe(lambda: " ".join(x for x in sm.GetModel() if x and x != "unknown")),
-                         "imei": self._safe(sm.GetIMEI)}
-            if self.delivery_reports:
-                sm.SetIncomingCallback(self._on_incoming)
-                try:
-                    sm.SetIncomingSMS(True)
-                except gammu.GSMError as exc:
-                    log.warning("modem will not route delivery reports (%s); they will be read from memory",
-                                _err_name(exc))
+            with self._guarded(sm, "setting the modem up"):
+                self._unlock()
+                self.info = {"model": self._safe(lambda: " ".join(x for x in sm.GetModel() if x and x != "unknown")),
+                             "imei": self._safe(sm.GetIMEI)}
+                if self.delivery_reports:
+                    sm.SetIncomingCallback(self._on_incoming)
+                    try:
+                        sm.SetIncomingSMS(True)
+                    except gammu.GSMError as exc:
+                        log.warning("modem will not route delivery reports (%s); they will be read from memory",
+                                    _err_name(exc))
         except ModemFault:
             self.close()
             raise
@@ -264,6 +275,56 @@ class Modem:
             raise ModemFault(ModemState.ERROR, f"modem setup failed: {_err_name(exc)}: {_text(exc)}") from None
         return self.info
 
+    @contextmanager
+    def _guarded(self, sm: Any, what: str) -> Iterator[None]:
+        """Abort a command the modem does not answer within [modem] command_timeout_s.
+
+        Gammu waits 30-40 s on a proxy or serial port that went away with a command in flight; the
+        send watchdog's Abort cuts that short for every other command too, and the lost modem is
+        reported at once (ModemFault UNPLUGGED) instead of after the stall.
+        """
+        timeout_s = self.cfg.command_timeout_s
+        self._watchdog.arm(sm, timeout_s)
+        try:
+            yield
+        except gammu.GSMError:
+            if self._watchdog.disarm():
+                raise self._timed_out(what, timeout_s) from None
+            raise
+        except BaseException:
+            self._watchdog.disarm()
+            raise
+        if self._watchdog.disarm():  # an error swallowed inside (optional reads) hid the abort
+            raise self._timed_out(what, timeout_s)
+
+    def _timed_out(self, what: str, timeout_s: float) -> ModemFault:
+        self.close()
+        return ModemFault(ModemState.UNPLUGGED, f"modem did not answer within {timeout_s:g} s ({what})")
+
+    # --- the SIM PIN ---------------------------------------------------------------------------
+    # A refused PIN is remembered on disk, not in memory: the watchdog or a reboot restarts the
+    # gateway, and a SIM locks to PUK after three wrong entries. Only a changed [modem] pin is tried.
+    @staticmethod
+    def _pin_fingerprint(pin: str) -> str:
+        return hashlib.sha256(f"motcua-pin:{pin}".encode()).hexdigest()
+
+    def refused_pin(self) -> str | None:
+        """Why the configured PIN is not tried (it was refused before), or None."""
+        try:
+            saved = json.loads(self.pin_refused_path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return None
+        if saved.get("pin") != self._pin_fingerprint(self.cfg.pin):
+            return None
+        return str(saved.get("detail") or "the SIM refused the configured PIN")
+
+    def _remember_refused_pin(self, detail: str) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        tmp = self.pin_refused_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"pin": self._pin_fingerprint(self.cfg.pin), "detail": detail,
+                                   "at": time.time()}), encoding="utf-8")
+        os.replace(tmp, self.pin_refused_path)
+
     def _unlock(self) -> None:
         try:
             need = self.sm.GetSecurityStatus()
@@ -271,16 +332,19 @@ class Modem:
             raise ModemFault(ModemState.NO_SIM, f"no SIM card ({_err_name(exc)})") from None
         if need is None:
             return
-        if need == "PIN" and self._pin_refused:
-            raise ModemFault(ModemState.PIN_REQUIRED, self._pin_refused)
         if need == "PIN" and self.cfg.pin:
+            refused = self.refused_pin()
+            if refused:
+                raise ModemFault(ModemState.PIN_REQUIRED, refused)
             try:
                 self.sm.EnterSecurityCode("PIN", self.cfg.pin)
             except gammu.GSMError as exc:
                 # Never retry a wrong PIN automatically: three wrong tries lock the SIM (PUK).
-                self._pin_refused = (f"the SIM refused the configured PIN ({_err_name(exc)}); "
-                                     "not trying again, fix [modem] pin and restart")
-                raise ModemFault(ModemState.PIN_REQUIRED, self._pin_refused) from None
+                detail = (f"the SIM refused the configured PIN ({_err_name(exc)}); "
+                          "not trying it again: fix [modem] pin (a changed PIN is tried once)")
+                self._remember_refused_pin(detail)
+                raise ModemFault(ModemState.PIN_REQUIRED, detail) from None
+            self.pin_refused_path.unlink(missing_ok=True)
             return
         raise ModemFault(ModemState.PIN_REQUIRED, f"the SIM asks for its {need}; set [modem] pin" if need == "PIN"
                          else f"the SIM asks for its {need}; unlock it in a phone")
@@ -315,8 +379,9 @@ class Modem:
             raise ModemFault(ModemState.UNPLUGGED, "not connected")
         try:
             # The SIM's PIN state was read at connect (Gammu spends a second on every AT+CPIN?).
-            network = sm.GetNetworkInfo()
-            signal = self._safe(sm.GetSignalQuality) or {}
+            with self._guarded(sm, "reading network and signal"):
+                network = sm.GetNetworkInfo()
+                signal = self._safe(sm.GetSignalQuality) or {}
         except gammu.ERR_NOSIM as exc:
             raise ModemFault(ModemState.NO_SIM, f"no SIM card ({_err_name(exc)})") from None
         except gammu.GSMError as exc:
@@ -427,9 +492,13 @@ class Modem:
             return []
         if read:
             try:
-                self.sm.ReadDevice()
+                with self._guarded(self.sm, "reading incoming messages"):
+                    self.sm.ReadDevice()
             except gammu.GSMError as exc:
                 log.warning("reading from the modem failed: %s", _err_name(exc))
+            except ModemFault as fault:  # the connection is closed; the gateway reconnects
+                log.warning("%s", fault.detail)
+                return []
         for folder, location in self._incoming.locations[:]:
             self._incoming.locations.remove((folder, location))
             self._read_stored(folder, location)

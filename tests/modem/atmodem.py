@@ -19,9 +19,13 @@ DIR holds:
                               unplugged (scenario "unplugged" set true) until the test replugs it
     status_reports: "delivered"  "delivered", "failed" or null: a +CDS report after each send
     ussd: "TKC 50.000d"       answer to AT+CUSD
+    hang_commands: {"AT+CSQ": 1}  this many of these commands (by prefix) get no answer (consumed)
+    exit_on_command: {"AT+CSQ": 1}  this many of these commands make the modem vanish with the
+                              command in flight; it then stays unplugged until the test replugs it
 - `sent.jsonl`: every PDU the modem accepted ({"ref", "pdu", "t"}), written and fsynced BEFORE the
   modem answers +CMGS, so a message the gateway may have lost track of is still counted here.
-- `state.json`: the message-reference counter and consumed fault counters (survive "replugs").
+- `state.json`: the message-reference counter, consumed fault counters (survive "replugs") and
+  `wrong_pins`, how many wrong PINs were entered (a real SIM locks to PUK after 3).
 - `commands.log`: every command received, for debugging.
 - `starts.log`: one line per process start ("plugged" or "unplugged"), so a test can count reconnects.
 
@@ -91,6 +95,28 @@ class Modem:
             return int(codes[used])
         return None
 
+    def consume_keyed(self, key: str, command: str) -> bool:
+        """Take one unit of a per-command fault ({"AT+CSQ": 1}); the prefix is matched."""
+        scen, state = self.scenario(), load("state.json", {})
+        for prefix, count in (scen.get(key) or {}).items():
+            if command.startswith(prefix.upper()):
+                used = state.get(f"used_{key}_{prefix}", 0)
+                if used < int(count):
+                    state[f"used_{key}_{prefix}"] = used + 1
+                    save_state(state)
+                    return True
+        return False
+
+    def unplug(self, why: str) -> None:
+        """Vanish and stay unplugged (scenario "unplugged") until the test plugs the modem back."""
+        scen = self.scenario()
+        scen["unplugged"] = True
+        tmp = DIR / "scenario.json.tmp"
+        tmp.write_text(json.dumps(scen))
+        os.replace(tmp, DIR / "scenario.json")
+        self.log.write(f"UNPLUGGED {why}\n")
+        os._exit(0)
+
     def locked(self) -> bool:
         scen = self.scenario()
         return bool(scen.get("pin")) and not self.pin_ok
@@ -103,6 +129,11 @@ class Modem:
         cmd = raw.strip()
         up = cmd.upper()
         scen = self.scenario()
+        if self.consume_keyed("hang_commands", up):
+            self.log.write(f"HANG on {cmd}\n")
+            return
+        if self.consume_keyed("exit_on_command", up):
+            self.unplug(f"with {cmd} in flight")
         if up in ("AT", "ATZ", "AT&F", "ATV1", "ATQ0") or up.startswith("AT+CMEE="):
             return self.reply()
         if up in ("ATE0", "ATE1"):
@@ -125,6 +156,9 @@ class Modem:
             if given == str(scen.get("pin") or ""):
                 self.pin_ok = True
                 return self.reply()
+            state = load("state.json", {})
+            state["wrong_pins"] = state.get("wrong_pins", 0) + 1
+            save_state(state)
             return self.reply(final="+CME ERROR: 16")
         if scen.get("sim", True) is False and up.startswith(("AT+CIMI", "AT+CMGS", "AT+CSCA", "AT+CPMS")):
             return self.reply(final="+CME ERROR: 10")
@@ -196,12 +230,7 @@ class Modem:
         ref = self.record(pdu)
         self.reply(f"+CMGS: {ref}")
         if self.consume("unplug_after_sends"):
-            scen["unplugged"] = True  # stays unplugged until the test plugs it back
-            tmp = DIR / "scenario.json.tmp"
-            tmp.write_text(json.dumps(scen))
-            os.replace(tmp, DIR / "scenario.json")
-            self.log.write("UNPLUGGED after a send\n")
-            os._exit(0)
+            self.unplug("after a send")
         report = scen.get("status_reports")
         if report:
             tpdu = status_report_pdu(ref, pdu, report == "delivered")
