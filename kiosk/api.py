@@ -8,6 +8,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -18,6 +19,47 @@ from kiosk.store.ingest import Parser, ingest_batch
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+# A batch is {"dossiers": [{...}]}: three levels. json.loads recurses once per level (100,000 levels
+# is a RecursionError) and turns a 5,000-digit number into a ValueError, so both are bounded first.
+MAX_DEPTH = 16
+MAX_INT_DIGITS = 20
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_EMPTY_PAIR = re.compile(rb"\[\]|\{\}")
+
+
+class JsonRefused(ValueError):
+    """The body is JSON we will not parse (too deep, a number too long); the message says which."""
+
+
+def too_deep(raw: bytes, limit: int = MAX_DEPTH) -> bool:
+    """Does the JSON text nest [ and { deeper than `limit`? Brackets inside strings are ignored.
+
+    Each pass removes the innermost empty pairs (C-speed regex, no recursion): whatever remains
+    after `limit` passes was deeper.
+    """
+    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKET)
+    for _ in range(limit):
+        inner = _EMPTY_PAIR.sub(b"", brackets)
+        if inner == brackets:
+            break
+        brackets = inner
+    opened = brackets.count(b"[") + brackets.count(b"{")
+    return bool(brackets) and opened * 2 == len(brackets)  # unbalanced: json.loads says where
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise JsonRefused(f"a number has more than {MAX_INT_DIGITS} digits")
+    return int(text)
+
+
+def loads_bounded(raw: bytes) -> object:
+    """json.loads with a nesting limit and a digit limit; JsonRefused or JSONDecodeError otherwise."""
+    if too_deep(raw):
+        raise JsonRefused(f"nested deeper than {MAX_DEPTH} levels")
+    return json.loads(raw, parse_int=_bounded_int)
 
 
 def _error(status: int, message: str, **extra) -> Response:
@@ -63,7 +105,9 @@ def ingest_dossiers() -> Response:
         return _error(415, "send the batch as application/json")
     raw = request.get_data(cache=False)
     try:
-        body = json.loads(raw)
+        body = loads_bounded(raw)
+    except JsonRefused as exc:
+        return _error(400, f"JSON refused: {exc}")
     except UnicodeDecodeError:
         return _error(400, "malformed JSON: the body is not UTF-8")
     except json.JSONDecodeError as exc:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from kiosk.staff import audit, guard, users
-from kiosk.staff.models import staff_audit, staff_users
+from kiosk.staff.models import staff_audit, staff_lockouts, staff_users
 from kiosk.staff.testing import LAN_ADDRESS, create_account, csrf_token, lan_client, sign_in
 from kiosk.store.ingest import DossierEvent, apply_event
 from kiosk.store.schema import dossier_history, dossiers
@@ -196,7 +196,7 @@ def _login(client, username, password):
                                              "csrf_token": csrf_token(client)})
 
 
-def test_lockout_after_repeated_wrong_passwords(app, engine):
+def test_lockout_after_repeated_wrong_passwords_holds_for_that_address_only(app, engine):
     create_account(app, "chi", password=PASSWORD)
     client = lan_client(app)
     for _ in range(4):
@@ -205,15 +205,16 @@ def test_lockout_after_repeated_wrong_passwords(app, engine):
         assert "Sai tên đăng nhập hoặc mật khẩu" in resp.get_data(as_text=True)
     resp = _login(client, "chi", "wrong-password")  # the fifth: locked
     assert resp.status_code == 429 and "tạm khóa" in resp.get_data(as_text=True)
-    resp = _login(lan_client(app, "192.168.1.33"), "chi", PASSWORD)  # right password, another PC: still locked
-    assert resp.status_code == 429
+    assert _login(client, "chi", PASSWORD).status_code == 429  # the right password, from there: still locked
     # Unknown names lock the same way, so the message does not reveal which accounts exist.
     other = lan_client(app, "192.168.1.34")
     codes = [_login(other, "khong-co", "x" * 12).status_code for _ in range(5)]
     assert codes == [401, 401, 401, 401, 429]
-    with engine.begin() as conn:  # the lock runs out
-        conn.execute(staff_users.update().values(locked_until=utcnow() - timedelta(seconds=1)))
+    # A guesser locks only its own address: the official's PC still signs in.
     assert _login(lan_client(app, "192.168.1.35"), "chi", PASSWORD).status_code == 302
+    with engine.begin() as conn:  # the lock runs out
+        conn.execute(staff_lockouts.update().values(locked_until=utcnow() - timedelta(seconds=1)))
+    assert _login(client, "chi", PASSWORD).status_code == 302
     with engine.connect() as conn:
         actions = [r.action for r in conn.execute(sa.select(staff_audit.c.action).order_by(staff_audit.c.id))]
     assert actions.count(audit.LOGIN_FAILED) == 8 and actions.count(audit.LOGIN_LOCKED) == 3
@@ -627,9 +628,84 @@ def test_wrong_passwords_tried_at_once_all_count(config, engine):
         users.create_user(conn, config.staff, "song-song", PASSWORD)
     with ThreadPoolExecutor(5) as pool:
         outcomes = list(pool.map(lambda i: users.authenticate(engine, config.staff, "song-song", f"sai-{i}",
-                                                             f"10.0.1.{i}").reason, range(5)))
+                                                             "10.0.1.1").reason, range(5)))
     assert sorted(outcomes) == ["bad"] * 4 + ["locked"]
-    assert users.authenticate(engine, config.staff, "song-song", PASSWORD, "10.0.1.9").reason == "locked"
+    assert users.authenticate(engine, config.staff, "song-song", PASSWORD, "10.0.1.1").reason == "locked"
+    assert users.authenticate(engine, config.staff, "song-song", PASSWORD, "10.0.1.9").reason == "ok"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_forty_parallel_guesses_from_four_addresses_check_at_most_five_passwords_each(
+        backend, make_config, request, monkeypatch):
+    """Issue 17 case 4: the attempt is counted before the hash is checked, atomically."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from motcua.db import make_engine
+
+    overrides = {"staff": CHEAP}
+    if backend == "postgresql":
+        overrides["database"] = {"url": request.getfixturevalue("pg_database")}
+    cfg = make_config(overrides)
+    engine = make_engine(cfg)
+    with engine.begin() as conn:
+        users.create_user(conn, cfg.staff, "admin", PASSWORD, role=users.ADMIN)
+    checked: dict[str, int] = {}
+    lock = threading.Lock()
+    real_verify = users.verify_password
+    local = threading.local()
+
+    def counting_verify(stored: str, password: str) -> bool:
+        with lock:
+            checked[local.address] = checked.get(local.address, 0) + 1
+        return real_verify(stored, password)
+
+    monkeypatch.setattr(users, "verify_password", counting_verify)
+    start = threading.Barrier(40)
+
+    def attempt(i: int) -> str:
+        local.address = f"192.168.7.{i % 4}"
+        start.wait()
+        return users.authenticate(engine, cfg.staff, "admin", f"sai-{i}", local.address).reason
+
+    with ThreadPoolExecutor(40) as pool:
+        outcomes = list(pool.map(attempt, range(40)))
+    assert set(checked) == {f"192.168.7.{i}" for i in range(4)}
+    assert all(n <= cfg.staff.lockout_failures for n in checked.values()), checked
+    assert outcomes.count("bad") == 4 * (cfg.staff.lockout_failures - 1)
+    for i in range(4):  # each guessing address is locked: the right password does not get in from there
+        local.address = f"192.168.7.{i}"
+        assert users.authenticate(engine, cfg.staff, "admin", PASSWORD, local.address).reason == "locked"
+    assert all(n <= cfg.staff.lockout_failures for n in checked.values()), checked  # refused unchecked
+    local.address = "192.168.1.20"  # the admin's own PC is not locked out by the guessers
+    assert users.authenticate(engine, cfg.staff, "admin", PASSWORD, local.address).reason == "ok"
+    engine.dispose()
+
+
+def test_kiosk_user_unlock_ends_a_lockout(make_config, tmp_path):
+    from kiosk.cli import cli
+    from motcua.db import make_engine
+
+    cfg = make_config(staff=CHEAP)
+    path = tmp_path / "cli.toml"
+    path.write_text(f'[paths]\ndata_dir = "{cfg.paths.data_dir}"\n', encoding="utf-8")
+    engine = make_engine(cfg)
+    with engine.begin() as conn:
+        users.create_user(conn, cfg.staff, "admin", PASSWORD, role=users.ADMIN)
+    for i in range(5):
+        users.authenticate(engine, cfg.staff, "admin", f"sai-{i}", "10.9.9.9")
+    assert users.authenticate(engine, cfg.staff, "admin", PASSWORD, "10.9.9.9").reason == "locked"
+    runner = CliRunner()
+    listed = runner.invoke(cli, ["--config", str(path), "user", "list"])
+    assert "locked until" in listed.output
+    result = runner.invoke(cli, ["--config", str(path), "user", "unlock", "admin"])
+    assert result.exit_code == 0, result.output
+    assert "unlocked admin (was locked from 10.9.9.9)" in result.output
+    assert users.authenticate(engine, cfg.staff, "admin", PASSWORD, "10.9.9.9").reason == "ok"
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(staff_audit).where(staff_audit.c.action == audit.USER_UNLOCK)).mappings().one()
+    assert row["target"] == "admin" and row["actor"].startswith("cli:")
+    engine.dispose()
 
 
 def test_passwords_are_argon2id_with_the_default_cost_and_upgraded_at_sign_in(make_config):

@@ -1,4 +1,4 @@
-"""`kiosk user add|list|disable|enable|password`: staff accounts from the command line."""
+"""`kiosk user add|list|disable|enable|password|unlock`: staff accounts from the command line."""
 from __future__ import annotations
 
 import getpass
@@ -105,3 +105,23 @@ def password(obj: AppContext, username: str, password: str | None) -> None:
             raise click.ClickException(str(exc)) from None
         audit.record(conn, actor=_cli_actor(), action=audit.USER_PASSWORD, target=row["username"])
     click.echo(f"password changed for {row['username']}")
+
+
+@user_group.command("unlock")
+@click.argument("username")
+@click.option("--address", default=None, help="Only the lockout from this client address (default: all).")
+@click.pass_obj
+def unlock(obj: AppContext, username: str, address: str | None) -> None:
+    """End an account's sign-in lockout (after too many wrong passwords), from every address or one."""
+    with obj.engine.begin() as conn:
+        row = users.get_by_name(conn, username)
+        if row is None:
+            raise click.ClickException(f"no account {username!r}")
+        locked = [r["address"] for r in users.locked_addresses(conn, row["username"])]
+        ended = users.unlock(conn, row["id"], address)
+        audit.record(conn, actor=_cli_actor(), action=audit.USER_UNLOCK, target=row["username"],
+                     detail={"address": address or "*", "locked_from": locked, "cleared": ended})
+    if locked:
+        click.echo(f"unlocked {row['username']} (was locked from {', '.join(locked)})")
+    else:
+        click.echo(f"{row['username']} was not locked; counters cleared")

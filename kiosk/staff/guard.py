@@ -141,6 +141,8 @@ def safe_next(target: str | None) -> str | None:
     """Only a local staff path may follow sign-in (no open redirect)."""
     if not target:
         return None
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):  # CR/LF would split the Location header
+        return None
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return None

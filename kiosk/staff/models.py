@@ -44,3 +44,15 @@ staff_audit = sa.Table(
     sa.Column("detail", sa.Text),
     sa.Column("address", sa.String(64)),
 )
+
+# Sign-in attempts per (account name, client address), counted before the password is checked
+# (migration a0004_lockouts). `attempts` counts tries in the window that started at `window_start`.
+staff_lockouts = sa.Table(
+    "staff_lockouts",
+    metadata,
+    sa.Column("username", sa.String(64), primary_key=True),
+    sa.Column("address", sa.String(64), primary_key=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("window_start", UtcDateTime, nullable=False),
+    sa.Column("locked_until", UtcDateTime),
+)

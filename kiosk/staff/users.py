@@ -13,11 +13,12 @@ from typing import Any, Mapping
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from kiosk.staff.models import staff_login_attempts, staff_users
+from kiosk.staff.models import staff_lockouts, staff_login_attempts, staff_users
 from motcua.config import StaffConfig
-from motcua.db import reading
-from motcua.timeutil import utcnow
+from motcua.timeutil import UtcDateTime, utcnow
 
 OFFICIAL, ADMIN = "official", "admin"
 ROLES = (OFFICIAL, ADMIN)
@@ -80,8 +81,15 @@ def get_by_name(conn: sa.Connection, username: str) -> Mapping[str, Any] | None:
     ).mappings().first()
 
 
-def list_users(conn: sa.Connection) -> list[Mapping[str, Any]]:
-    return list(conn.execute(sa.select(staff_users).order_by(staff_users.c.username)).mappings())
+def list_users(conn: sa.Connection, now: datetime | None = None) -> list[Mapping[str, Any]]:
+    """Every account; `locked_until` is the latest lockout of the account from any address."""
+    t = staff_lockouts.c
+    lock = (sa.select(sa.func.max(t.locked_until)).where(t.username == staff_users.c.username,
+                                                          t.locked_until > (now or utcnow()))
+            .scalar_subquery())
+    cols = [c for c in staff_users.c if c.name != "locked_until"]
+    return list(conn.execute(sa.select(*cols, sa.type_coerce(lock, UtcDateTime).label("locked_until"))
+                             .order_by(staff_users.c.username)).mappings())
 
 
 def create_user(conn: sa.Connection, cfg: StaffConfig, username: str, password: str, *, role: str = OFFICIAL,
@@ -117,9 +125,17 @@ def set_active(conn: sa.Connection, user_id: int, active: bool) -> None:
     conn.execute(staff_users.update().where(staff_users.c.id == user_id).values(**values))
 
 
-def unlock(conn: sa.Connection, user_id: int) -> None:
+def unlock(conn: sa.Connection, user_id: int, address: str | None = None) -> int:
+    """End the account's sign-in lockouts (from every address, or one); returns how many ended."""
+    row = get(conn, user_id)
+    if row is None:
+        return 0
     conn.execute(staff_users.update().where(staff_users.c.id == user_id).values(
         failed_logins=0, locked_until=None, updated_at=utcnow()))
+    where = staff_lockouts.c.username == row["username"]
+    if address is not None:
+        where &= staff_lockouts.c.address == address
+    return conn.execute(staff_lockouts.delete().where(where)).rowcount
 
 
 def _recent_failures(conn: sa.Connection, since: datetime, *, address: str | None = None,
@@ -133,64 +149,104 @@ def _recent_failures(conn: sa.Connection, since: datetime, *, address: str | Non
     return conn.execute(q).scalar_one()
 
 
+def _count_attempt(conn: sa.Connection, cfg: StaffConfig, name: str, address: str, now: datetime) -> tuple[int, Any]:
+    """Count this attempt for (name, address) in one statement and return (attempts, locked_until).
+
+    An upsert with RETURNING is atomic on SQLite (under BEGIN IMMEDIATE) and PostgreSQL (row lock),
+    so parallel attempts each see their own number: only the first `lockout_failures` of them get
+    to the password check. A window that ran out (or an expired lock) starts again at 1.
+    """
+    t = staff_lockouts.c
+    window = now - timedelta(minutes=cfg.lockout_minutes)
+    ins = (postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert)(staff_lockouts)
+    fresh = sa.or_(sa.and_(t.locked_until.is_not(None), t.locked_until <= now),
+                   sa.and_(t.locked_until.is_(None), t.window_start < window))
+    stmt = ins.values(username=name, address=address, attempts=1, window_start=now).on_conflict_do_update(
+        index_elements=[t.username, t.address],
+        set_={"attempts": sa.case((fresh, 1), else_=t.attempts + 1),
+              "window_start": sa.case((fresh, now), else_=t.window_start),
+              "locked_until": sa.case((fresh, None), else_=t.locked_until)},
+    ).returning(t.attempts, t.locked_until)
+    attempts, locked_until = conn.execute(stmt).one()
+    return attempts, locked_until
+
+
+def _lock(conn: sa.Connection, name: str, address: str, until: datetime) -> None:
+    conn.execute(staff_lockouts.update().where(staff_lockouts.c.username == name,
+                                                staff_lockouts.c.address == address).values(locked_until=until))
+
+
 def authenticate(engine: sa.Engine, cfg: StaffConfig, username: str, password: str, address: str,
                  now: datetime | None = None) -> SignIn:
     """Check one sign-in attempt and record it.
 
-    The argon2 verification (tens of ms, more on a Pi) runs outside any write transaction, so a
-    sign-in never holds SQLite's write lock while it hashes; the counters are updated atomically
-    after it.
+    The attempt is counted first, atomically, per account name and client address; an attempt
+    over `lockout_failures` in the window is refused without checking the password, so parallel
+    guesses cannot get more than that many checked, and a right password after the lock does not
+    sign in. Only that address is locked out: a LAN client guessing cannot lock the official out of
+    their own PC. The argon2 verification (tens of ms, more on a Pi) runs outside any write
+    transaction, so a sign-in never holds SQLite's write lock while it hashes.
     """
     now = now or utcnow()
-    name = normalise_username(username)
+    name = normalise_username(username) or "-"
     address = (address or "-")[:64]
     window = now - timedelta(minutes=cfg.lockout_minutes)
-    with reading(engine) as conn:
-        blocked = _recent_failures(conn, window, address=address) >= cfg.address_failures
-        user = get_by_name(conn, name) if name and not blocked else None
-        name_failures = _recent_failures(conn, window, username=name or "-") if not blocked else 0
-    if blocked:
-        result = SignIn("address_blocked")
-    elif user is None or not user["active"]:
-        verify_password(_hasher(cfg.password_time_cost, cfg.password_memory_kib)[1], password or "")
-        # Unknown names lock like real ones, so the lock message does not tell which names exist.
-        if name_failures + 1 >= cfg.lockout_failures:
-            result = SignIn("locked", locked_until=now + timedelta(minutes=cfg.lockout_minutes))
+    lock_until = now + timedelta(minutes=cfg.lockout_minutes)
+    result: SignIn | None = None
+    with engine.begin() as conn:
+        if _recent_failures(conn, window, address=address) >= cfg.address_failures:
+            result = SignIn("address_blocked")
         else:
-            result = SignIn("bad")
-    elif user["locked_until"] is not None and user["locked_until"] > now:
-        result = SignIn("locked", user=user, locked_until=user["locked_until"])
+            attempts, locked_until = _count_attempt(conn, cfg, name, address, now)
+            if locked_until is not None and locked_until > now:
+                result = SignIn("locked", locked_until=locked_until)
+            elif attempts > cfg.lockout_failures:
+                _lock(conn, name, address, lock_until)
+                result = SignIn("locked", locked_until=lock_until)
+            else:
+                user = get_by_name(conn, name) if name != "-" else None
+        if result is not None:
+            _record_attempt(conn, name, address, False, now)
+    if result is not None:
+        return result
+    if user is None or not user["active"]:
+        verify_password(_hasher(cfg.password_time_cost, cfg.password_memory_kib)[1], password or "")
+        ok, rehash = False, None  # unknown names lock like real ones: the message tells nothing
     else:
         ok = verify_password(user["password_hash"], password or "")
         rehash = hash_password(password, cfg) if ok and hasher(cfg).check_needs_rehash(user["password_hash"]) else None
-        result = None
     with engine.begin() as conn:
-        if result is None:
-            result = _record_verdict(conn, cfg, user, ok, rehash, now)
-        conn.execute(staff_login_attempts.insert().values(
-            at=now, username=name or "-", address=address, succeeded=result.ok))
+        where = (staff_lockouts.c.username == name) & (staff_lockouts.c.address == address)
+        if ok:
+            values: dict[str, Any] = {"failed_logins": 0, "locked_until": None, "last_login_at": now}
+            if rehash:
+                values["password_hash"] = rehash
+            conn.execute(staff_users.update().where(staff_users.c.id == user["id"]).values(**values))
+            conn.execute(staff_lockouts.delete().where(where))
+            result = SignIn("ok", user=get(conn, user["id"]))
+        elif attempts >= cfg.lockout_failures:
+            _lock(conn, name, address, lock_until)
+            result = SignIn("locked", user=user, locked_until=lock_until)
+        else:
+            result = SignIn("bad", user=user)
+        _record_attempt(conn, name, address, result.ok, now)
         if result.ok:  # attempts only matter for the lockout window; the audit log keeps the history
             conn.execute(staff_login_attempts.delete().where(staff_login_attempts.c.at < now - ATTEMPTS_KEPT))
+            conn.execute(staff_lockouts.delete().where(staff_lockouts.c.window_start < now - ATTEMPTS_KEPT))
     return result
 
 
-def _record_verdict(conn: sa.Connection, cfg: StaffConfig, user: Mapping[str, Any], ok: bool,
-                    rehash: str | None, now: datetime) -> SignIn:
-    where = staff_users.c.id == user["id"]
-    if ok:
-        values: dict[str, Any] = {"failed_logins": 0, "locked_until": None, "last_login_at": now}
-        if rehash:
-            values["password_hash"] = rehash
-        conn.execute(staff_users.update().where(where).values(**values))
-        return SignIn("ok", user=get(conn, user["id"]))
-    # Counted in the database (not from what we read before hashing): concurrent tries all count.
-    conn.execute(staff_users.update().where(where).values(failed_logins=staff_users.c.failed_logins + 1))
-    failures = conn.execute(sa.select(staff_users.c.failed_logins).where(where)).scalar_one()
-    if failures >= cfg.lockout_failures:
-        until = now + timedelta(minutes=cfg.lockout_minutes)
-        conn.execute(staff_users.update().where(where).values(failed_logins=0, locked_until=until, updated_at=now))
-        return SignIn("locked", user=user, locked_until=until)
-    return SignIn("bad", user=user)
+def _record_attempt(conn: sa.Connection, name: str, address: str, ok: bool, now: datetime) -> None:
+    conn.execute(staff_login_attempts.insert().values(at=now, username=name, address=address, succeeded=ok))
+
+
+def locked_addresses(conn: sa.Connection, username: str, now: datetime | None = None) -> list[Mapping[str, Any]]:
+    """The addresses from which this account is locked out now (address, locked_until)."""
+    t = staff_lockouts.c
+    return list(conn.execute(
+        sa.select(t.address, t.locked_until).where(t.username == normalise_username(username),
+                                                   t.locked_until > (now or utcnow())).order_by(t.address)
+    ).mappings())
 
 
 _VERIFIER = PasswordHasher()

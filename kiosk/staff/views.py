@@ -32,6 +32,7 @@ from kiosk.store import dossiers as store
 from kiosk.store.schema import dossiers
 from motcua.db import reading
 from motcua.phones import InvalidPhone, normalise_vn_mobile
+from motcua.textnorm import clean_text
 from sms_gateway import api as sms
 
 log = logging.getLogger(__name__)
@@ -267,7 +268,7 @@ def search_dossiers(conn: sa.Connection, q: str, limit: int = SEARCH_LIMIT) -> l
     (newest first, so it stops after `limit` matches; a query matching nothing reads every row).
     """
     newest = sa.select(dossiers).order_by(dossiers.c.updated_at.desc(), dossiers.c.id.desc()).limit(limit)
-    q = q.strip()[:100]
+    q = clean_text(q).strip()[:100]  # stored text is NFC (motcua.textnorm): so is the query
     if not q:
         return list(conn.execute(newest).mappings())
     exact = conn.execute(sa.select(dossiers).where(dossiers.c.code == q)).mappings().first()

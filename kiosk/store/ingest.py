@@ -22,12 +22,15 @@ import sqlalchemy as sa
 from kiosk.store.schema import dossier_history, dossiers, ingest_runs
 from motcua.config import Config
 from motcua.statuses import STATUSES, UnknownStatus, canonical_status
+from motcua.textnorm import clean_text, has_format_chars, is_code
 from motcua.timeutil import utcnow
 from sms_gateway import api as sms
 
 CREATED, UPDATED, UNCHANGED, STALE = "created", "updated", "unchanged", "stale"
 TEXT_LIMITS = {"procedure": 500, "field": 200, "applicant_name": 200, "phone": 32, "secret": 64}
-CODE_RE = re.compile(r"^[^\s\x00-\x1f\x7f]{1,100}$")
+# Dates outside these years are typing or export errors (0001-01-01 is a common "empty" value), and
+# the extremes overflow when moved between time zones.
+YEARS = (1900, 2200)
 CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 EVENT_FIELDS = (
     "code", "status", "secret", "procedure", "field", "applicant_name", "phone",
@@ -86,8 +89,8 @@ class Parser:
         if unknown:
             raise EventError(sorted(unknown)[0], "unknown field")
         code = self._text(raw, "code", required=True)
-        if not CODE_RE.match(code):
-            raise EventError("code", "must be 1-100 characters without spaces or control characters")
+        if not is_code(code):
+            raise EventError("code", "not a dossier code: 1-100 ASCII letters and digits joined by . _ / -")
         source_status = self._text(raw, "status", required=True)
         try:
             status = canonical_status(source_status, self.status_map)
@@ -114,6 +117,9 @@ class Parser:
         value = str(value).strip()
         if CONTROL_RE.search(value):
             raise EventError(name, "contains control characters")
+        if name == "code" and has_format_chars(value):  # refused, not cleaned: a code is a key
+            raise EventError(name, "contains invisible characters (bidi or zero-width)")
+        value = clean_text(value).strip()
         limit = TEXT_LIMITS.get(name, 100)
         if len(value) > limit:
             raise EventError(name, f"longer than {limit} characters")
@@ -122,22 +128,28 @@ class Parser:
     def _date(self, value: Any) -> date | None:
         if value is None or value == "":
             return None
+        parsed: date | None = None
         if isinstance(value, datetime):
-            return value.date()
-        if isinstance(value, date):
-            return value
-        if isinstance(value, str):
+            parsed = value.date()
+        elif isinstance(value, date):
+            parsed = value
+        elif isinstance(value, str):
             text = value.strip()
             for fmt in self.date_formats:
                 try:
-                    return datetime.strptime(text, fmt).date()
+                    parsed = datetime.strptime(text, fmt).date()
+                    break
                 except ValueError:
                     continue
-            try:
-                return datetime.fromisoformat(text).date()
-            except ValueError:
-                pass
-        raise EventError("appointment_date", f"not a date: {str(value)[:40]!r}")
+            if parsed is None:
+                try:
+                    parsed = datetime.fromisoformat(text).date()
+                except ValueError:
+                    pass
+        if parsed is None:
+            raise EventError("appointment_date", f"not a date: {str(value)[:40]!r}")
+        _check_year(parsed, "appointment_date")
+        return parsed
 
     def _datetime(self, value: Any, name: str) -> datetime | None:
         if value is None or value == "":
@@ -160,6 +172,7 @@ class Parser:
                         continue
         if parsed is None:
             raise EventError(name, f"not a date and time: {str(value)[:40]!r}")
+        _check_year(parsed, name)
         if parsed.tzinfo is None:  # the provincial system speaks local time
             parsed = parsed.replace(tzinfo=self.tz)
         return parsed.astimezone(timezone.utc)
@@ -172,11 +185,16 @@ class Parser:
             raise EventError("source_version", "must be a whole number")
         if isinstance(value, float) and value.is_integer():
             value = int(value)
-        if isinstance(value, str) and value.strip().isdigit():
+        if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() and len(value.strip()) <= 19:
             value = int(value.strip())
         if not isinstance(value, int) or value < 0 or value > 2**62:
             raise EventError("source_version", "must be a whole number >= 0")
         return value
+
+
+def _check_year(value: date, name: str) -> None:
+    if not YEARS[0] <= value.year <= YEARS[1]:
+        raise EventError(name, f"year {value.year} is outside {YEARS[0]}-{YEARS[1]}")
 
 
 def _order(ev: DossierEvent, row: Mapping[str, Any]) -> int:

@@ -12,6 +12,7 @@ saying that lookups are not limited, so it cannot go unnoticed.
 """
 from __future__ import annotations
 
+import fcntl
 import functools
 import logging
 import sqlite3
@@ -56,9 +57,17 @@ class SqliteStorage(Storage):
         self.path = Path(uri.split("://", 1)[1])
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        with self._conn() as conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY, count INTEGER NOT NULL, "
-                         "expires_at REAL NOT NULL)")
+        # Every gunicorn worker runs this at boot. On a fresh data folder two of them switching a new
+        # file to WAL at once get "database is locked", a worker fails to boot and gunicorn exits
+        # (issue 17): so the set-up is done by one process at a time, under a file lock.
+        with open(self.path.with_name(self.path.name + ".lock"), "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                with self._conn() as conn:
+                    conn.execute("CREATE TABLE IF NOT EXISTS counters (key TEXT PRIMARY KEY, "
+                                 "count INTEGER NOT NULL, expires_at REAL NOT NULL)")
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     @property
     def base_exceptions(self) -> type[Exception]:

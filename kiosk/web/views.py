@@ -42,6 +42,7 @@ from kiosk.web import hours
 from kiosk.web.ratelimit import make_limiter
 from kiosk.web.screens import fmt_date, freshness, status_screen
 from motcua.db import reading
+from motcua.textnorm import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,8 @@ def reset() -> Response:
 # --- dossier lookup ----------------------------------------------------------------------------
 
 def _field(name: str) -> str:
-    return (request.form.get(name) or "")[: MAX_FIELD + 1]
+    # NFC, and no zero-width or bidi characters (a scanner or a gadget may add them): motcua.textnorm.
+    return clean_text((request.form.get(name) or "")[: MAX_FIELD + 1])
 
 
 def _parse_form() -> tuple[ParsedPayload, str | None]:

@@ -1,0 +1,181 @@
+"""Issue 17, a hostile hall: what an attacker at the kiosk or on the LAN tried, each answered with a
+clear 4xx, a limit or a refusal instead of a 500, a flood or a forged record."""
+from __future__ import annotations
+
+import json
+import unicodedata
+from datetime import date, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from kiosk.app import create_app
+from kiosk.staff.testing import csrf_token, lan_client
+from kiosk.store.ingest import Parser, ingest_batch
+from kiosk.store.schema import dossiers, ingest_runs
+from kiosk.web.ratelimit import SCHEME, SqliteStorage
+from motcua.textnorm import clean_text, is_code
+from tests.conftest import TOKEN
+
+ALL_WEEK = [{"days": [0, 1, 2, 3, 4, 5, 6], "open": "00:00", "close": "00:00"}]
+CODE = "000.00.21.H42-251125-0001"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+CHEAP = {"password_time_cost": 1, "password_memory_kib": 8192}
+
+
+@pytest.fixture
+def hall(make_config, engine):
+    cfg = make_config(site={"opening_hours": ALL_WEEK}, staff=CHEAP)
+    app = create_app(cfg, engine, test_config={"TESTING": True})
+    report = ingest_batch(engine, Parser.from_config(cfg), [
+        {"code": CODE, "secret": "ABC234", "procedure": "Đăng ký khai sinh", "applicant_name": "Nguyễn Văn Hùng",
+         "status": "processing", "appointment_date": (date.today() + timedelta(days=4)).isoformat()},
+    ], via="api")
+    assert not report.errors
+    return app
+
+
+def ingest(client, body: bytes | str):
+    return client.post("/api/v1/dossiers", data=body, headers=AUTH, content_type="application/json")
+
+
+def _count(engine, table) -> int:
+    with engine.connect() as conn:
+        return conn.scalar(sa.select(sa.func.count()).select_from(table))
+
+
+# --- case 5: a 4xx for every bad input -----------------------------------------------------------
+
+def test_ingest_refuses_a_five_thousand_digit_version_with_400(hall, engine):
+    body = '[{"code": "HS-2025-0001", "status": "processing", "source_version": 1' + "0" * 5000 + "}]"
+    r = ingest(hall.test_client(), body)
+    assert r.status_code == 400 and "digits" in r.json["error"]
+    assert _count(engine, ingest_runs) == 1  # only the fixture's batch
+
+
+def test_ingest_refuses_deep_nesting_with_400_without_recursing(hall):
+    r = ingest(hall.test_client(), "[" * 100_000 + "]" * 100_000)
+    assert r.status_code == 400 and "nested deeper" in r.json["error"]
+    r = ingest(hall.test_client(), '{"dossiers": [{"code": "HS-2025-0001", "status": "new", "procedure": "[[[[{{{{"}]}')
+    assert r.status_code == 200, r.json  # brackets inside strings are text, not nesting
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00", "9999-12-31T23:59:59-05:00", "0001-01-01"])
+def test_ingest_refuses_dates_in_year_one_or_9999_with_422(hall, engine, when):
+    for field_name in ("received_at", "source_updated_at", "appointment_date"):
+        body = json.dumps([{"code": "HS-2025-0002", "status": "processing", field_name: when}])
+        r = ingest(hall.test_client(), body)
+        assert r.status_code == 422, (field_name, r.status_code, r.get_data(as_text=True)[:300])
+        assert "outside 1900-2200" in r.json["error"]
+    assert _count(engine, dossiers) == 1
+
+
+@pytest.mark.parametrize("path", ["/sms", "/slip", "/sms/phone"])
+@pytest.mark.parametrize("form", [{"code": "HS-9999-0000"}, {"code": "<unreadable>"}, {"payload": "x" * 700}])
+def test_kiosk_actions_with_an_unknown_or_unreadable_code_answer_4xx(hall, path, form):
+    r = hall.test_client().post(path, data={**form, "phone": "0912345678", "consent": "yes"})
+    assert r.status_code in (400, 404), r.status_code
+    assert "sự cố" not in r.get_data(as_text=True)  # not the crash screen
+
+
+def test_sign_in_with_cr_lf_in_next_redirects_safely(hall):
+    from kiosk.staff.testing import create_account
+
+    name, password = create_account(hall)
+    client = lan_client(hall)
+    r = client.post("/staff/login", data={"username": name, "password": password,
+                                          "next": "/staff/notices\r\nSet-Cookie: x=1",
+                                          "csrf_token": csrf_token(client)})
+    assert r.status_code == 302
+    assert r.headers["Location"] == "/staff/dossiers" and "Set-Cookie: x" not in str(r.headers)
+
+
+# --- case 7: Unicode ------------------------------------------------------------------------------
+
+def test_clean_text_is_nfc_without_bidi_or_zero_width_characters():
+    nfd = unicodedata.normalize("NFD", "Lê Thị Hằng")
+    assert nfd != "Lê Thị Hằng" and clean_text(nfd) == "Lê Thị Hằng"
+    assert clean_text("ảnh\u202egnp.exe") == "ảnhgnp.exe"
+    assert clean_text("Ng\u200buy\u200d\u2066ễn\ufeff") == "Nguyễn"
+    assert is_code(CODE) and not is_code("000.00.21.H42\u200b-251125-0001")
+    assert not is_code("НS-2025-0001")  # Cyrillic Н looks like Latin H
+    assert not is_code('=HYPERLINK("http://evil.example","x")')
+
+
+def test_ingest_stores_names_as_nfc_without_bidi_controls_and_refuses_such_codes(hall, engine):
+    body = json.dumps([{"code": "HS-2025-0003", "status": "processing",
+                        "applicant_name": unicodedata.normalize("NFD", "Lê Thị Hằng"),
+                        "procedure": "Cấp bản sao \u202egnp.exe"}])
+    assert ingest(hall.test_client(), body).status_code == 200
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(dossiers).where(dossiers.c.code == "HS-2025-0003")).mappings().one()
+    assert row["applicant_name"] == "Lê Thị Hằng" and row["procedure"] == "Cấp bản sao gnp.exe"
+    for code in ("HS-2025\u200b-0004", "HS-2025-0004\u202e", "НS-2025-0004"):
+        r = ingest(hall.test_client(), json.dumps([{"code": code, "status": "processing"}]))
+        assert r.status_code == 422 and r.json["errors"][0]["field"] == "code"
+
+
+def test_staff_search_finds_a_name_that_arrived_decomposed(hall, engine):
+    from kiosk.staff.testing import sign_in
+
+    body = json.dumps([{"code": "HS-2025-0005", "status": "processing",
+                        "applicant_name": unicodedata.normalize("NFD", "Trần Thị Hằng")}])
+    assert ingest(hall.test_client(), body).status_code == 200
+    staff = sign_in(hall)
+    html = staff.get("/staff/dossiers", query_string={"q": "Hằng"}).get_data(as_text=True)
+    assert "HS-2025-0005" in html
+    html = staff.get("/staff/dossiers", query_string={"q": unicodedata.normalize("NFD", "Hằng")}).get_data(as_text=True)
+    assert "HS-2025-0005" in html  # a decomposed query (a Mac keyboard) finds it too
+
+
+def test_kiosk_lookup_ignores_zero_width_characters_a_scanner_adds(hall):
+    r = hall.test_client().post("/lookup", data={"code": "\u200b" + CODE + "\u2060"})
+    assert r.status_code == 200 and "Đăng ký khai sinh" in r.get_data(as_text=True)
+
+
+# --- case 12: start-up race ----------------------------------------------------------------------
+
+def _boot_limiter_storage(path: str, barrier, results) -> None:
+    barrier.wait()
+    try:
+        SqliteStorage(f"{SCHEME}://{path}").incr("lookup/127.0.0.1", 60)
+        results.put("ok")
+    except Exception as exc:  # the failure is the finding: report it to the test
+        results.put(repr(exc))
+
+
+def test_workers_setting_up_the_rate_limit_file_at_once_all_boot(tmp_path):
+    """Two gunicorn workers on a fresh data folder: on the old code about 1 boot in 50 got
+    "database is locked". Repeated until every round has finished, whatever the machine's speed."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    failures = []
+    for round_no in range(120):
+        path = tmp_path / f"round{round_no}" / "ratelimit.sqlite"
+        barrier, results = ctx.Barrier(2), ctx.Queue()
+        procs = [ctx.Process(target=_boot_limiter_storage, args=(str(path), barrier, results)) for _ in range(2)]
+        for p in procs:
+            p.start()
+        outcomes = [results.get(timeout=60) for _ in procs]
+        for p in procs:
+            p.join(60)
+        failures += [o for o in outcomes if o != "ok"]
+    assert failures == []
+
+
+def test_kiosk_serve_with_four_workers_boots_on_a_fresh_data_folder(live_server, tmp_path):
+    import time
+    import urllib.request
+
+    url = live_server(workers=4)
+    log = next(tmp_path.glob("server-*.log"))
+    deadline = time.monotonic() + 120  # a condition, not a duration: the four workers say they booted
+    while log.read_text().count("Booting worker") < 4 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for _ in range(8):
+        with urllib.request.urlopen(url + "/code", timeout=30) as resp:
+            assert resp.status == 200
+    text = log.read_text()
+    assert text.count("Booting worker") >= 4
+    assert "Worker failed to boot" not in text and "database is locked" not in text
