@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 def _deliver(obj: AppContext, job_id: int, wait_s: float) -> None:
     """Print the job: ourselves when no worker runs (we then own the printer briefly), else wait
     for the worker to print it."""
-    # lazy: `kiosk` loads this module for every command; Pillow and python-escpos only print commands
+    # lazy: only the print commands that need it load the printer stack (Pillow, python-escpos)
     from kiosk.printing import jobs
     from kiosk.printing.worker import OwnerLock, PrinterBusy, PrintWorker
 
@@ -66,7 +66,7 @@ def print_group() -> None:
 @click.pass_obj
 def print_ticket(obj: AppContext, service: str, wait_s: float) -> None:
     """Take the next queue number of a service and print its ticket."""
-    # lazy: `kiosk` loads this module for every command; Pillow and python-escpos only print commands
+    # lazy: only the print commands that need it load the printer stack (Pillow, python-escpos)
     from kiosk.printing.jobs import submit_ticket
     from kiosk.queue.core import list_services, take_ticket
 
@@ -89,7 +89,7 @@ def print_ticket(obj: AppContext, service: str, wait_s: float) -> None:
 @click.pass_obj
 def print_slip(obj: AppContext, dossier_code: str, wait_s: float) -> None:
     """Print the status slip of a dossier."""
-    # lazy: `kiosk` loads this module for every command; Pillow and python-escpos only print commands
+    # lazy: only the print commands that need it load the printer stack (Pillow, python-escpos)
     from kiosk.printing.jobs import submit_slip
 
     with obj.engine.begin() as conn:
@@ -104,7 +104,7 @@ def print_slip(obj: AppContext, dossier_code: str, wait_s: float) -> None:
 @click.pass_obj
 def print_status(obj: AppContext) -> None:
     """The printer's state as the print worker last saw it, and recent jobs."""
-    # lazy: `kiosk` loads this module for every command; Pillow and python-escpos only print commands
+    # lazy: only the print commands that need it load the printer stack (Pillow, python-escpos)
     from kiosk.printing import jobs
 
     with obj.engine.connect() as conn:
@@ -122,7 +122,7 @@ def print_status(obj: AppContext) -> None:
 @click.pass_obj
 def print_show(obj: AppContext, raw: Path, out: Path) -> None:
     """Turn raw ESC/POS bytes (a file printer's output) into PNG images, one per cut."""
-    # lazy: `kiosk` loads this module for every command; Pillow and python-escpos only print commands
+    # lazy: only the print commands that need it load the printer stack (Pillow, python-escpos)
     from kiosk.printing.decode import DecodeError, pages
 
     try:
