@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from motcua.stations import StationRole
+
 ENV_VAR = "MOTCUA_CONFIG"
 DEFAULT_PATH = Path("/etc/motcua/config.toml")
 DATA_DIR_ENV = "MOTCUA_DATA_DIR"
@@ -77,6 +79,29 @@ class SiteConfig(Section):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {v!r}") from None
         return v
+
+
+# --- station: which box of the hall this is ----------------------------------------------------
+
+STATION_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+DEFAULT_STATION_ID = "main"
+
+
+class StationConfig(Section):
+    """This box in the hall (motcua/stations.py). A single Pi keeps the defaults; every box sharing one
+    PostgreSQL database needs its own id, since print jobs and devices are addressed by it."""
+    id: str = Field(DEFAULT_STATION_ID, pattern=STATION_ID_PATTERN,
+                    description="this box's id in the hall (lower-case letters, digits, - and _), unique per hall")
+    name: str = Field("", max_length=100, description="what staff call it, e.g. 'Kiosk cửa chính'; empty: the id")
+    role: StationRole = Field(
+        StationRole.KIOSK, description="kiosk (screen, scanner, printer), counter, display or gateway")
+    heartbeat_s: float = Field(30.0, gt=0, description="how often each service on this box says it is alive")
+    stale_after_s: float = Field(
+        120.0, gt=0, description="the staff health page shows a station as stale when silent this long")
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id
 
 
 # --- storage ------------------------------------------------------------------------------------
@@ -520,6 +545,7 @@ class StaffConfig(Section):
 
 
 class Config(Section):
+    station: StationConfig = Field(default_factory=StationConfig)
     site: SiteConfig = Field(default_factory=SiteConfig)
     paths: PathsConfig = Field(default_factory=PathsConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)

@@ -1,0 +1,189 @@
+"""The stations of one hall: which box is which, and whether each of its services is alive.
+
+A hall shares one database; each box (Pi) in it is a station with its own `[station]` section. Every
+service that runs on a box (web app, scanner, print worker, SMS gateway) writes one row here, keyed by
+(station id, service): its role, software version, pid and host, the state of the device it owns (printer,
+camera, modem) and a heartbeat. The staff health page lists every row it finds, stale ones marked, never
+hidden: a box that stopped writing is exactly what staff need to see.
+
+`heartbeat` is an upsert, so a service calls it at start and then every `[station] heartbeat_s`; it needs
+no registration step and works the same on SQLite and PostgreSQL. A single Pi without a `[station]`
+section is the station "main" and nothing else changes.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from functools import cache
+from importlib import metadata as importlib_metadata
+from typing import Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from motcua.timeutil import UtcDateTime, utcnow
+
+
+class StationIdentity(Protocol):
+    """What `heartbeat` reads of this box: motcua.config.StationConfig (not imported: config imports us)."""
+    id: str
+    role: str
+
+    @property
+    def label(self) -> str: ...
+
+
+metadata = sa.MetaData()
+
+
+class StationRole(StrEnum):
+    """What a box is for ([station] role)."""
+    KIOSK = "kiosk"  # touchscreen, scanner, printer
+    COUNTER = "counter"  # an official's counter page
+    DISPLAY = "display"  # the hall display
+    GATEWAY = "gateway"  # SMS modem(s) only
+
+
+class Service(StrEnum):
+    """The processes that write a heartbeat. A gateway with several modems writes `sms-gateway/<modem>`."""
+    WEB = "web"
+    SCANNER = "scanner"
+    PRINT_WORKER = "print-worker"
+    SMS_GATEWAY = "sms-gateway"
+
+
+class Device(StrEnum):
+    """The hardware a service owns (at most one each; motcua/devicelock.py enforces it)."""
+    PRINTER = "printer"
+    CAMERA = "camera"
+    MODEM = "modem"
+
+
+stations = sa.Table(
+    "stations",
+    metadata,
+    sa.Column("station_id", sa.String(32), primary_key=True),
+    sa.Column("service", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),  # a StationRole
+    sa.Column("version", sa.String(32), nullable=False),
+    sa.Column("host", sa.String(64), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("device", sa.String(16)),  # a Device, or none (web app)
+    sa.Column("device_state", sa.String(32)),  # the owner's own state word (PrinterState, ModemState, ...)
+    sa.Column("detail", sa.Text),
+    sa.Column("started_at", UtcDateTime, nullable=False),
+    sa.Column("heartbeat_at", UtcDateTime, nullable=False),
+)
+
+
+@cache
+def software_version() -> str:
+    try:
+        return importlib_metadata.version("motcua-kiosk")
+    except importlib_metadata.PackageNotFoundError:  # running from a checkout that was never installed
+        return "unknown"
+
+
+def heartbeat(engine: sa.Engine, station: StationIdentity, service: str, *, device: str | None = None,
+              device_state: str | None = None, detail: str | None = None, started_at: datetime | None = None,
+              now: datetime | None = None) -> None:
+    """Write this service's row for this station (insert or update), with its device's state.
+
+    Call it when the service starts (pass `started_at`) and then every `station.heartbeat_s`. The gateway
+    calls it as `heartbeat(engine, cfg.station, f"sms-gateway/{name}", device="modem", device_state=...)`.
+    """
+    now = now or utcnow()
+    values = {
+        "name": station.label, "role": str(station.role), "version": software_version()[:32],
+        "host": socket.gethostname()[:64], "pid": os.getpid(), "device": device,
+        "device_state": device_state, "detail": detail, "heartbeat_at": now,
+    }
+    insert = (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(stations)
+    stmt = insert.values(station_id=station.id, service=service, started_at=started_at or now, **values)
+    update = dict(values)
+    if started_at is not None:
+        update["started_at"] = started_at
+    stmt = stmt.on_conflict_do_update(index_elements=["station_id", "service"], set_=update)
+    with engine.begin() as conn:
+        conn.execute(stmt)
+
+
+@dataclass(frozen=True)
+class ServiceBeat:
+    """One service of a station as last heard from."""
+    service: str
+    version: str
+    host: str
+    pid: int
+    device: str | None
+    device_state: str | None
+    detail: str | None
+    started_at: datetime
+    heartbeat_at: datetime
+    age_s: float
+    stale: bool
+
+
+@dataclass(frozen=True)
+class Station:
+    """A box of the hall, with every service that wrote a heartbeat for it."""
+    id: str
+    name: str
+    role: str
+    services: list[ServiceBeat] = field(default_factory=list)
+
+    @property
+    def age_s(self) -> float:
+        """Seconds since the freshest heartbeat of any of its services."""
+        return min(s.age_s for s in self.services)
+
+    @property
+    def stale(self) -> bool:
+        return all(s.stale for s in self.services)
+
+    @property
+    def versions(self) -> list[str]:
+        return sorted({s.version for s in self.services})
+
+    def device(self, kind: str) -> ServiceBeat | None:
+        """The service that owns this kind of device here (freshest first), if any."""
+        owners = [s for s in self.services if s.device == kind]
+        return min(owners, key=lambda s: s.age_s) if owners else None
+
+
+def list_stations(engine: sa.Engine, *, stale_after_s: float, now: datetime | None = None) -> list[Station]:
+    """Every station with its services, stale ones included (marked), ordered by station id."""
+    now = now or utcnow()
+    limit = timedelta(seconds=stale_after_s)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(stations).order_by(stations.c.station_id, stations.c.service)).all()
+    out: dict[str, Station] = {}
+    for r in rows:
+        st = out.get(r.station_id)
+        if st is None:
+            st = out[r.station_id] = Station(id=r.station_id, name=r.name, role=r.role)
+        age = now - r.heartbeat_at
+        st.services.append(ServiceBeat(
+            service=r.service, version=r.version, host=r.host, pid=r.pid, device=r.device,
+            device_state=r.device_state, detail=r.detail, started_at=r.started_at, heartbeat_at=r.heartbeat_at,
+            age_s=max(age.total_seconds(), 0.0), stale=age > limit))
+    return list(out.values())
+
+
+def get_station(engine: sa.Engine, station_id: str, *, stale_after_s: float,
+                now: datetime | None = None) -> Station | None:
+    """One station as `list_stations` shows it, or None when none of its services ever wrote."""
+    return next((s for s in list_stations(engine, stale_after_s=stale_after_s, now=now) if s.id == station_id), None)
+
+
+def forget(engine: sa.Engine, station_id: str, service: str | None = None) -> int:
+    """Remove a retired station (or one of its services) from the hall list; returns rows removed."""
+    stmt = sa.delete(stations).where(stations.c.station_id == station_id)
+    if service is not None:
+        stmt = stmt.where(stations.c.service == service)
+    with engine.begin() as conn:
+        return conn.execute(stmt).rowcount

@@ -1,0 +1,50 @@
+"""Stations of a hall: each service's heartbeat upserts one row; the hall list shows stale boxes, never hides them."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from motcua.config import ConfigError
+from motcua.stations import Device, Service, StationRole, forget, get_station, heartbeat, list_stations
+
+T0 = datetime(2026, 12, 7, 2, 0, tzinfo=timezone.utc)
+
+
+def test_a_config_without_station_section_is_the_single_station_main(config):
+    assert config.station.id == "main"
+    assert config.station.role == StationRole.KIOSK
+    assert config.station.label == "main"
+
+
+@pytest.mark.parametrize("bad", ["", "Kiosk A", "a/b", "x" * 33, "-a"])
+def test_a_station_id_that_cannot_name_a_box_is_refused(make_config, bad):
+    with pytest.raises(ConfigError, match="station.id"):
+        make_config(station={"id": bad})
+
+
+def test_heartbeat_inserts_then_updates_one_row_per_service(any_engine, make_config):
+    a = make_config(station={"id": "kiosk-a", "name": "Kiosk cửa chính"}).station
+    heartbeat(any_engine, a, Service.WEB, started_at=T0, now=T0)
+    heartbeat(any_engine, a, Service.PRINT_WORKER, device=Device.PRINTER, device_state="ok", started_at=T0, now=T0)
+    heartbeat(any_engine, a, Service.PRINT_WORKER, device=Device.PRINTER, device_state="paper_out",
+              now=T0 + timedelta(seconds=30))
+    [st] = list_stations(any_engine, stale_after_s=120, now=T0 + timedelta(seconds=40))
+    assert (st.id, st.name, st.role) == ("kiosk-a", "Kiosk cửa chính", "kiosk")
+    assert [s.service for s in st.services] == ["print-worker", "web"]
+    printer = st.device(Device.PRINTER)
+    assert printer is not None and printer.device_state == "paper_out"
+    assert printer.started_at == T0 and printer.age_s == 10
+    assert st.age_s == 10 and not st.stale
+
+
+def test_a_silent_station_is_listed_as_stale_not_hidden(any_engine, make_config):
+    a = make_config(station={"id": "kiosk-a"}).station
+    b = make_config(station={"id": "kiosk-b"}).station
+    heartbeat(any_engine, a, Service.WEB, now=T0)
+    heartbeat(any_engine, b, Service.WEB, now=T0 + timedelta(seconds=290))
+    hall = list_stations(any_engine, stale_after_s=120, now=T0 + timedelta(seconds=300))
+    assert [(s.id, s.stale, s.age_s) for s in hall] == [("kiosk-a", True, 300), ("kiosk-b", False, 10)]
+    assert get_station(any_engine, "kiosk-c", stale_after_s=120) is None
+    assert forget(any_engine, "kiosk-a") == 1
+    assert [s.id for s in list_stations(any_engine, stale_after_s=120, now=T0)] == ["kiosk-b"]
