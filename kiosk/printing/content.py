@@ -27,9 +27,9 @@ NEXT_STEPS: dict[str, tuple[str, str]] = {
                        "Bring the missing documents to the one-stop counter; staff will explain."),
     "denied": ("Hồ sơ không được giải quyết. Vui lòng đến Bộ phận Một cửa để nhận văn bản trả lời và hướng dẫn.",
                "The dossier was denied. Please come to the one-stop counter for the written reply and guidance."),
-    "result_ready": ("Đã có kết quả. Mời ông/bà đến nhận, mang theo giấy tiếp nhận và giấy tờ tùy thân.",
+    "result_ready": ("Đã có kết quả. Mời bạn đến nhận, mang theo giấy tiếp nhận và giấy tờ tùy thân.",
                      "The result is ready. Please collect it with your receipt and an identity document."),
-    "handed_over": ("Đã trả kết quả. Ông/bà không cần làm gì thêm.",
+    "handed_over": ("Đã trả kết quả. Bạn không cần làm gì thêm.",
                     "The result has been handed over. Nothing more to do."),
     "cancelled": ("Hồ sơ đã hủy. Vui lòng hỏi cán bộ nếu cần nộp lại.",
                   "The dossier was cancelled. Ask staff if you need to file again."),
@@ -59,6 +59,14 @@ def _local(cfg: Config, when: datetime) -> datetime:
     return when.astimezone(ZoneInfo(cfg.site.timezone))
 
 
+def _counters(cfg: Config, service_code: str) -> str:
+    """'1, 2': the counters that call this service's tickets (the ticket says where to go)."""
+    for svc in cfg.queue.services:
+        if svc.code == service_code:
+            return ", ".join(svc.counters)
+    return ""
+
+
 def ticket_content(cfg: Config, ticket: Any) -> dict[str, Any]:
     """Texts for a queue ticket; `ticket` is a kiosk.queue.core.Ticket or its `to_dict()`."""
     t = ticket.to_dict() if hasattr(ticket, "to_dict") else dict(ticket)
@@ -66,11 +74,13 @@ def ticket_content(cfg: Config, ticket: Any) -> dict[str, Any]:
     issued = datetime.fromisoformat(issued) if isinstance(issued, str) else issued
     ahead, wait = int(t.get("waiting_ahead", 0)), int(t.get("estimated_wait_min", 0))
     if ahead:
-        ahead_vi = f"Trước ông/bà còn {ahead} người"
+        ahead_vi = f"Còn {ahead} người trước bạn"
         wait_vi = f"Thời gian chờ dự kiến khoảng {wait} phút"
-        ahead_en = f"{ahead} people ahead of you · about {wait} min wait"
+        people = "person" if ahead == 1 else "people"
+        ahead_en = f"{ahead} {people} ahead of you · about {wait} min wait"
     else:
-        ahead_vi, wait_vi, ahead_en = "Không có ai chờ trước ông/bà", "", "Nobody is ahead of you"
+        ahead_vi, wait_vi, ahead_en = "Bạn là người tiếp theo", "", "You are next"
+    counters = _counters(cfg, t.get("service_code", ""))
     return {
         "label": t["label"],
         "service_code": t["service_code"],
@@ -81,6 +91,9 @@ def ticket_content(cfg: Config, ticket: Any) -> dict[str, Any]:
         "ahead_vi": ahead_vi,
         "wait_vi": wait_vi,
         "ahead_en": ahead_en,
+        "counters_vi": f"Phục vụ tại quầy {counters}" if counters else "",
+        "counters_en": f"Served at counter {counters}" if counters else "",
+        "priority": bool(t.get("priority")),
         "issued_vi": f"Lấy số lúc {fmt_time(_local(cfg, issued))}",
         "instruction_vi": "Vui lòng chờ gọi số trên màn hình và loa, rồi đến quầy.",
         "instruction_en": "Wait for your number on the screen, then go to the counter shown.",

@@ -35,6 +35,11 @@ def _find(names: tuple[str, ...]) -> str:
     raise FontMissing(f"none of {', '.join(names)} found; install fonts-dejavu-core or fonts-noto-core")
 
 
+MIN_TEXT_PX = 18  # smaller Vietnamese loses its marks at 203 dpi (measured by tests/test_print_ocr.py)
+STACKED_MARK_ROOM = 12  # percent of the font size kept above the ascent for a second stacked mark
+INK_THRESHOLD = 160  # antialiased grey below this prints as a dot (a bit darker than half keeps thin marks)
+
+
 @functools.lru_cache(maxsize=64)
 def font(size: int, bold: bool = False, condensed: bool = False) -> ImageFont.FreeTypeFont:
     names = CONDENSED_BOLD if condensed else (BOLD if bold else REGULAR)
@@ -54,6 +59,8 @@ class Layout:
     width: int
     margin: int = 12
     blocks: list[_Block] = field(default_factory=list)
+    # Every text line drawn, with True for English-only lines: the OCR test reads the Vietnamese ones back.
+    lines: list[tuple[str, bool]] = field(default_factory=list)
 
     @property
     def scale(self) -> float:
@@ -66,16 +73,17 @@ class Layout:
     def inner(self) -> int:
         return self.width - 2 * self.margin
 
-    def text(self, value: str, size: int, *, bold: bool = False, align: str = "center", gap: int = 4) -> None:
-        """Add text wrapped on word boundaries; `size` is the font size in pixels at 576 dots."""
-        f = font(self.px(size), bold)
+    def text(self, value: str, size: int, *, bold: bool = False, align: str = "center", gap: int = 4,
+             en: bool = False) -> None:
+        """Add text wrapped on word boundaries; `size` is the font size in pixels at 576 dots (never
+        below MIN_TEXT_PX on 58 mm paper). `en`: an English-only line."""
+        f = font(max(MIN_TEXT_PX, self.px(size)), bold)
         for line in wrap(value, f, self.inner):
             self._line(line, f, align, gap)
+            self.lines.append((line, en))
 
     def _line(self, line: str, f: ImageFont.FreeTypeFont, align: str, gap: int) -> None:
-        ascent, descent = f.getmetrics()
-        img = Image.new("1", (max(1, round(f.getlength(line))) + 2, ascent + descent + gap), 1)
-        ImageDraw.Draw(img).text((0, 0), line, font=f, fill=0)
+        img = draw_line(line, f, self.px(gap))
         self.blocks.append(_Block(img, align))
 
     def fit_text(self, value: str, max_height: int, *, max_width: int | None = None) -> None:
@@ -98,7 +106,7 @@ class Layout:
         self.blocks.append(_Block(Image.new("1", (1, self.px(height)), 1)))
 
     def rule(self, thickness: int = 2) -> None:
-        img = Image.new("1", (self.inner, self.px(14)), 1)
+        img = Image.new("1", (self.inner, self.px(22)), 1)  # room to either side: OCR (and eyes) keep the line apart
         y = img.height // 2
         ImageDraw.Draw(img).rectangle((0, y, self.inner - 1, y + max(1, thickness) - 1), fill=0)
         self.blocks.append(_Block(img))
@@ -120,6 +128,20 @@ class Layout:
             out.paste(b.image, (x, y))
             y += b.image.height
         return out
+
+
+def draw_line(line: str, f: ImageFont.FreeTypeFont, gap: int) -> Image.Image:
+    """One line of text as 1-bit dots. Vietnamese stacks two marks on a capital (Ồ, Ẫ): they rise above
+    the font's ascent, so the line is as tall as its ink plus room for those marks (clipping them
+    turned the grave on Ồ into a 3-dot dash). Drawn antialiased, then thresholded a little dark, so a
+    thin tilde or hook survives at body size instead of breaking up ("Đã" read as "Đẫ")."""
+    ascent, descent = f.getmetrics()
+    left, top, right, bottom = f.getbbox(line) if line else (0, 0, 1, 1)
+    lead = max(0, -top) + STACKED_MARK_ROOM * f.size // 100
+    height = lead + max(ascent + descent, bottom) + 1 + gap
+    grey = Image.new("L", (max(1, right - min(0, left)) + 2, height), 255)
+    ImageDraw.Draw(grey).text((-min(0, left), lead), line, font=f, fill=0)
+    return grey.point(lambda v: 0 if v < INK_THRESHOLD else 255, mode="1")
 
 
 def wrap(value: str, f: ImageFont.FreeTypeFont, width: int) -> list[str]:
@@ -150,24 +172,34 @@ def wrap(value: str, f: ImageFont.FreeTypeFont, width: int) -> list[str]:
 
 def render_ticket(data: Mapping[str, Any], width: int) -> Image.Image:
     """A queue ticket from `kiosk.printing.content.ticket_content`."""
+    return ticket_layout(data, width).render()
+
+
+def ticket_layout(data: Mapping[str, Any], width: int) -> Layout:
     lay = Layout(width)
     lay.text(data["commune"].upper(), 24, bold=True, gap=2)
-    lay.text(data["department"], 19, gap=2)
+    lay.text(data["department"], 20, gap=2)
     lay.rule()
+    if data.get("priority"):
+        lay.text("ƯU TIÊN · PRIORITY", 26, bold=True, gap=2)
     lay.text(data["service_vi"], 27, bold=True, gap=2)
     if data.get("service_en"):
-        lay.text(data["service_en"], 17, gap=2)
-    lay.text("SỐ THỨ TỰ · YOUR NUMBER", 18, gap=0)
+        lay.text(data["service_en"], 18, gap=2, en=True)
+    lay.text("SỐ THỨ TỰ · YOUR NUMBER", 20, gap=0)
     lay.fit_text(data["label"], 150)
+    if data.get("counters_vi"):
+        lay.text(data["counters_vi"], 24, bold=True, gap=0)
+        lay.text(data["counters_en"], 18, gap=4, en=True)
     lay.text(data["ahead_vi"], 22, bold=True, gap=2)
     if data.get("wait_vi"):
-        lay.text(data["wait_vi"], 19, gap=2)
-    lay.text(data["ahead_en"], 17, gap=4)
-    lay.text(data["issued_vi"], 18, gap=2)
+        lay.text(data["wait_vi"], 20, gap=2)
+    lay.text(data["ahead_en"], 18, gap=4, en=True)
+    lay.text(data["issued_vi"], 20, gap=2)
     lay.rule(1)
-    lay.text(data["instruction_vi"], 18, gap=2)
-    lay.text(data["instruction_en"], 15, gap=2)
-    return lay.render()
+    lay.text(data["instruction_vi"], 20, gap=2)
+    lay.text(data["instruction_en"], 18, gap=2, en=True)
+    lay.gap(16)
+    return lay
 
 
 def qr_image(payload: str, max_width: int) -> Image.Image:
@@ -183,30 +215,35 @@ def qr_image(payload: str, max_width: int) -> Image.Image:
 
 def render_slip(data: Mapping[str, Any], width: int) -> Image.Image:
     """A dossier status slip from `kiosk.printing.content.slip_content`."""
+    return slip_layout(data, width).render()
+
+
+def slip_layout(data: Mapping[str, Any], width: int) -> Layout:
     lay = Layout(width)
     lay.text(data["commune"].upper(), 24, bold=True, gap=2)
-    lay.text(data["department"], 19, gap=2)
+    lay.text(data["department"], 20, gap=2)
     lay.rule()
-    lay.text("PHIẾU TRA CỨU HỒ SƠ", 26, bold=True, gap=0)
-    lay.text("Dossier status slip", 17, gap=6)
-    lay.text("Mã hồ sơ · Dossier code", 17, gap=0)
+    lay.text("PHIẾU TRA CỨU HỒ SƠ", 28, bold=True, gap=0)
+    lay.text("Dossier status slip", 18, gap=6, en=True)
+    lay.text("Mã hồ sơ · Dossier code", 18, gap=0)
     lay.text(data["code"], 24, bold=True, gap=4)
     lay.image(qr_image(data["code"], min(lay.inner, lay.px(300))))
     lay.gap(6)
     for label_vi, label_en, value, bold in data["fields"]:
-        lay.text(f"{label_vi} · {label_en}", 16, align="left", gap=0)
-        lay.text(value, 21, bold=bold, align="left", gap=6)
+        lay.text(f"{label_vi} · {label_en}", 18, align="left", gap=0)
+        lay.text(value, 22, bold=bold, align="left", gap=6)
     lay.rule(1)
-    lay.text("Việc cần làm · Next steps", 17, bold=True, align="left", gap=2)
-    lay.text(data["next_vi"], 20, align="left", gap=2)
-    lay.text(data["next_en"], 16, align="left", gap=6)
-    lay.text("Nơi nhận kết quả · Where to collect", 17, bold=True, align="left", gap=2)
-    lay.text(data["collect_place"], 20, align="left", gap=2)
+    lay.text("Việc cần làm · Next steps", 20, bold=True, align="left", gap=2)
+    lay.text(data["next_vi"], 22, align="left", gap=2)
+    lay.text(data["next_en"], 18, align="left", gap=6, en=True)
+    lay.text("Nơi nhận kết quả · Where to collect", 20, bold=True, align="left", gap=2)
+    lay.text(data["collect_place"], 22, align="left", gap=2)
     if data.get("hours"):
-        lay.text(data["hours"], 17, align="left", gap=2)
+        lay.text(data["hours"], 20, align="left", gap=2)
     lay.rule(1)
-    lay.text(data["printed_vi"], 15, gap=2)
-    return lay.render()
+    lay.text(data["printed_vi"], 18, gap=2)
+    lay.gap(16)
+    return lay
 
 
 def fmt_date(value: date | str | None) -> str:

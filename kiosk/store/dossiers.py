@@ -45,8 +45,14 @@ def secret_matches(row: Mapping[str, Any], secret: str | None) -> bool:
     return hmac.compare_digest(stored.strip().upper().encode(), secret.strip().upper().encode())
 
 
+# Waiting on the citizen (documents to bring), not on the office: past the date is not "Quá hạn".
+WAITING_ON_CITIZEN = frozenset({"more_documents"})
+
+
 def is_overdue(status: str, appointment: date | None, today: date) -> bool:
-    return appointment is not None and appointment < today and status not in FINISHED
+    """Past the appointment date while the office still owes the result (screen and paper alike)."""
+    return (appointment is not None and appointment < today and status not in FINISHED
+            and status not in WAITING_ON_CITIZEN)
 
 
 def mask_name(name: str) -> str:
