@@ -204,3 +204,15 @@ def test_source_check_and_sync_once_commands(tmp_path, emu):
     res = subprocess.run([str(KIOSK), "--config", str(cfg), "source", "status"], capture_output=True, text=True,
                          timeout=60)
     assert res.returncode == 0 and res.stdout.startswith("ok: opencps: in step")
+
+
+def test_a_source_status_change_within_one_kiosk_status_is_read_once(setup, emu):
+    cfg, engine, source = setup()
+    emu.add(code(1), "new")
+    service = SyncService(cfg, engine, source)
+    service.run_pass()
+    emu.set_status(code(1), "receiving")  # both are "waiting" on the kiosk
+    service.run_pass()
+    service.run_pass()
+    assert emu.count("/dossiers/") == 2
+    assert statuses(engine) == {code(1): "waiting"}

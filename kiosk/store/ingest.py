@@ -305,7 +305,9 @@ def _update(
         for f in ("source_version", "source_updated_at"):
             if getattr(ev, f) is not None and getattr(ev, f) != row[f]:
                 changes[f] = getattr(ev, f)
-    if ev.source_status and ev.source_status != row["source_status"] and "status" in changes:
+    if ev.source_status and ev.source_status != row["source_status"]:
+        # Kept current even when it maps to the same kiosk status ("new" -> "receiving"): the sync
+        # compares it with the provincial system's list to decide what to read again.
         changes["source_status"] = ev.source_status
     if not changes:
         return UNCHANGED
