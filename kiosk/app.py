@@ -11,10 +11,11 @@ import sqlalchemy as sa
 from flask import Flask
 
 from kiosk import api, health, i18n, security
-from kiosk.context import CONFIG_KEY, ENGINE_KEY
+from kiosk.context import CONFIG_KEY, ENGINE_KEY, SOURCE_KEY
 from kiosk.printing import web as printing_web
 from kiosk.queue import web as queue_web
 from kiosk.scanner import web as scanner_web
+from kiosk.sources.api import make_source
 from kiosk.staff import guard as staff_guard
 from kiosk.staff import views as staff_views
 from kiosk.web import views as citizen_views
@@ -37,6 +38,9 @@ def create_app(config: Config | None = None, engine: sa.Engine | None = None,
     if test_config:
         app.config.update(test_config)
     app.extensions[ENGINE_KEY] = engine or make_engine(cfg)
+    # The provincial system's client, made here (in each gunicorn worker, after the fork) so that its
+    # set-up (TLS context, CA bundle) never counts against a citizen's lookup deadline.
+    app.extensions[SOURCE_KEY] = make_source(cfg)
 
     app.register_blueprint(api.bp)
     security.init_app(app)  # headers on every response

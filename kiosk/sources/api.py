@@ -1,10 +1,7 @@
 """What other parts of the appliance use from `kiosk.sources`."""
 from __future__ import annotations
 
-import threading
 from typing import Any
-
-from flask import Flask
 
 from kiosk.sources.base import ErrorKind, Source, SourceDossier, SourceError
 from kiosk.sources.dropfolder import DropFolderSource
@@ -26,16 +23,5 @@ def make_source(cfg: Config, transport: Any = None) -> Source | None:
     return kind(cfg, transport) if kind else None
 
 
-_app_lock = threading.Lock()
-
-
-def app_source(app: Flask) -> Source | None:
-    """The web app's source, made on first use in each worker (after gunicorn's fork: no shared sockets)."""
-    with _app_lock:
-        if "motcua.source" not in app.extensions:
-            app.extensions["motcua.source"] = make_source(app.config["MOTCUA"])
-        return app.extensions["motcua.source"]
-
-
-__all__ = ["app_source", "ErrorKind", "LookupResult", "Source", "SourceDossier", "SourceError", "lookup", "make_source",
+__all__ = ["ErrorKind", "LookupResult", "Source", "SourceDossier", "SourceError", "lookup", "make_source",
            "sync_health"]

@@ -16,7 +16,6 @@ from flask import (
     Blueprint,
     Flask,
     Response,
-    current_app,
     make_response,
     redirect,
     render_template,
@@ -27,7 +26,7 @@ from flask import (
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
-from kiosk.context import get_config, get_engine
+from kiosk.context import get_config, get_engine, get_source
 from kiosk.i18n import LANGUAGES, SESSION_KEY
 from kiosk.printing import jobs as printing
 from kiosk.printing.states import CANNOT_PRINT, printer_message
@@ -35,7 +34,6 @@ from kiosk.queue import core as queue
 from kiosk.scanner.payload import ParsedPayload, PayloadRejected, parse_with_config
 from kiosk.scanner.status import read_status
 from kiosk.security import is_kiosk_screen
-from kiosk.sources.api import app_source
 from kiosk.sources.api import lookup as lookup_dossier
 from kiosk.store import codes, dossiers
 from kiosk.web import hours
@@ -165,7 +163,7 @@ def _render_status(code: str, secret: str | None, notice: str | None = None, not
     the deadline); actions on a dossier already shown answer from the store. `not_found`: what the
     not-found screen shows instead of the bare code (the keypad's typed text)."""
     cfg = get_config()
-    source = app_source(current_app) if ask_source else None
+    source = get_source() if ask_source else None
     found = lookup_dossier(cfg, get_engine(), source, code, secret)
     if found.row is None:
         shown = receipt if receipt is not None and receipt.has_receipt_details else None
@@ -217,7 +215,7 @@ def _keypad_lookup() -> Any:
         found = codes.resolve(conn, candidate, prefixes, today, cfg.kiosk.short_code_days)
     if found:
         return _render_status(found, secret or None, ask_source=True)
-    if parsed is not None and app_source(current_app) is not None:
+    if parsed is not None and get_source() is not None:
         # A whole code the store does not know: the provincial system may.
         return _render_status(parsed.code, secret or None, ask_source=True,
                               not_found={"code": typed, "short": False, **kept})

@@ -165,7 +165,7 @@ class OpenCpsEmulator(Emulator):
         since_d = datetime.strptime(since, "%d/%m/%Y").replace(tzinfo=ZONE) if since else None
         prefix = query.get("dossierNo") or ""
         with self._data_lock:
-            rows = [d for d in sorted(self.dossiers.values(), key=lambda d: d.dossierId)
+            rows = [d for d in self.dossiers.values()  # insertion order is dossierId order
                     if d.groupId == group and (not statuses or d.dossierStatus in statuses)
                     and (since_d is None or (d.finishDate is not None and d.finishDate >= since_d))
                     and d.dossierNo.startswith(prefix)]
