@@ -43,6 +43,16 @@ OVERDUE_LABEL_VI = N_("Quá hạn")
 OVERDUE_LABEL_EN = "Overdue"
 
 
+def printed_label(code: str, overdue: bool = False) -> str:
+    """The status as paper shows it, with no screen language: 'Đang xử lý (Quá hạn) · Being processed
+    (Overdue)'. The same wording the screens take through the catalogue; an unknown code as it is."""
+    status = STATUSES.get(code)
+    vi, en = (status.label_vi, status.label_en) if status else (code, code)
+    if overdue:
+        vi, en = f"{vi} ({OVERDUE_LABEL_VI})", f"{en} ({OVERDUE_LABEL_EN})"
+    return f"{vi} · {en}"
+
+
 class UnknownStatus(ValueError):
     pass
 

@@ -11,11 +11,12 @@ import math
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import date, time
+from datetime import date
 from functools import lru_cache
 from typing import Any, Mapping
 
-from motcua.config import Config, SiteConfig
+from motcua import hours
+from motcua.config import Config
 
 GSM7 = "gsm7"
 UCS2 = "ucs2"
@@ -104,28 +105,6 @@ def prepare(text: str, policy: str) -> Rendered:
     raise ValueError(f"unknown encoding policy {policy!r}")
 
 
-_DAY = ["T2", "T3", "T4", "T5", "T6", "T7", "CN"]
-
-
-def _hm(t: time) -> str:
-    return f"{t.hour}h{t.minute:02d}" if t.minute else f"{t.hour}h"
-
-
-def _days(days: list[int]) -> str:
-    days = sorted(set(days))
-    if len(days) > 2 and days == list(range(days[0], days[-1] + 1)):
-        return f"{_DAY[days[0]]}-{_DAY[days[-1]]}"
-    return ",".join(_DAY[d] for d in days)
-
-
-def hours_text(site: SiteConfig) -> str:
-    """Opening hours in a few characters: "T2-T6 7h30-11h30,13h30-17h; T7 7h30-11h30"."""
-    groups: dict[tuple[int, ...], list[str]] = {}
-    for period in site.opening_hours:
-        groups.setdefault(tuple(sorted(set(period.days))), []).append(f"{_hm(period.open)}-{_hm(period.close)}")
-    return "; ".join(f"{_days(list(days))} {','.join(spans)}" for days, spans in groups.items())
-
-
 def _format_date(value: Any) -> str:
     if isinstance(value, date):
         return value.strftime("%d/%m/%Y")
@@ -169,7 +148,7 @@ def render_notice(cfg: Config, kind: str, params: Mapping[str, Any]) -> Rendered
         "code": str(params.get("code") or ""),
         "procedure": " ".join(str(params.get("procedure") or "").split()),
         "place": sms.place or cfg.site.collect_place,
-        "hours": sms.hours or hours_text(cfg.site),
+        "hours": sms.hours or hours.short_text(cfg.site.opening_hours),
         "appointment_date": _format_date(params.get("appointment_date")),
         "hotline": cfg.site.hotline,
         "text": str(params.get("text") or ""),

@@ -168,7 +168,7 @@ def test_a_demo_config_with_the_users_own_site_table_is_left_alone(tmp_path):
 def test_the_demo_shows_its_home_screen_at_any_hour_and_a_default_hall_follows_its_hours(tmp_path, make_config,
                                                                                          engine):
     from kiosk.app import create_app
-    from kiosk.web import hours
+    from motcua import hours
 
     demo_cfg = load_config(write_demo_config(tmp_path / "demo", 8080))
     home = create_app(demo_cfg, engine, test_config={"TESTING": True}).test_client().get("/").get_data(as_text=True)

@@ -139,7 +139,9 @@ def test_domain_without_a_catalogue_falls_back_to_vietnamese(make_config, engine
 
 
 def test_opening_hours_decide_between_home_and_closed(make_config, engine):
-    from kiosk.web import hours
+    from flask_babel import gettext
+
+    from motcua import hours
 
     cfg = make_config(site={"opening_hours": [{"days": [0, 1, 2, 3, 4], "open": "07:30", "close": "11:30"},
                                               {"days": [0, 1, 2, 3, 4], "open": "13:30", "close": "17:00"},
@@ -153,8 +155,8 @@ def test_opening_hours_decide_between_home_and_closed(make_config, engine):
     assert not hours.is_open(cfg.site, (monday + timedelta(days=6)).replace(hour=9))
     app = create_app(cfg, engine, test_config={"TESTING": True})
     with app.test_request_context("/"):
-        assert hours.describe(cfg.site.opening_hours) == ["Thứ Hai – Thứ Sáu: 7:30–11:30, 13:30–17:00",
-                                                          "Thứ Bảy: 7:30–11:30"]
+        assert hours.long_lines(cfg.site.opening_hours, gettext) == [
+            "Thứ Hai – Thứ Sáu: 7:30–11:30, 13:30–17:00", "Thứ Bảy: 7:30–11:30"]
     now = hours.local_now(cfg.site)  # in the site's zone whatever the machine's TZ
     assert now.utcoffset() == timedelta(hours=7) and abs(now - datetime.now(UTC)) < timedelta(minutes=1)
 

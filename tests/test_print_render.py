@@ -133,7 +133,7 @@ def test_slip_shows_overdue_and_next_steps_without_personal_data(engine, config)
     assert "Quá hạn" in text and "Đang xử lý" in text
     assert "Nguyễn" not in text and "0912345678" not in text and "ABC234" not in text
     assert content["collect_place"] == config.site.collect_place
-    assert content["hours"].startswith("Giờ làm việc: T2-T6 07:30-11:30, 13:30-17:00")
+    assert content["hours"].startswith("Giờ làm việc: Thứ Hai – Thứ Sáu: 7:30–11:30, 13:30–17:00")
 
 
 def test_unknown_dossier_slip_is_a_lookup_error(engine, config):

@@ -42,7 +42,8 @@ def test_default_result_ready_fits_one_part_when_folded(make_config):
     cfg = make_config(sms={"encoding": "ascii"})
     r = render_notice(cfg, "result_ready", {"code": "000.00.21.H42-251125-0001", "procedure": LONG_PROCEDURE})
     assert r.parts == 1 and r.encoding == GSM7
-    assert "000.00.21.H42-251125-0001" in r.text and "Quay tra ket qua" in r.text and "7h30" in r.text
+    assert "000.00.21.H42-251125-0001" in r.text and "Quay tra ket qua" in r.text
+    assert "T2-T6 7:30-11:30, 13:30-17:00; T7 7:30-11:30" in r.text  # motcua.hours' short form, folded
     assert r.text.isascii()
 
 

@@ -11,8 +11,9 @@ from zoneinfo import ZoneInfo
 
 from kiosk.printing.render import fmt_date, fmt_time
 from kiosk.store.dossiers import is_overdue
+from motcua import hours
 from motcua.config import Config
-from motcua.statuses import OVERDUE_LABEL_EN, OVERDUE_LABEL_VI, STATUSES
+from motcua.statuses import printed_label
 from motcua.timeutil import utcnow
 
 # Per status: what the citizen does next (Vietnamese, English).
@@ -37,22 +38,10 @@ NEXT_STEPS: dict[str, tuple[str, str]] = {
 OVERDUE_STEP = ("Hồ sơ đã quá ngày hẹn trả. Vui lòng hỏi cán bộ tại quầy để được giải thích.",
                 "The dossier is past its appointment date. Please ask staff at the counter.")
 
-DAY_NAMES = ["T2", "T3", "T4", "T5", "T6", "T7", "CN"]
-
-
 def opening_hours_text(cfg: Config) -> str:
-    """'Giờ làm việc: T2-T6 07:30-11:30, 13:30-17:00; T7 07:30-11:30'."""
-    groups: dict[tuple[int, ...], list[str]] = {}
-    for period in cfg.site.opening_hours:
-        groups.setdefault(tuple(sorted(period.days)), []).append(f"{period.open:%H:%M}-{period.close:%H:%M}")
-    parts = []
-    for days, spans in groups.items():
-        if len(days) > 1 and list(days) == list(range(days[0], days[-1] + 1)):
-            name = f"{DAY_NAMES[days[0]]}-{DAY_NAMES[days[-1]]}"
-        else:
-            name = ", ".join(DAY_NAMES[d] for d in days)
-        parts.append(f"{name} {', '.join(spans)}")
-    return "Giờ làm việc: " + "; ".join(parts) if parts else ""
+    """'Giờ làm việc: Thứ Hai – Thứ Sáu: 7:30–11:30, 13:30–17:00; Thứ Bảy: 7:30–11:30' (motcua.hours)."""
+    lines = hours.long_lines(cfg.site.opening_hours)
+    return "Giờ làm việc: " + "; ".join(lines) if lines else ""
 
 
 def _local(cfg: Config, when: datetime) -> datetime:
@@ -104,16 +93,12 @@ def slip_content(cfg: Config, row: Mapping[str, Any], now: datetime | None = Non
     """Texts for a status slip from a `dossiers` row. No name, phone or lookup secret is printed:
     a slip left behind in the hall must not reveal anyone's data."""
     now = _local(cfg, now or utcnow())
-    status = STATUSES.get(row["status"])
-    status_vi, status_en = (status.label_vi, status.label_en) if status else (row["status"], row["status"])
     appointment: date | None = row.get("appointment_date")
     overdue = is_overdue(row["status"], appointment, now.date())
-    if overdue:
-        status_vi, status_en = f"{status_vi} ({OVERDUE_LABEL_VI})", f"{status_en} ({OVERDUE_LABEL_EN})"
     next_vi, next_en = OVERDUE_STEP if overdue else NEXT_STEPS.get(row["status"], ("", ""))
     fields = [
         ("Thủ tục", "Procedure", row.get("procedure") or "—", False),
-        ("Tình trạng", "Status", f"{status_vi} · {status_en}", True),
+        ("Tình trạng", "Status", printed_label(row["status"], overdue), True),
         ("Ngày hẹn trả", "Appointment date", fmt_date(appointment), True),
     ]
     return {

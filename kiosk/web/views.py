@@ -36,9 +36,9 @@ from kiosk.scanner.status import read_status
 from kiosk.security import is_kiosk_screen
 from kiosk.sources.api import lookup as lookup_dossier
 from kiosk.store import codes, dossiers
-from kiosk.web import hours
 from kiosk.web.ratelimit import make_limiter
 from kiosk.web.screens import fmt_date, freshness, status_screen
+from motcua import hours
 from motcua.db import reading
 from motcua.textnorm import clean_text
 
@@ -58,7 +58,7 @@ OTHER_AREAS = ("/scanner", "/api", "/staff", "/queue", "/counter", "/display", "
 
 def _site_context() -> dict[str, Any]:
     cfg = get_config()
-    return {"site": cfg.site, "hours_lines": hours.describe(cfg.site.opening_hours)}
+    return {"site": cfg.site, "hours_lines": hours.long_lines(cfg.site.opening_hours, _)}
 
 
 def _screen(template: str, status: int = 200, **ctx: Any) -> tuple[str, int]:
