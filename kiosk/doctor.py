@@ -324,6 +324,7 @@ def _camera_frames(cfg: Config, seconds: float) -> Finding:
 
 def check_printer(ctx: Context) -> Finding:
     from kiosk.printing import connections as pc
+    from kiosk.printing.states import PrinterState
     from kiosk.printing.worker import OwnerLock, PrinterBusy
 
     lock = OwnerLock(ctx.cfg.paths.data_dir)
@@ -342,38 +343,39 @@ def check_printer(ctx: Context) -> Finding:
     if ctx.cfg.printer.kind in ("file", "serial") and target.startswith("/dev/") and not os.path.exists(target):
         lock.release()
         return Finding("printer", ERROR, f"{target} does not exist: the printer is not connected (or off)",
-                       _PRINTER_HINT, {"kind": ctx.cfg.printer.kind, "status": pc.OFFLINE})
+                       _PRINTER_HINT, {"kind": ctx.cfg.printer.kind, "status": PrinterState.OFFLINE})
     conn = None
     try:
         conn = pc.make_connection(ctx.cfg)
         state, detail = conn.status()
         where = conn.describe()
     except pc.PrinterOffline as exc:
-        state, detail, where = pc.OFFLINE, str(exc), ctx.cfg.printer.kind
+        state, detail, where = PrinterState.OFFLINE, str(exc), ctx.cfg.printer.kind
     except Exception as exc:  # a driver's own error: the finding
-        state, detail, where = pc.OFFLINE, f"{type(exc).__name__}: {exc}", ctx.cfg.printer.kind
+        state, detail, where = PrinterState.OFFLINE, f"{type(exc).__name__}: {exc}", ctx.cfg.printer.kind
     finally:
         if conn is not None:
             conn.close()
         lock.release()
     data = {"kind": ctx.cfg.printer.kind, "status": state}
-    summary = f"{where}: " + {pc.OK: "online, paper ok", pc.PAPER_LOW: "online, paper LOW",
-                              pc.PAPER_OUT: "OUT OF PAPER", pc.OFFLINE: "OFFLINE",
-                              pc.UNKNOWN: "answers no status request"}.get(state, state)
+    summary = f"{where}: " + {PrinterState.OK: "online, paper ok", PrinterState.PAPER_LOW: "online, paper LOW",
+                              PrinterState.PAPER_OUT: "OUT OF PAPER", PrinterState.OFFLINE: "OFFLINE",
+                              PrinterState.UNKNOWN: "answers no status request"}.get(state, state)
     if detail:
         summary += f" ({detail})"
     kind = ctx.cfg.printer.kind
-    if state == pc.OK and (kind == "dummy" or (kind == "file" and not Path(where.split(" ", 1)[-1]).is_char_device())):
+    not_a_printer = kind == "dummy" or (kind == "file" and not Path(where.split(" ", 1)[-1]).is_char_device())
+    if state == PrinterState.OK and not_a_printer:
         return Finding("printer", WARNING, f"{where}: tickets go to a file/memory, not to a printer",
                        "For the real printer set [printer] kind = \"usb\" (with its ids) or kind = \"file\", "
                        "target = \"/dev/motcua-printer\"", data)
-    if state == pc.OK:
+    if state == PrinterState.OK:
         return Finding("printer", OK, summary, data=data)
-    if state == pc.PAPER_OUT:
+    if state == PrinterState.PAPER_OUT:
         return Finding("printer", ERROR, summary, "Hết giấy / load an 80 mm thermal roll, close the cover", data)
-    if state == pc.OFFLINE:
+    if state == PrinterState.OFFLINE:
         return Finding("printer", ERROR, summary, _PRINTER_HINT, data)
-    if state == pc.PAPER_LOW:
+    if state == PrinterState.PAPER_LOW:
         return Finding("printer", WARNING, summary, "Sắp hết giấy / put a new roll ready", data)
     return Finding("printer", WARNING, summary,
                    "This connection cannot report paper: print a test ticket with `kiosk print ticket`", data)

@@ -41,7 +41,31 @@ class AppContext:
         try:
             return make_engine(self.config)
         except Exception as exc:  # a database we cannot open is a setup problem, told plainly
-            raise click.ClickException(f"cannot open the database {self.config.database.url}: {exc}") from None
+            url = self.config.database.url
+            raise click.ClickException(f"cannot open the database {masked_url(url)}: {_scrub(str(exc), url)}") from None
+
+
+def masked_url(url: str) -> str:
+    """The database URL with its password as ***, fit for a terminal or a log."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not even a URL: its text may still hold a password, so none of it is shown
+        return "(the [database] url, which does not parse)"
+
+
+def _scrub(text: str, url: str) -> str:
+    """A driver's error without the URL or its password, should the driver quote either."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        password = make_url(url).password
+    except Exception:
+        password = None
+    if url:
+        text = text.replace(url, masked_url(url))
+    return text.replace(password, "***") if password else text
 
 
 def config_option(f):

@@ -5,13 +5,13 @@
 - reports: `list_notices`, `counts_by_state`, `daily_usage`
 - the modem: `read_modem_health` (the running gateway's heartbeat), `probe_modem` (a brief look for
   `kiosk doctor` while the gateway is not running)
-- the states: `NoticeState`, `DeliveryStatus`, `ModemState`
+- the states: `NoticeState`, `DeliveryStatus`, `ModemState` (worded once in `MODEM_STATE_LABELS`)
 
 Phone numbers are `motcua.phones`: both sides use them.
 """
 from __future__ import annotations
 
-from sms_gateway.health import ModemState, read_modem_health
+from sms_gateway.health import MODEM_STATE_LABELS, ModemState, read_modem_health
 from sms_gateway.outbox import (
     CANCELLABLE,
     RETRYABLE,
@@ -33,5 +33,5 @@ RESOLVABLE = (NoticeState.UNCERTAIN,)
 __all__ = [
     "enqueue", "retry", "cancel", "resolve_uncertain", "RETRYABLE", "CANCELLABLE", "RESOLVABLE",
     "list_notices", "counts_by_state", "daily_usage", "read_modem_health", "probe_modem", "ModemProbe",
-    "NoticeState", "DeliveryStatus", "ModemState",
+    "NoticeState", "DeliveryStatus", "ModemState", "MODEM_STATE_LABELS",
 ]

@@ -29,13 +29,20 @@ class ModemState(StrEnum):
     ERROR = "error"
 
 
-LABELS_VI = {
-    ModemState.OK: "Hoạt động bình thường",
-    ModemState.NO_SIM: "Không có SIM",
-    ModemState.PIN_REQUIRED: "SIM yêu cầu mã PIN",
-    ModemState.NO_NETWORK: "Không có sóng / chưa đăng ký mạng",
-    ModemState.UNPLUGGED: "Mất kết nối modem",
-    ModemState.ERROR: "Lỗi modem",
+def N_(msgid: str) -> str:
+    """Mark a message id for extraction (pybabel's default keywords include N_); no translation here."""
+    return msgid
+
+
+# The one wording per modem state: `sms-gateway status` prints it; the staff pages show it through
+# their catalogue (these Vietnamese texts are its message ids, English in staff.po).
+MODEM_STATE_LABELS: dict[ModemState, str] = {
+    ModemState.OK: N_("Hoạt động bình thường"),
+    ModemState.NO_SIM: N_("Không có SIM"),
+    ModemState.PIN_REQUIRED: N_("SIM yêu cầu mã PIN"),
+    ModemState.NO_NETWORK: N_("Không có sóng / chưa đăng ký mạng"),
+    ModemState.UNPLUGGED: N_("Mất kết nối modem"),
+    ModemState.ERROR: N_("Lỗi modem"),
 }
 
 _FIELDS = ("state", "sim", "registered", "network", "signal_percent", "model", "imei", "balance_text",
@@ -51,7 +58,7 @@ def read_modem_health(conn: sa.Connection, stale_after_s: float = 300) -> dict[s
     out["balance_low"] = bool(out["balance_low"])
     seen = out.get("last_seen_at")
     out["stale"] = seen is None or utcnow() - seen > timedelta(seconds=stale_after_s)
-    out["label_vi"] = LABELS_VI.get(out["state"], out["state"])
+    out["label_vi"] = MODEM_STATE_LABELS.get(out["state"], out["state"])
     return out
 
 

@@ -90,3 +90,11 @@ def test_the_closed_screen_lists_the_hours_in_english_through_the_catalogue(make
     c.get("/lang/en")
     page = c.get("/").get_data(as_text=True)
     assert 'id="closed"' in page and "day: 7:30–11:30" in page  # "Monday: …" … "Sunday: …"
+
+
+def test_the_slip_font_has_a_glyph_for_the_en_dash():
+    from kiosk.printing.render import font
+
+    f = font(17)
+    missing = f.getmask("\U0010ffff").getbbox()  # the font's box for a character it lacks
+    assert f.getmask("–").getbbox() != missing and f.getmask("–").getbbox()[3] < missing[3]

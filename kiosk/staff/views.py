@@ -52,14 +52,8 @@ NOTICE_STATE_LABELS = {
     sms.NoticeState.UNCERTAIN: _l("Chưa rõ đã gửi chưa"),
     sms.NoticeState.CANCELLED: _l("Đã hủy"),
 }
-MODEM_STATE_LABELS = {
-    sms.ModemState.OK: _l("Hoạt động bình thường"),
-    sms.ModemState.NO_SIM: _l("Không có SIM"),
-    sms.ModemState.PIN_REQUIRED: _l("SIM yêu cầu mã PIN"),
-    sms.ModemState.NO_NETWORK: _l("Không có sóng / chưa đăng ký mạng"),
-    sms.ModemState.UNPLUGGED: _l("Mất kết nối modem"),
-    sms.ModemState.ERROR: _l("Lỗi modem"),
-}
+# The gateway words each modem state once (sms_gateway.api); shown here through the staff catalogue.
+MODEM_STATE_LABELS = {state: _l(label) for state, label in sms.MODEM_STATE_LABELS.items()}
 ACTION_LABELS = {
     audit.LOGIN: _l("Đăng nhập"),
     audit.LOGIN_FAILED: _l("Đăng nhập sai"),
