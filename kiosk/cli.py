@@ -22,7 +22,7 @@ SUBCOMMANDS = {
     "print-worker": ("kiosk.printing.cli:print_worker", "Run the print worker: the one process that owns the printer."),
     "scan": ("kiosk.scanner.cli:scan_command",
              "Camera QR scanner for receipts (owns the camera; the kiosk screen gets its events)."),
-    "source": ("kiosk.sources.cli:source_group", "The provincial system this kiosk follows: check, status."),
+    "source": ("kiosk.sources.cli:source_group", "The provincial system this kiosk follows ([source] section)."),
     "sync": ("kiosk.sources.cli:sync_command", "Follow the provincial system: poll its changes into the store."),
     "user": ("kiosk.staff.cli:user_group", "Staff accounts for the staff pages (/staff/)."),
 }

@@ -20,7 +20,7 @@ def test_a_database_that_cannot_be_opened_is_named_without_its_password(tmp_path
     path = tmp_path / "config.toml"
     path.write_text(f'[paths]\ndata_dir = "{tmp_path}"\n[database]\nurl = "{url}"\n', encoding="utf-8")
     with pytest.raises(click.ClickException) as caught:
-        AppContext(str(path)).engine
+        _ = AppContext(str(path)).engine
     message = caught.value.format_message()
     assert message.startswith("cannot open the database postgresql+psycopg://motcua:***@127.0.0.1:")
     assert "s3cret-pw" not in message

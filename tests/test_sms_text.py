@@ -99,3 +99,14 @@ def test_ascii_fast_paths_agree_with_the_character_by_character_rules():
     for s in samples:
         assert septets(s) == septets_slow(s), repr(s)
         assert fold(s) == fold_slow(s), repr(s)
+
+
+def test_every_status_that_notifies_has_a_template_in_the_screens_vocabulary():
+    from motcua.config import DEFAULT_SMS_TEMPLATES
+    from motcua.statuses import NOTIFY_STATUSES, STATUSES
+
+    # The words the SMS shares with the status label the screen and the slip show (motcua/statuses.py).
+    shared = {"result_ready": "kết quả", "more_documents": "bổ sung giấy tờ", "denied": "từ chối"}
+    assert set(shared) == set(NOTIFY_STATUSES)
+    for code, words in shared.items():
+        assert words in STATUSES[code].label_vi.lower() and words in DEFAULT_SMS_TEMPLATES[code], code

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
+from kiosk import health
 from kiosk.store.ingest import DossierEvent, apply_event
 from kiosk.store.schema import dossiers
 from motcua.config import load_config
@@ -170,7 +171,11 @@ def test_staff_flow_in_chromium(live_server, page, tmp_path):
 
     # Device health and the audit log.
     page.goto(f"{base}/staff/health")
-    assert page.locator("#health tbody tr").count() == 7
+    rows = page.locator("#health tbody tr")
+    # one row per check the code runs (kiosk.health.GATHERERS), each under its check's name
+    assert rows.count() == len(health.GATHERERS)
+    assert {rows.nth(i).get_attribute("id") for i in range(rows.count())} == {
+        "check-" + fn.__name__.removeprefix("check_") for fn in health.GATHERERS}
     assert "quick_check ok" in page.inner_text("#check-database")
     page.goto(f"{base}/staff/audit")
     log = page.inner_text("#audit")
