@@ -13,12 +13,20 @@ decoder; for foreign frames a dossier code is a misread.
 
 Part 2 runs the real scanner (`kiosk scan --video`, supervisor plus decode child) on a 640x480 15 fps
 video with no code in view and reports its CPU use from /proc, as a share of one core.
+
+Part 3 (relay lag) runs the real scanner on a looping receipt video beside `kiosk serve` (gunicorn)
+and reads /scanner/events as the screen does: the time from the scanner's `decoded_at` to the scan
+event's arrival over SSE, both on this machine's wall clock (target <= 100 ms; the tests check only
+that the event arrives with the right code, tests/test_scanner_service.py).
 """
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -227,13 +235,79 @@ def bench_idle_cpu(seconds: float, size: tuple[int, int] = (640, 480), preview: 
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_relay_lag(scans: int) -> list[float]:
+    """Seconds from decoded_at to the SSE event, for `scans` scan events through real gunicorn."""
+    from kiosk.demo import generate, receipt_payloads
+    from tests.scanner_media import desk, receipt_frame, write_video
+
+    rec = next(generate(1))
+    tmp = Path(tempfile.mkdtemp(prefix="scanlag-", dir="/tmp"))  # Unix socket paths must stay short
+    procs: list[subprocess.Popen] = []
+    try:
+        video = write_video(tmp / "receipt.avi", [(desk(), 15), (receipt_frame(receipt_payloads(rec)["url"]), 15),
+                                                  (desk(), 15)])
+        cfgfile = tmp / "config.toml"
+        cfgfile.write_text(f'[paths]\ndata_dir = "{tmp}"\n[scanner]\nrepeat_interval_s = 1.0\n')
+        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+        port = _free_port()
+        base = [sys.executable, "-m", "kiosk.cli", "--config", str(cfgfile)]
+        procs.append(subprocess.Popen([*base, "serve", "--bind", f"127.0.0.1:{port}", "--workers", "1"], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+        procs.append(subprocess.Popen([*base, "scan", "--video", str(video), "--loop"], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                conn.request("GET", "/scanner/events")
+                resp = conn.getresponse()
+                break
+            except OSError:
+                if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                    raise RuntimeError("kiosk serve / kiosk scan did not start") from None
+                time.sleep(0.2)
+        lags, event = [], None
+        while len(lags) < scans:
+            line = resp.fp.readline().decode()
+            if not line:
+                raise RuntimeError("event stream closed")
+            if line.startswith("event: "):
+                event = line[7:].strip()
+            elif line.startswith("data: ") and event == "scan":
+                data = json.loads(line[6:])
+                if data["code"] != rec["code"]:
+                    raise RuntimeError(f"wrong code {data['code']!r}")
+                lags.append(time.time() - data["decoded_at"])
+        conn.close()
+        return lags
+    finally:
+        for proc in procs:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--per-category", type=int, default=30, help="frames per category and resolution")
     ap.add_argument("--chain", default=",".join(ScannerConfig().decoders), help="chain order to measure")
     ap.add_argument("--cpu-seconds", type=float, default=20.0, help="idle CPU measurement length (0: skip)")
+    ap.add_argument("--relay-scans", type=int, default=10, help="scan events timed through gunicorn (0: skip)")
+    ap.add_argument("--only-relay", action="store_true", help="run part 3 only")
     args = ap.parse_args()
     chain = args.chain.split(",")
+    if args.only_relay:
+        _print_relay(args.relay_scans, [])
+        return
     cv2.setNumThreads(1)  # one core, as on a busy Pi; OpenCV would otherwise use every core
     print(f"## Decoders on {args.per_category} frames per category and resolution (chain: {' -> '.join(chain)})")
     t0 = time.monotonic()
@@ -256,7 +330,18 @@ def main() -> None:
         print(f"  same, with the aiming preview open (MJPEG {ScannerConfig().preview_fps:g} fps): {cpu_p:.1f}%")
         cpu_hd = bench_idle_cpu(args.cpu_seconds, size=(1280, 720))
         print(f"  same at 1280x720 15 fps: {cpu_hd:.1f}%")
+    if args.relay_scans:
+        _print_relay(args.relay_scans, problems)
     print("\ntargets:", "all met" if not problems and med640 <= 2 else "NOT MET: " + "; ".join(problems))
+
+
+def _print_relay(scans: int, problems: list[str]) -> None:
+    lags = sorted(1000 * x for x in bench_relay_lag(scans))
+    p95 = lags[min(len(lags) - 1, round(0.95 * (len(lags) - 1)))]
+    print(f"scan -> screen over SSE (kiosk scan + kiosk serve, 1 worker): median {statistics.median(lags):.1f} ms, "
+          f"p95 {p95:.1f} ms, max {lags[-1]:.1f} ms over {len(lags)} scans (target <= 100 ms)")
+    if lags[-1] > 100:
+        problems.append(f"relay lag max {lags[-1]:.0f} ms")
 
 
 if __name__ == "__main__":
