@@ -23,7 +23,8 @@ SUBCOMMANDS = {
     "scan": ("kiosk.scanner.cli:scan_command",
              "Camera QR scanner for receipts (owns the camera; the kiosk screen gets its events)."),
     "source": ("kiosk.sources.cli:source_group", "The provincial system this kiosk follows ([source] section)."),
-    "sync": ("kiosk.sources.cli:sync_command", "Follow the provincial system: poll its changes into the store."),
+    "sync": ("kiosk.sources.cli:sync_command",
+             "Follow the provincial system: poll its changes into the store ([source] section)."),
     "user": ("kiosk.staff.cli:user_group", "Staff accounts for the staff pages (/staff/)."),
 }
 cli = command_group("Commune hall kiosk (Bộ phận Một cửa): dossier status, queue tickets, printing.", SUBCOMMANDS)
