@@ -478,6 +478,11 @@ class SmsConfig(Section):
     retry_max_s: float = Field(3600.0, gt=0, description="longest retry delay")
     max_attempts: int = Field(8, ge=1, description="temporary errors after this many attempts fail the notice")
     delivery_reports: bool = Field(True, description="ask the network for delivery reports")
+    resolve_window_s: float = Field(2 * 86400, gt=0, description="an uncertain notice whose number gets an "
+                                    "unmatched delivery report within this is marked sent")
+    resolve_wait_s: float = Field(1800, gt=0, description="an uncertain notice with no report this long, while "
+                                  "reports arrive for later messages, is sent again once automatically")
+    resolve_min_reports: int = Field(3, ge=1, description="... reports for at least this many later messages")
     poll_s: float = Field(2.0, gt=0, description="how often an idle gateway looks at the outbox and the modem")
     balance_ussd: str = Field("*101#", description="USSD code for the prepaid balance; empty disables the check")
     balance_every_s: float = Field(6 * 3600, gt=0, description="how often to ask the balance")

@@ -30,7 +30,7 @@ from motcua.db import reading
 from motcua.phones import InvalidPhone, normalise_vn_mobile
 from motcua.timeutil import utcnow
 from sms_gateway import health as h
-from sms_gateway import outbox
+from sms_gateway import outbox, resolve
 from sms_gateway.health import ModemState
 from sms_gateway.modem import AMBIGUOUS, CMS_MAX_ATTEMPTS, PERMANENT, Modem, ModemFault, Report, SendError
 from sms_gateway.schedule import Clock, Schedule
@@ -46,6 +46,8 @@ READ_DEVICE_S = 1.0  # while sending back to back, read the modem for reports at
 CLAIM_SCAN = 50  # unsendable notices failed in one transaction before the loop gets a turn
 # The gateway's periodic tasks (see Schedule).
 CONNECT, HEALTH, BALANCE, SWEEP, HEARTBEAT, READ = "connect", "health", "balance", "sweep", "heartbeat", "read"
+RESOLVE = "resolve"
+RESOLVE_S = 30.0
 
 
 def in_quiet_hours(local: datetime, start: Any, end: Any) -> bool:
@@ -85,7 +87,9 @@ class Gateway:
         self.schedule.every(CONNECT, cfg.modem.reconnect_s)  # pushed back by the backoff on failure
         self.schedule.every(HEALTH, cfg.modem.health_every_s)
         self.schedule.every(BALANCE, cfg.sms.balance_every_s)
-        self.schedule.every(SWEEP, REPORT_SWEEP_S, first_after_s=REPORT_SWEEP_S)
+        # Right after the first send: reports stored while no gateway ran settle uncertain notices.
+        self.schedule.every(SWEEP, REPORT_SWEEP_S)
+        self.schedule.every(RESOLVE, RESOLVE_S)
         self.schedule.every(HEARTBEAT, HEARTBEAT_S)
         self.schedule.every(READ, READ_DEVICE_S)
         self._sent_since_read = False
@@ -170,9 +174,9 @@ class Gateway:
             # Slow work waits for the first send of this start (or an empty queue): a notice claimed
             # late is a notice a crash or watchdog restart can leave uncertain.
             if schedule.due(SWEEP) and self._first_send_done:
-                self._flush()
-                schedule.done(SWEEP)
-                self._take_reports(self.modem.sweep_stored())
+                self._sweep()
+            if schedule.due(RESOLVE) and self._first_send_done:
+                self._resolve()
             if schedule.due(BALANCE) and self.cfg.sms.balance_ussd and self._first_send_done:
                 self._check_balance()
             self._heartbeat()
@@ -197,6 +201,10 @@ class Gateway:
                 if schedule.due(BALANCE) and self.cfg.sms.balance_ussd:  # idle now: the slow work's turn
                     self._check_balance()
                 if until_idle:
+                    if schedule.due(SWEEP):
+                        self._sweep()
+                    if self.cfg.sms.delivery_reports and self._resolve():
+                        continue  # an uncertain notice was queued again
                     return EXIT_IDLE
                 self._sleep(self.cfg.sms.poll_s)
             elif attempted:
@@ -221,9 +229,15 @@ class Gateway:
         for write in self._pending:
             write(conn)
         # After the outcomes: a report may be for the message whose `sent` was just written.
-        return [(report, outbox.record_delivery(conn, phone_e164=number, message_ref=report.reference,
-                                                delivered=bool(report.delivered)))
-                for number, report in self._reports]
+        matched = []
+        for number, report in self._reports:
+            notice_id = outbox.record_delivery(conn, phone_e164=number, message_ref=report.reference,
+                                               delivered=bool(report.delivered))
+            if notice_id is None:
+                resolve.record_unmatched_report(conn, phone_e164=number, message_ref=report.reference,
+                                                delivered=bool(report.delivered))
+            matched.append((report, notice_id))
+        return matched
 
     def _written(self, matched: list[tuple[Report, int | None]]) -> None:
         """The transaction holding the pending writes committed."""
@@ -309,6 +323,34 @@ class Gateway:
 
     def _set_status(self, text: str) -> None:
         self.notifier.notify(f"STATUS={text[:200]}")
+
+    def _sweep(self) -> None:
+        """Read what the modem kept in memory (reports, incoming SMS) and write it at once."""
+        self._flush()
+        self.schedule.done(SWEEP)
+        self._take_reports(self.modem.sweep_stored())
+        self._flush()
+
+    def _resolve(self) -> bool:
+        """Settle uncertain notices by the delivery reports (sms_gateway/resolve.py); True when one
+        was queued again."""
+        self._flush()
+        self.schedule.done(RESOLVE)
+        if not self.cfg.sms.delivery_reports:
+            return False
+        sms = self.cfg.sms
+        with reading(self.engine) as conn:
+            if not resolve.has_uncertain(conn):
+                return False  # the usual case: no write transaction (and no fsync) for nothing
+        with self.engine.begin() as conn:
+            done = resolve.resolve_uncertain(conn, window_s=sms.resolve_window_s, wait_s=sms.resolve_wait_s,
+                                             min_reports=sms.resolve_min_reports)
+        for ids, what in ((done.marked_sent, "marked sent by delivery reports"),
+                          (done.resent, "sent again once (no report while later ones arrived)"),
+                          (done.half_sent, "half-sent by their delivery reports; left to an official")):
+            if ids:
+                log.warning("uncertain notice(s) %s %s", ids, what)
+        return bool(done.resent)
 
     def _check_balance(self) -> None:
         sms = self.cfg.sms

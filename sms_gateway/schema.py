@@ -68,3 +68,42 @@ modem_health = sa.Table(
     sa.Column("pid", sa.Integer),
     sa.Column("updated_at", UtcDateTime, nullable=False),
 )
+
+# s0015: delivery reports that matched no sent notice: the evidence uncertain notices are resolved by.
+sms_reports = sa.Table(
+    "sms_reports",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("phone_e164", sa.String(20)),
+    sa.Column("message_ref", sa.Integer, nullable=False),
+    sa.Column("delivered", sa.Boolean, nullable=False),
+    sa.Column("received_at", UtcDateTime, nullable=False),
+    sa.Column("notice_id", sa.Integer, sa.ForeignKey("notices.id", ondelete="SET NULL")),  # resolved by it
+)
+
+# Every SMS a citizen sent to the hall's number, and what the gateway did with it.
+incoming_messages = sa.Table(
+    "incoming_messages",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("dedupe_key", sa.String(64), nullable=False, unique=True),  # a re-read memory slot is no new SMS
+    sa.Column("phone_e164", sa.String(20)),
+    sa.Column("sender", sa.String(64), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("parts", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("received_at", UtcDateTime, nullable=False),
+    sa.Column("command", sa.String(16)),  # an IncomingCommand
+    sa.Column("dossier_code", sa.String(100)),
+    sa.Column("reply_notice_id", sa.Integer, sa.ForeignKey("notices.id", ondelete="SET NULL")),
+    sa.Column("note", sa.Text),
+)
+
+# Numbers that texted HUY/STOP: no more notices to them.
+opt_outs = sa.Table(
+    "opt_outs",
+    metadata,
+    sa.Column("phone_e164", sa.String(20), primary_key=True),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("keyword", sa.String(16), nullable=False),
+    sa.Column("incoming_id", sa.Integer, sa.ForeignKey("incoming_messages.id", ondelete="SET NULL")),
+)

@@ -11,13 +11,18 @@ DIR holds:
     network: "home"           "home", "roaming", "searching", "denied", "none"
     signal: 20                +CSQ rssi 0..31
     cms_errors: [38, 1]       one +CMS ERROR per send, in order, consumed (counted in state.json)
-    hang_sends: 0             this many sends get no answer at all (consumed)
+    hang_sends: 0             this many sends get no answer at all (consumed); with
+                              accept_before_hang the network took the message first
+    hang_to: {"+8491...": 2}  this many sends to this number get no answer (consumed)
     exit_on_send: 0           this many sends make the modem vanish before answering (consumed);
                               with accept_before_exit the PDU is recorded as sent first
     unplugged: false          true: the process exits at once (a modem that is not there)
     unplug_after_sends: 0     after answering this many sends the modem vanishes and stays
                               unplugged (scenario "unplugged" set true) until the test replugs it
     status_reports: "delivered"  "delivered", "failed" or null: a +CDS report after each send
+    store_status_reports: false  true: the report goes into the modem's memory (announced with
+                              +CDSI) the moment the network takes the message, before +CMGS is
+                              answered, so it is still there for the next host after a crash
     ussd: "TKC 50.000d"       answer to AT+CUSD
     hang_commands: {"AT+CSQ": 1}  this many of these commands (by prefix) get no answer (consumed)
     exit_on_command: {"AT+CSQ": 1}  this many of these commands make the modem vanish with the
@@ -28,13 +33,19 @@ DIR holds:
   `wrong_pins`, how many wrong PINs were entered (a real SIM locks to PUK after 3).
 - `commands.log`: every command received, for debugging.
 - `starts.log`: one line per process start ("plugged" or "unplugged"), so a test can count reconnects.
+- `memory.json`: the modem's message memory ("ME"): received SMS-DELIVER and stored status reports,
+  read with AT+CMGR / AT+CMGL (PDU mode), deleted with AT+CMGD. A test delivers an incoming SMS by
+  adding PDUs with `deliver(...)` (tests/modem/harness.py); the running emulator announces each with
+  `+CMTI: "ME",index` within ~0.1 s, and a message that arrived while no host ran waits in memory.
 
 Unknown commands answer ERROR (Gammu's probing depends on it).
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import select
 import sys
 import time
 from pathlib import Path
@@ -56,12 +67,39 @@ def save_state(state: dict) -> None:
     os.replace(tmp, DIR / "state.json")
 
 
+def store(kind: str, pdu: str) -> int:
+    """Put one PDU into the message memory; returns its index. Locked: the test writes here too."""
+    with open(DIR / "memory.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        memory = load("memory.json", {"next": 1, "messages": []})
+        index = memory["next"]
+        memory["next"] = index + 1
+        memory["messages"].append({"index": index, "kind": kind, "pdu": pdu, "stat": 0, "announced": False})
+        tmp = DIR / "memory.json.tmp"
+        tmp.write_text(json.dumps(memory))
+        os.replace(tmp, DIR / "memory.json")
+    return index
+
+
+def update_memory(change) -> list[dict]:
+    """Apply `change(messages) -> messages` under the lock; returns the new list."""
+    with open(DIR / "memory.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        memory = load("memory.json", {"next": 1, "messages": []})
+        memory["messages"] = change(memory["messages"])
+        tmp = DIR / "memory.json.tmp"
+        tmp.write_text(json.dumps(memory))
+        os.replace(tmp, DIR / "memory.json")
+        return memory["messages"]
+
+
 class Modem:
     def __init__(self) -> None:
         self.out = sys.stdout.buffer
         self.echo = True
         self.pin_ok = False
         self.pdu_len: int | None = None
+        self.mem = "ME"  # the memory AT+CPMS chose; messages live in "ME" only
         self.log = open(DIR / "commands.log", "a", buffering=1)
 
     def scenario(self) -> dict:
@@ -195,9 +233,29 @@ class Modem:
             return self.reply()
         if up == "AT+CPMS=?":
             return self.reply('+CPMS: ("SM","ME"),("SM","ME"),("SM","ME")')
+        if up.startswith("AT+CPMS="):
+            self.mem = cmd.split("=", 1)[1].split(",")[0].strip('"').upper()
         if up.startswith("AT+CPMS"):
-            return self.reply('+CPMS: 0,30,0,30,0,30')
+            used = len(load("memory.json", {"messages": []})["messages"]) if self.mem == "ME" else 0
+            return self.reply(f'+CPMS: {used},30,{used},30,{used},30')
         if up.startswith("AT+CMGL"):
+            # PDU mode: AT+CMGL=4 lists every message; 0 unread, 1 read.
+            want = cmd.split("=", 1)[1].strip() if "=" in cmd else "0"
+            lines = []
+            for msg in self.read_memory(lambda m: self.mem == "ME" and (want == "4" or str(m["stat"]) == want)):
+                lines += [f'+CMGL: {msg["index"]},{msg["stat"]},,{len(msg["pdu"]) // 2 - 1}', msg["pdu"]]
+            return self.reply(*lines)
+        if up.startswith("AT+CMGR="):
+            index = int(cmd.split("=", 1)[1])
+            found = self.read_memory(lambda m: self.mem == "ME" and m["index"] == index)
+            if not found:
+                return self.reply(final="+CMS ERROR: 321")  # invalid memory index
+            msg = found[0]
+            return self.reply(f'+CMGR: {msg["stat"]},,{len(msg["pdu"]) // 2 - 1}', msg["pdu"])
+        if up.startswith("AT+CMGD="):
+            index = int(cmd.split("=", 1)[1].split(",")[0])
+            if self.mem == "ME":
+                update_memory(lambda msgs: [m for m in msgs if m["index"] != index])
             return self.reply()
         if up.startswith("AT+CUSD="):
             text = scen.get("ussd", "TKC 50.000d, HSD 31/12/2026")
@@ -213,7 +271,16 @@ class Modem:
         self.pdu_len = None
         pdu = body.decode("ascii", "replace").strip()
         scen = self.scenario()
+        if scen.get("hang_to"):
+            from tests.modem.pdu import decode_submit
+            if self.consume_keyed("hang_to", decode_submit(pdu).number):
+                self.log.write(f"HANG on {pdu}\n")
+                return
         if self.consume("hang_sends"):
+            if scen.get("accept_before_hang"):
+                ref = self.record(pdu)
+                if scen.get("status_reports") and scen.get("store_status_reports"):
+                    store("report", "00" + status_report_pdu(ref, pdu, scen["status_reports"] == "delivered"))
             self.log.write(f"HANG on {pdu}\n")
             return  # never answer this one
         if self.consume("exit_on_send"):
@@ -228,13 +295,46 @@ class Modem:
         if code is not None:
             return self.reply(final=f"+CMS ERROR: {code}")
         ref = self.record(pdu)
+        report = scen.get("status_reports")
+        if report and scen.get("store_status_reports"):
+            # The network's report reaches the modem whatever becomes of the host that sent it.
+            store("report", "00" + status_report_pdu(ref, pdu, report == "delivered"))
         self.reply(f"+CMGS: {ref}")
         if self.consume("unplug_after_sends"):
             self.unplug("after a send")
-        report = scen.get("status_reports")
-        if report:
+        if report and not scen.get("store_status_reports"):
             tpdu = status_report_pdu(ref, pdu, report == "delivered")
             self.write(f"\r\n+CDS: {len(tpdu) // 2}\r\n00{tpdu}\r\n".encode())
+
+    def read_memory(self, which) -> list[dict]:
+        """Messages matching `which`, marked read (stat 1) as a modem does on reading them."""
+        out: list[dict] = []
+
+        def mark(msgs: list[dict]) -> list[dict]:
+            for m in msgs:
+                if which(m):
+                    out.append(dict(m))
+                    m["stat"] = max(m["stat"], 1)
+            return msgs
+        update_memory(mark)
+        return out
+
+    def announce(self) -> None:
+        """Tell the host (+CMTI / +CDSI) about messages that entered the memory since the last look."""
+        fresh: list[dict] = []
+
+        def take(msgs: list[dict]) -> list[dict]:
+            for m in msgs:
+                if not m.get("announced"):
+                    m["announced"] = True
+                    fresh.append(m)
+            return msgs
+        if not (DIR / "memory.json").exists():
+            return
+        update_memory(take)
+        for m in fresh:
+            tag = "+CDSI" if m["kind"] == "report" else "+CMTI"
+            self.write(f'\r\n{tag}: "ME",{m["index"]}\r\n'.encode())
 
     def record(self, pdu: str) -> int:
         state = load("state.json", {})
@@ -251,6 +351,11 @@ class Modem:
         buf = b""
         fd = sys.stdin.buffer.fileno()
         while True:
+            readable, _, _ = select.select([fd], [], [], 0.1)
+            if not readable:
+                if self.pdu_len is None:  # never inside a command's answer
+                    self.announce()
+                continue
             chunk = os.read(fd, 4096)
             if not chunk:
                 return  # the gateway went away (or killed us): a modem without a host

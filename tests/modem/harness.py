@@ -16,6 +16,23 @@ FAST_SMS = {"pace_s": 0, "pace_jitter_s": 0, "quiet_start": "00:00:00", "quiet_e
             "balance_ussd": "", "retry_base_s": 0.2, "retry_max_s": 1.0, "poll_s": 0.1}
 
 
+def _store(root: Path, kind: str, pdu: str) -> int:
+    import fcntl
+    import os
+
+    with open(root / "memory.lock", "a") as lock:  # the same lock atmodem.store takes
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        path = root / "memory.json"
+        memory = json.loads(path.read_text()) if path.exists() else {"next": 1, "messages": []}
+        index = memory["next"]
+        memory["next"] = index + 1
+        memory["messages"].append({"index": index, "kind": kind, "pdu": pdu, "stat": 0, "announced": False})
+        tmp = root / "memory.json.tmp2"
+        tmp.write_text(json.dumps(memory))
+        os.replace(tmp, path)
+    return index
+
+
 class EmulatedModem:
     """The folder an `atmodem.py` process works in; the test writes its scenario and reads its PDUs."""
 
@@ -31,6 +48,22 @@ class EmulatedModem:
         tmp = self.dir / "scenario.tmp"
         tmp.write_text(json.dumps(current))
         tmp.replace(path)
+
+    def deliver(self, sender: str, text: str, *, ucs2: bool = False, concat_ref: int = 0x42,
+                part_chars: int | None = None) -> list[int]:
+        """A citizen's SMS reaches the modem: its PDUs go into the modem's memory (the running
+        emulator announces them with +CMTI). Returns the memory indexes."""
+        from tests.modem.pdu import deliver_pdus
+
+        out = []
+        for pdu in deliver_pdus(sender, text, ucs2=ucs2, concat_ref=concat_ref, part_chars=part_chars):
+            out.append(_store(self.dir, "deliver", pdu))
+        return out
+
+    def memory(self) -> list[dict[str, Any]]:
+        """What is left in the modem's message memory."""
+        path = self.dir / "memory.json"
+        return json.loads(path.read_text())["messages"] if path.exists() else []
 
     def raw_sent(self) -> list[dict[str, Any]]:
         path = self.dir / "sent.jsonl"

@@ -98,3 +98,57 @@ def submit_destination_field(pdu_hex: str) -> str:
     p = 1 + raw[0] + 2
     alen = (raw[p] + 1) // 2
     return raw[p:p + 2 + alen].hex().upper()
+
+
+# --- building what a phone sends: SMS-DELIVER PDUs for the emulator's memory ----------------------
+
+def _address(number: str) -> str:
+    digits = number.lstrip("+")
+    toa = "91" if number.startswith("+") else "81"
+    padded = digits + ("F" if len(digits) % 2 else "")
+    swapped = "".join(padded[i + 1] + padded[i] for i in range(0, len(padded), 2))
+    return f"{len(digits):02X}{toa}{swapped}"
+
+
+def _pack7(septets: list[int], fill_bits: int = 0) -> bytes:
+    bits, nbits = 0, fill_bits
+    for s in septets:
+        bits |= s << nbits
+        nbits += 7
+    return bits.to_bytes((nbits + 7) // 8, "little")
+
+
+def _gsm7_septets(text: str) -> list[int]:
+    out: list[int] = []
+    ext = {v: k for k, v in GSM7_EXT.items()}
+    for ch in text:
+        if ch in ext:
+            out += [0x1B, ext[ch]]
+        else:
+            out.append(GSM7_BASIC.index(ch))  # ValueError: not in the GSM alphabet
+    return out
+
+
+def deliver_pdus(sender: str, text: str, *, ucs2: bool = False, concat_ref: int = 0x42,
+                 part_chars: int | None = None) -> list[str]:
+    """The SMS-DELIVER PDUs (hex, with an empty SMSC field) a phone's message arrives as: one, or
+    several with a concatenation UDH (8-bit reference) when the text does not fit one part."""
+    limit = part_chars or (70 if ucs2 else 160)
+    split = part_chars or (67 if ucs2 else 153)
+    chunks = [text] if len(text) <= limit else [text[i:i + split] for i in range(0, len(text), split)]
+    scts = "52110291000000"  # 2025-11-20 19:00:00 +0, semi-octets
+    out = []
+    for seq, chunk in enumerate(chunks, 1):
+        udh = b"" if len(chunks) == 1 else bytes([5, 0x00, 3, concat_ref & 0xFF, len(chunks), seq])
+        first = 0x04 | (0x40 if udh else 0)  # SMS-DELIVER, no more messages, UDHI
+        if ucs2:
+            body = udh + chunk.encode("utf-16-be")
+            udl, dcs = len(body), 0x08
+        else:
+            septets = _gsm7_septets(chunk)
+            fill = (7 - (len(udh) * 8) % 7) % 7
+            body = udh + _pack7(septets, fill)  # septets start after the UDH and its fill bits
+            udl, dcs = (len(udh) * 8 + fill) // 7 + len(septets), 0x00
+        out.append("00" + f"{first:02X}" + _address(sender) + "00" + f"{dcs:02X}" + scts
+                   + f"{udl:02X}" + body.hex().upper())
+    return out
