@@ -242,17 +242,16 @@ class Modem:
         sm = gammu.StateMachine()
         sm.ReadConfig(Filename=str(self.rc_path))
         try:
-            with self._guarded(sm, "opening the modem"):
-                sm.Init()
-        except (gammu.GSMError, ModemFault) as exc:
+            # Init is left to Gammu's own timeouts: it spends seconds on a busy machine, and a modem
+            # that is not there fails it quickly anyway.
+            sm.Init()
+        except gammu.GSMError as exc:
             # Terminate even a failed Init: it closes the device and, behind proxyat, collects the
             # exited proxy process, which would otherwise stay a zombie for every failed reconnect.
             try:
                 sm.Terminate()
             except gammu.GSMError:
                 pass
-            if isinstance(exc, ModemFault):
-                raise
             raise ModemFault(ModemState.UNPLUGGED, f"modem not answering ({_err_name(exc)}: {_text(exc)})") from None
         self.sm = sm
         try:

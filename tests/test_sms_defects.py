@@ -55,6 +55,15 @@ def _health(engine):
         return read_modem_health(conn)
 
 
+def _run_until(cfg, engine, done, tries=4) -> None:
+    """Run the gateway until `done()`: on a loaded machine a start can fail at Gammu's Init (the
+    daemon would simply start again)."""
+    for _ in range(tries):
+        Gateway(cfg, engine).run(until_idle=True)
+        if done():
+            return
+
+
 def _emulator_state(modem: EmulatedModem) -> dict:
     return json.loads((modem.dir / "state.json").read_text())
 
@@ -87,17 +96,19 @@ def test_refused_pin_is_never_entered_again_across_restarts_until_the_config_cha
     modem.scenario(pin="1234")
     cfg_wrong, engine = setup(modem_extra={"pin": "0000"})
     [notice_id] = _enqueue(engine)
-    for _ in range(3):  # three starts: watchdog restarts, a reboot
+    refused = (Path(cfg_wrong.paths.data_dir) / "sms-gateway" / "pin-refused.json").exists
+    _run_until(cfg_wrong, engine, refused)
+    for _ in range(3):  # three more starts: watchdog restarts, a reboot
         assert Gateway(cfg_wrong, engine).run(until_idle=True) == EXIT_MODEM_UNUSABLE
     assert _emulator_state(modem)["wrong_pins"] == 1  # a real SIM locks to PUK at 3
     health = _health(engine)
     assert health["state"] == "pin_required" and "refused the configured PIN" in health["detail"]
     cfg_other, _ = setup(modem_extra={"pin": "1111"})  # a changed PIN is tried, once
-    Gateway(cfg_other, engine).run(until_idle=True)
+    _run_until(cfg_other, engine, lambda: _emulator_state(modem)["wrong_pins"] == 2)
     Gateway(cfg_other, engine).run(until_idle=True)
     assert _emulator_state(modem)["wrong_pins"] == 2
     cfg_right, _ = setup(modem_extra={"pin": "1234"})
-    assert Gateway(cfg_right, engine).run(until_idle=True) == EXIT_IDLE
+    _run_until(cfg_right, engine, lambda: _row(engine, notice_id).state == NoticeState.SENT)
     assert _row(engine, notice_id).state == NoticeState.SENT
     assert not (Path(cfg_right.paths.data_dir) / "sms-gateway" / "pin-refused.json").exists()
 
@@ -134,7 +145,7 @@ def test_unplug_with_a_command_in_flight_is_noticed_at_the_command_timeout(setup
     assert elapsed < 20  # was 31-41 s: Gammu's own timeouts on a port that went away
     assert _row(engine, notice_id).state == NoticeState.QUEUED  # nothing was spent on it
     modem.scenario(unplugged=False)
-    assert Gateway(cfg, engine).run(until_idle=True) == EXIT_IDLE
+    _run_until(cfg, engine, lambda: _row(engine, notice_id).state == NoticeState.SENT)
     assert _row(engine, notice_id).state == NoticeState.SENT
 
 

@@ -120,7 +120,7 @@ def test_multipart_notice_cut_after_its_first_part_is_recorded_half_sent(setup, 
     [notice_id] = _enqueue(engine, 1, text="Ho so {i} " + "x" * 300)
     Gateway(cfg, engine).run(until_idle=True)
     modem.scenario(unplugged=False)
-    Gateway(cfg, engine).run(until_idle=True)
+    _run_until(cfg, engine, lambda: _row(engine, notice_id).last_error.startswith("half-sent"))
     row = _row(engine, notice_id)
     assert row.state == NoticeState.UNCERTAIN and row.parts == 3
     assert row.last_error.startswith("half-sent: delivery reports for 1 of 3 parts")
