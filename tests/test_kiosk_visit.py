@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any, Iterator
 
 import pytest
+from conftest import ARTIFACTS
 from kiosk_support import audit_and_shoot, sample_dossiers, serve, today_vn
 
 from kiosk.scanner.channel import EventServer
@@ -263,3 +264,147 @@ def test_repeated_posts_of_one_page_make_one_slip_even_when_they_race(server):
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         assert list(pool.map(post, range(4))) == [200] * 4
     assert _slip_jobs(server, code) == before + 1
+
+
+# --- the hall display -------------------------------------------------------------------------
+
+def _call_some_tickets(server: Any) -> None:
+    from kiosk.queue import core
+    from motcua.config import load_config
+
+    cfg = load_config(server.config_path)
+    eng = server.engine()
+    try:
+        with eng.begin() as conn:
+            for svc in core.list_services(cfg):
+                for _ in range(3):
+                    core.take_ticket(conn, cfg, svc.code)
+            for counter in core.list_counters(cfg):
+                core.call_next(conn, cfg, counter)
+    finally:
+        eng.dispose()
+
+
+CALL_BOXES_JS = r"""
+() => [...document.querySelectorAll('.call')].map(li => {
+  const box = el => { const r = el.getBoundingClientRect(); return [r.left, r.right]; };
+  return {label: box(li.querySelector('.call-label')), counter: box(li.querySelector('.call-counter')),
+          column: box(li.closest('.column')), text: li.textContent}; })
+"""
+CLOCK_JS = "() => document.getElementById('clock').textContent"
+SMALL_TEXT_JS = r"""
+() => [...document.querySelectorAll('body *')].filter(el => {
+  const st = getComputedStyle(el), r = el.getBoundingClientRect();
+  return r.width > 0 && st.display !== 'none' && [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())
+    && parseFloat(st.fontSize) < 18; }).map(el => el.className + ' ' + getComputedStyle(el).fontSize)
+"""
+
+
+def test_hall_display_fits_portrait_keeps_number_and_counter_apart_and_shows_site_time(browser, server):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    _call_some_tickets(server)
+    # The display's browser is in another time zone than the hall: the clock must not follow it.
+    ctx = browser.new_context(viewport={"width": 1080, "height": 1920}, timezone_id="America/New_York")
+    try:
+        page = ctx.new_page()
+        page.goto(server.url + "/display")
+        page.wait_for_function("() => document.getElementById('clock').textContent.length > 0")
+        site_now = datetime.now(ZoneInfo("Asia/Ho_Chi_Minh"))
+        shown = page.evaluate(CLOCK_JS)
+        later = datetime.now(ZoneInfo("Asia/Ho_Chi_Minh"))
+        assert shown in {f"{t:%H:%M}  {t:%d/%m/%Y}" for t in (site_now, later)}, shown
+        for w, h in ((1080, 1920), (1920, 1080), (800, 480)):
+            page.set_viewport_size({"width": w, "height": h})
+            assert page.evaluate("document.documentElement.scrollWidth") <= w
+            # all boxes at once: the display redraws its lists on every poll
+            calls = page.evaluate(CALL_BOXES_JS)
+            assert len(calls) >= 3
+            for c in calls:
+                assert c["label"][0] >= c["column"][0] and c["counter"][1] <= c["column"][1], (w, h, c)
+                assert c["counter"][0] - c["label"][1] >= 10, f"{w}x{h}: number and counter run together {c}"
+            page.screenshot(path=str(ARTIFACTS / f"screens/visit-display-{w}x{h}.png"))
+            assert page.evaluate(SMALL_TEXT_JS) == [], f"{w}x{h}: text under 18 px"
+    finally:
+        ctx.close()
+
+
+# --- layout at the Pi's 800x480 ---------------------------------------------------------------
+
+def _overlap(a: dict[str, float], b: dict[str, float]) -> bool:
+    return not (a["x"] + a["width"] <= b["x"] or b["x"] + b["width"] <= a["x"]
+                or a["y"] + a["height"] <= b["y"] or b["y"] + b["height"] <= a["y"])
+
+
+def test_status_at_800x480_shows_the_opening_hours_and_a_wrong_secret_overlaps_nothing(page, server, scanner):
+    page.goto(server.url + "/code")
+    page.click("#mode-full")
+    Taps(page).keys(CODE_A, keypad="#keypad")
+    page.click('.field[data-field="secret"]')
+    Taps(page).keys("WRONG9", keypad="#keypad")
+    page.click("#submit-code")
+    page.wait_for_selector("#secret-wrong")
+    audit_and_shoot(page, "visit-status-secret-wrong")
+    for w, h in ((800, 480), (1280, 800), (1080, 1920)):
+        page.set_viewport_size({"width": w, "height": h})
+        hours = page.locator("#hours-line")
+        assert hours.is_visible(), f"{w}x{h}: no opening hours"
+        warn = page.locator("#secret-wrong").bounding_box()
+        for i in range(page.locator(".row.buttons .btn").count()):
+            assert not _overlap(warn, page.locator(".row.buttons .btn").nth(i).bounding_box()), f"{w}x{h}"
+        assert not _overlap(hours.bounding_box(), page.locator(".row.buttons").bounding_box()), f"{w}x{h}"
+
+
+def test_phone_error_keeps_every_button_on_the_800x480_screen(page, server, scanner):
+    page.goto(server.url + "/")
+    page.keyboard.type(f"D-DOC777-{CODE_DOCS}", delay=0)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#ask-sms")
+    page.click("#ask-sms")
+    page.wait_for_selector("#f-phone")
+    for d in "0912":
+        page.click(f'#keypad .key[data-key="{d}"]')
+    page.click("#consent-yes")
+    page.wait_for_selector("#phone-error")
+    audit_and_shoot(page, "visit-phone-error")
+
+
+# --- office closed ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def closed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Open only from 13:30 to 17:00, three days from today (site time)."""
+    other_day = (today_vn().weekday() + 3) % 7
+    root = tmp_path_factory.mktemp("kiosk-visit-closed")
+    for srv in serve(root, {"kiosk": {"threads": 16}},
+                     [{"days": [other_day], "open": "13:30:00", "close": "17:00:00"}]):
+        srv.ingest(visit_dossiers())
+        yield srv
+
+
+def test_office_closed_says_when_it_opens_again_and_lookups_still_scan(page, closed_server):
+    opens = today_vn() + timedelta(days=3)
+    page.goto(closed_server.url + "/")
+    page.wait_for_selector("#closed")
+    text = page.inner_text("#opens-again")
+    assert "13:30" in text and f"{opens:%d/%m}" in text, text
+    audit_and_shoot(page, "visit-closed")
+    page.click("#go-scan")
+    page.wait_for_selector("#viewer, #camera-unavailable", state="attached")
+    assert page.url.endswith("/scan")
+
+
+def test_more_documents_past_its_date_shows_no_overdue_badge(page, server, scanner):
+    from kiosk.store import dossiers
+
+    assert not dossiers.is_overdue("more_documents", today_vn() - timedelta(days=5), today_vn())
+    server.ingest([{"code": _today_code("0044", 20), "secret": "DOC444", "procedure": "Chứng thực bản sao",
+                    "status": "more_documents", "appointment_date": (today_vn() - timedelta(days=5)).isoformat()}])
+    page.goto(server.url + "/")
+    page.keyboard.type(f"D-DOC444-{_today_code('0044', 20)}", delay=0)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#status")
+    assert page.locator("#overdue").count() == 0
+    assert "tone-bad" not in page.get_attribute("#status", "class")
+    assert "quá hạn" not in page.inner_text("main").lower()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from datetime import timedelta
 from typing import Any
 
 from flask import (
@@ -77,7 +78,7 @@ def _switch_language() -> None:
 def home() -> Any:
     cfg = get_config()
     if not hours.is_open(cfg.site):
-        return _screen("closed.html", screen="closed")
+        return _closed()
     return _screen("home.html", screen="home")
 
 
@@ -89,6 +90,25 @@ def scan() -> Any:
     except Exception:  # the screen still works; the event stream will say what the camera does
         log.exception("could not read the scanner status")
     return _screen("scan.html", screen="scan", camera=camera)
+
+
+def _closed() -> Any:
+    return _screen("closed.html", screen="closed", opens_again=_opens_again(get_config().site))
+
+
+def _opens_again(site: Any) -> str | None:
+    """'Mở cửa lại lúc 13:30 hôm nay.' / '... ngày mai.' / '... lúc 7:30, Thứ Hai 08/12.'"""
+    now = hours.local_now(site)
+    opens = hours.next_opening(site, now)
+    if opens is None:
+        return None
+    at = f"{opens.hour}:{opens.minute:02d}"
+    if opens.date() == now.date():
+        return _("Mở cửa lại lúc %(time)s hôm nay.", time=at)
+    if opens.date() == (now + timedelta(days=1)).date():
+        return _("Mở cửa lại lúc %(time)s ngày mai.", time=at)
+    return _("Mở cửa lại lúc %(time)s, %(day)s %(date)s.", time=at, day=_(hours.DAYS_LONG[opens.weekday()]),
+             date=f"{opens:%d/%m}")
 
 
 def _agency_prefix() -> str:
@@ -341,7 +361,7 @@ def sms_phone() -> Any:
 def ticket_services() -> Any:
     cfg = get_config()
     if not hours.is_open(cfg.site):
-        return _screen("closed.html", screen="closed")
+        return _closed()
     services = queue.list_services(cfg)
     return _screen("services.html", screen="services", services=services, request_key=new_request_key())
 
@@ -353,7 +373,7 @@ def take_ticket() -> Any:
         return refused
     cfg = get_config()
     if not hours.is_open(cfg.site):
-        return _screen("closed.html", screen="closed")
+        return _closed()
     service = request.form.get("service", "")[:64]
     if service not in {s.code for s in queue.list_services(cfg)}:
         return redirect(url_for("citizen.ticket_services"), 303)

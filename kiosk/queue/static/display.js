@@ -105,11 +105,15 @@
     setTimeout(poll, pollMs);
   }
 
+  // The hall's clock is the site's ([site] timezone), whatever time zone the display's browser is in.
+  var clockFormat = new Intl.DateTimeFormat("en-GB", {
+    timeZone: root.dataset.timezone || undefined, hour: "2-digit", minute: "2-digit", hour12: false,
+    day: "2-digit", month: "2-digit", year: "numeric" });
   function tick() {
-    var now = new Date();
-    var pad = function (n) { return (n < 10 ? "0" : "") + n; };
-    document.getElementById("clock").textContent = pad(now.getHours()) + ":" + pad(now.getMinutes()) +
-      "  " + pad(now.getDate()) + "/" + pad(now.getMonth() + 1) + "/" + now.getFullYear();
+    var parts = {};
+    clockFormat.formatToParts(new Date()).forEach(function (p) { parts[p.type] = p.value; });
+    document.getElementById("clock").textContent = parts.hour + ":" + parts.minute +
+      "  " + parts.day + "/" + parts.month + "/" + parts.year;
   }
 
   soundButton.addEventListener("click", function () {
