@@ -35,7 +35,7 @@ def _find(names: tuple[str, ...]) -> str:
     raise FontMissing(f"none of {', '.join(names)} found; install fonts-dejavu-core or fonts-noto-core")
 
 
-MIN_TEXT_PX = 18  # smaller Vietnamese loses its marks at 203 dpi (measured by tests/test_print_ocr.py)
+MIN_TEXT_PX = 18  # smaller Vietnamese loses its marks at 203 dpi (measured: bench/bench_ocr.py)
 STACKED_MARK_ROOM = 12  # percent of the font size kept above the ascent for a second stacked mark
 INK_THRESHOLD = 160  # antialiased grey below this prints as a dot (a bit darker than half keeps thin marks)
 
