@@ -175,9 +175,22 @@ def check_source(cfg: Config, engine: sa.Engine) -> dict[str, Any]:
     return _check("source", report["state"], report["detail"], **report["data"])
 
 
+def check_limits(cfg: Config, engine: sa.Engine | None = None) -> dict[str, Any]:
+    """Today's refusals at the kiosk screen (kiosk/web/ratelimit.py): a few lookups or tickets over the
+    station limits is a child or a gadget; numbers used up or a full queue needs an official."""
+    from kiosk.web.ratelimit import refusals_today
+    from motcua.hours import local_now
+
+    counts = refusals_today(cfg.paths.data_dir, local_now(cfg.site).date().isoformat())
+    detail = (f"today: {counts['ticket']} ticket(s), {counts['lookup']} lookup(s), {counts['slip']} slip(s) "
+              f"over the station limits; {counts['numbers']} refused as numbers ran out, "
+              f"{counts['waiting']} as the queue was full")
+    return _check("limits", WARNING if counts["numbers"] or counts["waiting"] else OK, detail, **counts)
+
+
 GATHERERS: tuple[Callable[[Config, sa.Engine], dict[str, Any]], ...] = (
     check_database, check_disk, check_last_ingest, check_source, check_camera, check_printer, check_modem,
-    check_outbox,
+    check_outbox, check_limits,
 )
 
 

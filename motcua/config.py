@@ -323,6 +323,22 @@ class KioskConfig(Section):
         default=["127.0.0.1", "::1"], description="Clients treated as the kiosk screen itself"
     )
     public_lookup_rate: str = Field("10 per minute", description="Flask-Limiter rate for other clients")
+    # Limits on the kiosk screen itself (a child at the screen, a USB HID gadget typing), per station
+    # address; generous enough that a citizen never meets them.
+    station_lookup_rate: str = Field("60 per minute", description="lookups (and SMS/slip screens) per kiosk station")
+    station_ticket_rate: str = Field("12 per minute", description="queue tickets per kiosk station")
+    slip_rate: str = Field("3 per 10 minutes", description="status slips per dossier")
+
+    @field_validator("public_lookup_rate", "station_lookup_rate", "station_ticket_rate", "slip_rate")
+    @classmethod
+    def _rate_parses(cls, v: str) -> str:
+        from limits import parse
+
+        try:
+            parse(v)
+        except ValueError:
+            raise ValueError(f"not a rate like '10 per minute': {v!r}") from None
+        return v
     short_code_days: int = Field(
         7, ge=0, le=60, description="A sequence number typed alone finds a dossier received in this many recent days")
 
@@ -428,7 +444,8 @@ def _default_services() -> list[QueueService]:
 class QueueConfig(Section):
     """Hall queue: services, prefixes and counters (kiosk/queue)."""
     services: list[QueueService] = Field(default_factory=_default_services)
-    number_digits: int = Field(3, ge=1, le=5, description="A7 -> A007 with 3")
+    number_digits: int = Field(3, ge=1, le=5, description="A7 -> A007 with 3; past 999 numbers are refused")
+    max_waiting: int = Field(150, ge=1, description="tickets waiting per service before new ones are refused")
     default_service_min: float = Field(5.0, gt=0, description="minutes per citizen before there is history")
     estimate_window: int = Field(20, ge=1, description="recent served tickets used for the wait estimate")
     display_calls: int = Field(4, ge=1, le=12, description="recent calls shown per service on the hall display")

@@ -179,3 +179,99 @@ def test_kiosk_serve_with_four_workers_boots_on_a_fresh_data_folder(live_server,
     text = log.read_text()
     assert text.count("Booting worker") >= 4
     assert "Worker failed to boot" not in text and "database is locked" not in text
+
+
+# --- cases 1 and 10: limits at the kiosk screen ---------------------------------------------------
+
+@pytest.fixture
+def still_clock():
+    """One still instant (mid-morning in the hall): fixed-window counts cannot straddle a window."""
+    from datetime import UTC, datetime
+
+    import time_machine
+
+    with time_machine.travel(datetime(2026, 12, 7, 3, 0, 10, tzinfo=UTC), tick=False) as traveller:
+        yield traveller
+
+
+def _limited_hall(make_config, engine, **kiosk):
+    cfg = make_config(site={"opening_hours": ALL_WEEK}, staff=CHEAP, kiosk=kiosk)
+    app = create_app(cfg, engine, test_config={"TESTING": True})
+    ingest_batch(engine, Parser.from_config(cfg), [{"code": CODE, "status": "processing"}], via="api")
+    return app
+
+
+def test_a_gadget_at_the_screen_gets_only_the_station_ticket_rate(make_config, engine, still_clock):
+    from kiosk.queue.schema import queue_tickets
+
+    app = _limited_hall(make_config, engine, station_ticket_rate="12 per minute")
+    client = app.test_client()
+    codes = [client.post("/ticket", data={"service": "HT"}).status_code for _ in range(40)]
+    assert codes == [200] * 12 + [429] * 28
+    html = client.post("/ticket", data={"service": "HT"}).get_data(as_text=True)
+    assert "Máy vừa phát nhiều số liên tiếp" in html
+    json_answer = client.post("/queue/tickets", json={"service": "HT"})
+    assert json_answer.status_code == 429 and json_answer.json["error"] == "too_many"
+    assert _count(engine, queue_tickets) == 12
+    still_clock.shift(61)  # the next minute: numbers again
+    assert client.post("/ticket", data={"service": "HT"}).status_code == 200
+
+
+def test_numbering_never_runs_past_its_digits_and_the_official_is_told(make_config, engine, still_clock, caplog):
+    from kiosk.queue.schema import queue_tickets
+
+    cfg = make_config(site={"opening_hours": ALL_WEEK}, staff=CHEAP, queue={"number_digits": 1},
+                      kiosk={"station_ticket_rate": "1000 per minute"})
+    app = create_app(cfg, engine, test_config={"TESTING": True})
+    client = app.test_client()
+    codes = [client.post("/queue/tickets", json={"service": "DD", "print": False}).status_code for _ in range(11)]
+    assert codes == [201] * 9 + [503, 503]
+    with engine.connect() as conn:
+        labels = [r.label for r in conn.execute(sa.select(queue_tickets.c.label).order_by(queue_tickets.c.id))]
+    assert labels == [f"B{i}" for i in range(1, 10)]  # never "B10"
+    html = client.post("/ticket", data={"service": "DD"}).get_data(as_text=True)
+    assert "Đã hết số thứ tự của dịch vụ này hôm nay" in html and "báo cán bộ" in html
+    assert "numbers are used up" in caplog.text
+    from kiosk.health import check_limits
+
+    check = check_limits(cfg)
+    assert check["state"] == "warning" and check["data"]["numbers"] == 3
+
+
+def test_tickets_waiting_per_service_are_capped(make_config, engine, still_clock):
+    cfg = make_config(site={"opening_hours": ALL_WEEK}, staff=CHEAP, queue={"max_waiting": 5},
+                      kiosk={"station_ticket_rate": "1000 per minute"})
+    client = create_app(cfg, engine, test_config={"TESTING": True}).test_client()
+    codes = [client.post("/queue/tickets", json={"service": "HT", "print": False}).status_code for _ in range(7)]
+    assert codes == [201] * 5 + [503, 503]
+    assert client.post("/queue/tickets", json={"service": "HT"}).json["error"] == "too_many_waiting"
+    assert client.post("/queue/tickets", json={"service": "DD", "print": False}).status_code == 201
+
+
+def test_slips_per_dossier_are_limited_and_double_taps_are_not_counted(make_config, engine, still_clock):
+    from kiosk.printing.schema import print_jobs
+
+    app = _limited_hall(make_config, engine, slip_rate="3 per 10 minutes")
+    client = app.test_client()
+    answers = []
+    for i in range(30):  # 30 taps 16 s apart: past the 15 s double-tap window, inside 10 minutes
+        still_clock.shift(16)
+        answers.append(client.post("/slip", data={"code": CODE, "request_key": f"{i:032x}"}).get_data(as_text=True))
+    assert ["Đang in phiếu" in a for a in answers] == [True] * 3 + [False] * 27
+    assert all("vừa được in" in a for a in answers[3:])
+    again = client.post("/slip", data={"code": CODE, "request_key": f"{0:032x}"}).get_data(as_text=True)
+    assert "Đang in phiếu" in again  # a repeated tap of a page already printed is that slip, not refused
+    with engine.connect() as conn:
+        slips = conn.scalar(sa.select(sa.func.count()).select_from(print_jobs).where(print_jobs.c.kind == "slip"))
+    assert slips == 3
+
+
+def test_lookups_from_the_screen_have_a_generous_station_limit(make_config, engine, still_clock):
+    app = _limited_hall(make_config, engine, station_lookup_rate="60 per minute")
+    client = app.test_client()
+    codes = [client.post("/lookup", data={"code": CODE, "source": "wedge"}).status_code for _ in range(200)]
+    assert codes[:60] == [200] * 60 and set(codes[60:]) == {429}
+    assert "Bạn đã tra cứu quá nhiều lần" in client.post("/lookup", data={"code": CODE}).get_data(as_text=True)
+    from kiosk.health import check_limits
+
+    assert check_limits(app.config["MOTCUA"])["data"]["lookup"] == 141

@@ -23,7 +23,7 @@ def config(make_config):
     return make_config(staff={"password_time_cost": 1, "password_memory_kib": 8192})
 
 
-CHECK_NAMES = {"database", "disk", "last_ingest", "source", "camera", "printer", "modem", "outbox"}
+CHECK_NAMES = {"database", "disk", "last_ingest", "source", "camera", "printer", "modem", "outbox", "limits"}
 NAME, PHONE, PHONE_NATIONAL = "Nguyễn Văn Hùng", "+84912345678", "0912345678"
 
 

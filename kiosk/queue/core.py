@@ -65,6 +65,16 @@ class QueueError(Exception):
     """An action an official asked for that cannot be done now (told to them in plain words)."""
 
 
+class QueueFull(Exception):
+    """No ticket can be handed out now: `reason` is "numbers" (today's numbers of the service ran past
+    `[queue] number_digits`) or "waiting" (`[queue] max_waiting` people already wait)."""
+
+    def __init__(self, reason: str, service: str):
+        super().__init__(f"{service}: {reason}")
+        self.reason = reason
+        self.service = service
+
+
 # --- services and days ------------------------------------------------------------------------
 
 def list_services(cfg: Config) -> list[Service]:
@@ -127,13 +137,18 @@ def _next_number(conn: sa.Connection, service_code: str, day: date) -> int:
 
 
 def take_ticket(conn: sa.Connection, cfg: Config, service_code: str, *, now: datetime | None = None) -> Ticket:
-    """Hand out the next number of a service for today. Raises LookupError for an unknown service."""
+    """Hand out the next number of a service for today. Raises LookupError for an unknown service,
+    QueueFull when the service's numbers for today are used up or too many people wait."""
     svc = get_service(cfg, service_code)
     now = now or utcnow()
     day = local_day(cfg, now)
-    number = _next_number(conn, svc.code, day)
-    label = format_label(svc.prefix, number, cfg.queue.number_digits)
     ahead = waiting_count(conn, cfg, svc.code, now=now)
+    if ahead >= cfg.queue.max_waiting:
+        raise QueueFull("waiting", svc.code)
+    number = _next_number(conn, svc.code, day)
+    if number >= 10 ** cfg.queue.number_digits:  # "B1005" would not fit the display or the ticket
+        raise QueueFull("numbers", svc.code)  # the caller's rollback also undoes the counter bump
+    label = format_label(svc.prefix, number, cfg.queue.number_digits)
     ticket_id = conn.execute(
         sa.insert(queue_tickets).values(
             day=day, issued_service=svc.code, number=number, label=label, service_code=svc.code,

@@ -29,6 +29,7 @@ from kiosk.queue import core
 from kiosk.queue.announce import AnnouncementUnavailable, announcement_text, chime_wav, speak_wav
 from kiosk.queue.schema import queue_calls
 from kiosk.security import is_kiosk_screen
+from kiosk.web import ratelimit
 from motcua.db import reading
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,9 @@ def take() -> Any:
     if not isinstance(service, str) or not service.strip():
         return _error(400, "bad_request", "Thiếu dịch vụ.", 'Send JSON {"service": CODE}.')
     print_it = not (isinstance(data, dict) and data.get("print") is False)
+    if not ratelimit.allow("ticket", cfg.kiosk.station_ticket_rate, request.remote_addr or "?"):
+        return _error(429, "too_many", "Máy vừa phát nhiều số liên tiếp. Vui lòng chờ một phút.",
+                      "Many numbers were just taken here. Please wait a minute.")
     try:
         with get_engine().begin() as conn:
             ticket = core.take_ticket(conn, cfg, service)
@@ -71,6 +75,14 @@ def take() -> Any:
             printer = printer_state(conn)
     except LookupError:
         return _error(404, "unknown_service", "Không có dịch vụ này.", "No such service.")
+    except core.QueueFull as exc:
+        log.warning("queue ticket refused for service %s: %s", exc.service, exc.reason)
+        ratelimit.count_refusal(exc.reason)
+        if exc.reason == "numbers":
+            return _error(503, "numbers_used_up", "Đã hết số thứ tự của dịch vụ này hôm nay. Vui lòng báo cán bộ.",
+                          "Today's numbers for this service are used up. Please tell an official.")
+        return _error(503, "too_many_waiting", "Dịch vụ này đang có rất nhiều người chờ. Vui lòng báo cán bộ.",
+                      "Very many people are waiting for this service. Please tell an official.")
     log.info("ticket %s taken (%s), print job %s", ticket.label, ticket.service_code, job_id)
     return jsonify({"ticket": ticket.to_dict(), "print_job": job_id, "printer": printer}), 201
 

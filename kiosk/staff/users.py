@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Mapping
@@ -149,6 +150,11 @@ def _recent_failures(conn: sa.Connection, since: datetime, *, address: str | Non
     return conn.execute(q).scalar_one()
 
 
+# argon2id takes 64 MiB and most of a core per check: 16 sign-ins at once in a worker would take 1 GiB
+# of a Pi's memory and starve the thread that holds SQLite's write lock past its busy timeout.
+_HASH_SLOTS = threading.BoundedSemaphore(2)
+
+
 def _count_attempt(conn: sa.Connection, cfg: StaffConfig, name: str, address: str, now: datetime) -> tuple[int, Any]:
     """Count this attempt for (name, address) in one statement and return (attempts, locked_until).
 
@@ -209,12 +215,14 @@ def authenticate(engine: sa.Engine, cfg: StaffConfig, username: str, password: s
             _record_attempt(conn, name, address, False, now)
     if result is not None:
         return result
-    if user is None or not user["active"]:
-        verify_password(_hasher(cfg.password_time_cost, cfg.password_memory_kib)[1], password or "")
-        ok, rehash = False, None  # unknown names lock like real ones: the message tells nothing
-    else:
-        ok = verify_password(user["password_hash"], password or "")
-        rehash = hash_password(password, cfg) if ok and hasher(cfg).check_needs_rehash(user["password_hash"]) else None
+    with _HASH_SLOTS:
+        if user is None or not user["active"]:
+            verify_password(_hasher(cfg.password_time_cost, cfg.password_memory_kib)[1], password or "")
+            ok, rehash = False, None  # unknown names lock like real ones: the message tells nothing
+        else:
+            ok = verify_password(user["password_hash"], password or "")
+            rehash = (hash_password(password, cfg) if ok and hasher(cfg).check_needs_rehash(user["password_hash"])
+                      else None)
     with engine.begin() as conn:
         where = (staff_lockouts.c.username == name) & (staff_lockouts.c.address == address)
         if ok:

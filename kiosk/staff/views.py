@@ -84,6 +84,7 @@ CHECK_LABELS = {
     "last_ingest": _l("Lần nhận dữ liệu gần nhất"),
     "source": _l("Đồng bộ với hệ thống của tỉnh"),
     "outbox": _l("Hàng đợi tin nhắn"),
+    "limits": _l("Giới hạn tại kiosk (số bị từ chối hôm nay)"),
 }
 HEALTH_LABELS = {
     health.OK: _l("Bình thường"),

@@ -21,9 +21,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable, TypeVar, cast
 
-from flask import Flask, request
+from flask import Flask, current_app, request
 from flask_limiter import Limiter
+from limits import parse
 from limits.storage import Storage
+from limits.strategies import FixedWindowRateLimiter
 
 from kiosk.security import is_kiosk_screen
 
@@ -149,3 +151,50 @@ def make_limiter(app: Flask) -> Limiter:
     limiter = Limiter(key_func=lambda: request.remote_addr or "?", app=app, default_limits=[])
     limiter.request_filter(is_kiosk_screen)
     return limiter
+
+
+# --- limits on the kiosk screen itself -----------------------------------------------------------
+# The screen's own address is exempt from the LAN limit above, but a child at the screen or a USB HID
+# gadget can take 1,000 tickets in seconds (issue 17). These limits count per station (the screen's
+# address) or per dossier in the same shared storage, and every refusal is counted per local day for
+# the staff health page.
+
+REFUSALS = ("lookup", "ticket", "slip", "waiting", "numbers")
+_REFUSAL_TTL_S = 2 * 86400
+
+
+def _storage() -> Storage:
+    return current_app.extensions["motcua.limiter"].storage
+
+
+def allow(kind: str, rate: str, *key: str) -> bool:
+    """Count one `kind` action for `key` (a station address, a dossier code) against `rate`; False
+    (and the refusal counted) when over it. A broken counter file allows, loudly (see `_loud`)."""
+    try:
+        ok = FixedWindowRateLimiter(_storage()).hit(parse(rate), f"station-{kind}", *key)
+    except Exception:
+        return True
+    if not ok:
+        count_refusal(kind)
+    return ok
+
+
+def count_refusal(kind: str) -> None:
+    """One more refusal of `kind` today (also for refusals decided elsewhere: queue full)."""
+    from kiosk.context import get_config
+    from motcua.hours import local_now
+
+    day = local_now(get_config().site).date().isoformat()
+    try:
+        _storage().incr(f"refused/{kind}/{day}", _REFUSAL_TTL_S)
+    except Exception:  # the citizen's answer does not depend on the counter
+        log.warning("could not count a %s refusal", kind)
+
+
+def refusals_today(data_dir: Path, day: str) -> dict[str, int]:
+    """Refusals per kind on a local day (YYYY-MM-DD), read from data_dir/ratelimit.sqlite."""
+    path = Path(data_dir) / "ratelimit.sqlite"
+    if not path.exists():
+        return dict.fromkeys(REFUSALS, 0)
+    storage = SqliteStorage(f"{SCHEME}://{path}")
+    return {kind: storage.get(f"refused/{kind}/{day}") for kind in REFUSALS}

@@ -17,6 +17,7 @@ from flask import (
     Blueprint,
     Flask,
     Response,
+    abort,
     make_response,
     redirect,
     render_template,
@@ -37,6 +38,7 @@ from kiosk.scanner.status import read_status
 from kiosk.security import is_kiosk_screen
 from kiosk.sources.api import lookup as lookup_dossier
 from kiosk.store import codes, dossiers
+from kiosk.web import ratelimit
 from kiosk.web.ratelimit import make_limiter
 from kiosk.web.screens import fmt_date, freshness, status_screen
 from motcua import hours
@@ -286,6 +288,11 @@ def slip() -> Any:
     if state in CANNOT_PRINT:
         return _render_status(code, secret, printer_message(state), "warn")
     key = request_key()
+    with reading(engine) as conn:
+        again = printing.job_for_key(conn, key) is not None  # a second tap: the same slip, not counted
+    if not again and not ratelimit.allow("slip", get_config().kiosk.slip_rate, code):
+        return _render_status(code, secret, _("Phiếu của hồ sơ này vừa được in. Mời bạn lấy phiếu ở khe máy in "
+                                              "hoặc hỏi cán bộ."), "warn")
     with engine.begin() as conn:
         printing.submit_slip(conn, get_config(), code, request_key=key)
     # The same key again: a tap on the confirmation is the same request, never a second slip.
@@ -384,16 +391,39 @@ def take_ticket() -> Any:
         return _screen("message.html", 503, screen="message", tone="warn", title=printer_message(state),
                        lines=[_("Vui lòng báo cán bộ để được phục vụ.")])
     key = request_key()
-    with engine.begin() as conn:
+    with reading(engine) as conn:
         done = printing.job_for_key(conn, key)
-        if done is None:
-            ticket = queue.take_ticket(conn, cfg, service)
-            printing.submit_ticket(conn, cfg, ticket, request_key=key)
+    if done is None and not ratelimit.allow("ticket", cfg.kiosk.station_ticket_rate, request.remote_addr or "?"):
+        return _screen("message.html", 429, screen="message", tone="warn",
+                       title=_("Máy vừa phát nhiều số liên tiếp"),
+                       lines=[_("Vui lòng chờ một phút rồi lấy số, hoặc hỏi cán bộ.")])
+    try:
+        with engine.begin() as conn:
+            done = printing.job_for_key(conn, key)
+            if done is None:
+                ticket = queue.take_ticket(conn, cfg, service)
+                printing.submit_ticket(conn, cfg, ticket, request_key=key)
+    except queue.QueueFull as exc:
+        return _queue_full(exc)
     if done is not None:  # a second tap on the service button: the number already taken, not another
         return _screen("message.html", screen="message", tone="good",
                        title=_("Bạn đã lấy số %(label)s", label=done["ref"]),
                        lines=[_("Mời bạn lấy phiếu ở khe máy in và chờ gọi số.")])
     return _screen("ticket.html", screen="ticket", ticket=ticket, printed=True)
+
+
+def _queue_full(exc: Any) -> Any:
+    """No number now: a sentence for the citizen, a warning for the official (log, staff health page)."""
+    log.warning("queue ticket refused for service %s: %s", exc.service,
+                "today's numbers are used up ([queue] number_digits)" if exc.reason == "numbers"
+                else "too many waiting ([queue] max_waiting)")
+    ratelimit.count_refusal(exc.reason)
+    if exc.reason == "numbers":
+        title = _("Đã hết số thứ tự của dịch vụ này hôm nay")
+    else:
+        title = _("Dịch vụ này đang có rất nhiều người chờ")
+    return _screen("message.html", 503, screen="message", tone="warn", title=title,
+                   lines=[_("Vui lòng báo cán bộ để được phục vụ.")])
 
 
 @bp.errorhandler(Exception)
@@ -422,7 +452,7 @@ def init_app(app: Flask) -> None:
     # One shared budget for everything that reveals whether a dossier exists.
     shared = limiter.shared_limit(lambda: app.config["MOTCUA"].kiosk.public_lookup_rate, scope="dossier-lookup")
     for endpoint in LIMITED_VIEWS:
-        app.view_functions[endpoint] = shared(app.view_functions[endpoint])
+        app.view_functions[endpoint] = _station_limited(shared(app.view_functions[endpoint]))
     app.extensions["motcua.limiter"] = limiter
 
     @app.context_processor
@@ -444,6 +474,20 @@ def init_app(app: Flask) -> None:
             return exc
         return render_template("kiosk/message.html", screen="message", tone="warn", site=cfg.site,
                                title=_("Không có trang này"), lines=[]), 404
+
+
+def _station_limited(view: Any) -> Any:
+    """The LAN limit does not apply to the kiosk screen; this generous one per station does."""
+    import functools
+
+    @functools.wraps(view)
+    def limited(*args: Any, **kwargs: Any) -> Any:
+        if is_kiosk_screen() and not ratelimit.allow("lookup", get_config().kiosk.station_lookup_rate,
+                                                      request.remote_addr or "?"):
+            abort(429)
+        return view(*args, **kwargs)
+
+    return limited
 
 
 def _is_citizen_page() -> bool:
