@@ -142,3 +142,18 @@ def test_unknown_status_code_is_refused_with_a_log_line(make_config, emu, engine
     assert apply_one(engine, cfg, src, src.fetch(CODE, "AB12CD")) is None
     assert any("unknown status" in r.getMessage() for r in caplog.records)
     src.close()
+
+
+def test_no_log_line_carries_the_secret_or_the_service_password(make_config, emu, engine, caplog):
+    cfg = opencps_config(make_config, emu)
+    src = make_source(cfg)
+    emu.add(CODE, "releasing", secret="QX81ZT")
+    caplog.set_level(logging.DEBUG)
+    lookup(cfg, engine, src, CODE, "QX81ZT")
+    emu.fault = "500"
+    lookup(cfg, engine, src, "000.00.21.H42-251125-0002", "QX81ZT")
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "500" in text
+    for secret in ("QX81ZT", emu.password):
+        assert secret not in text
+    src.close()

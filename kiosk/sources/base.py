@@ -25,6 +25,10 @@ import httpx
 from motcua.config import SourceConfig
 
 log = logging.getLogger(__name__)
+# httpx logs every request line at INFO, query string included: that would put a citizen's secretKey
+# in the journal. Our own log lines say what IT staff need.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
 class ErrorKind(StrEnum):
