@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 APT_RUNTIME=(python3 python3-venv python3-dev gcc pkg-config libzbar0 gammu libgammu-dev
              fonts-dejavu-core fonts-noto-core sqlite3 espeak-ng libusb-1.0-0)
-APT_TEST=(postgresql chromium systemd ffmpeg tesseract-ocr tesseract-ocr-vie)
+APT_TEST=(postgresql chromium systemd ffmpeg tesseract-ocr tesseract-ocr-vie openssl)
 
 want=("${APT_RUNTIME[@]}")
 extras=()

@@ -157,3 +157,31 @@ def test_no_log_line_carries_the_secret_or_the_service_password(make_config, emu
     for secret in ("QX81ZT", emu.password):
         assert secret not in text
     src.close()
+
+
+@pytest.fixture
+def self_signed(tmp_path):
+    """A certificate for 127.0.0.1 that no public CA signed (openssl, as an IT person would make one)."""
+    import subprocess
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def test_tls_is_verified_a_self_signed_server_is_refused_unless_its_ca_is_configured(make_config, self_signed):
+    cert, key = self_signed
+    emu = OpenCpsEmulator()
+    emu.use_tls(str(cert), str(key))
+    with emu:
+        emu.add(CODE)
+        src = make_source(opencps_config(make_config, emu))
+        with pytest.raises(SourceError) as err:
+            src.fetch(CODE, "AB12CD")
+        assert err.value.kind == ErrorKind.UNREACHABLE and "CERTIFICATE_VERIFY_FAILED" in err.value.message
+        src.close()
+        trusted = make_source(opencps_config(make_config, emu, ca_file=str(cert)))
+        assert trusted.fetch(CODE, "AB12CD").record["code"] == CODE
+        trusted.close()

@@ -49,9 +49,20 @@ class Emulator:
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
+    scheme = "http"
+
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    def use_tls(self, certfile: str, keyfile: str) -> None:
+        """Serve HTTPS with this certificate (before `start`)."""
+        import ssl
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(certfile, keyfile)
+        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        self.scheme = "https"
 
     def start(self) -> "Emulator":
         self._thread.start()
