@@ -31,8 +31,9 @@ if TYPE_CHECKING:  # the config (pydantic) and the gateway's api (SQLAlchemy) lo
 OK, WARNING, ERROR, SKIPPED = "ok", "warning", "error", "skipped"
 UNITS = ("motcua-web.service", "motcua-scanner.service", "motcua-printer.service", "motcua-sms.service",
          "motcua-sync.service", "motcua-browser.service", "motcua-backup.timer", "motcua-backup.service")
-CHECK_NAMES = ("config", "database", "backup", "disk", "clock", "units", "source", "camera", "printer", "modem")
-LABELS_VI = {"config": "cấu hình", "database": "cơ sở dữ liệu", "backup": "sao lưu", "disk": "ổ đĩa",
+CHECK_NAMES = ("config", "database", "station", "backup", "disk", "clock", "units", "source", "camera", "printer",
+               "modem")
+LABELS_VI = {"config": "cấu hình", "database": "cơ sở dữ liệu", "station": "trạm", "backup": "sao lưu", "disk": "ổ đĩa",
              "clock": "đồng hồ", "units": "dịch vụ",
              "source": "hệ thống của tỉnh", "camera": "camera", "printer": "máy in", "modem": "modem SMS"}
 BACKUP_MAX_AGE_H = 36  # two backups a day: older than this means the timer is not running
@@ -176,6 +177,43 @@ def _check_server_database(ctx: Context, url: Any) -> Finding:
                    data={"backend": url.get_backend_name()})
 
 
+def check_station(ctx: Context, now: datetime | None = None) -> Finding:
+    """This box's [station] id: set where the database is shared, used by no other host, heartbeat fresh."""
+    import socket
+
+    from motcua.db import is_sqlite
+    from motcua.stations import get_station
+
+    st = ctx.cfg.station
+    hint = ("Đặt mã trạm / give this box its own id: sudo hardware/setup.sh --station-id kiosk-a "
+            "--station-role kiosk (writes [station] in the config), then restart the services")
+    engine = ctx.get_engine()
+    if engine is None:
+        return Finding("station", SKIPPED, "the database cannot be opened (see the database check)")
+    data: dict[str, Any] = {"id": st.id, "role": str(st.role)}
+    if not is_sqlite(engine) and st.id == "main":
+        return Finding("station", WARNING, "the database is shared but this box is the default station 'main'",
+                       hint, data)
+    station = get_station(engine, st.id, stale_after_s=st.stale_after_s, now=now)
+    services = station.services if station else []
+    host = socket.gethostname()[:64]
+    others = sorted({s.host for s in services if s.host != host and not s.stale})
+    if others:
+        return Finding("station", ERROR, f"station id {st.id!r} is also in use on {', '.join(others)}: two boxes "
+                       "with one id print each other's tickets", hint, {**data, "other_hosts": others})
+    mine = [s for s in services if s.host == host]
+    if not mine:
+        return Finding("station", WARNING, f"station {st.id!r} ({st.role}): no service of this box has written a "
+                       "heartbeat yet", "Start the services (see the units check); each writes one at start", data)
+    beats = ", ".join(f"{s.service} {s.age_s:.0f} s ago" for s in mine)
+    data["services"] = {s.service: round(s.age_s) for s in mine}
+    if all(s.stale for s in mine):
+        return Finding("station", WARNING, f"station {st.id!r} ({st.role}): heartbeats stale ({beats}; stale after "
+                       f"{st.stale_after_s:g} s)", "`systemctl status 'motcua-*'`; the services may have stopped",
+                       data)
+    return Finding("station", OK, f"station {st.id!r} ({st.role}): {beats}", data=data)
+
+
 def check_backup(ctx: Context) -> Finding:
     from kiosk.backup import list_backups, sqlite_file
 
@@ -267,14 +305,34 @@ def check_units(ctx: Context) -> Finding:
 
 def check_camera(ctx: Context) -> Finding:
     from kiosk.health import check_camera as scanner_report
-    from kiosk.scanner.status import STALE_AFTER_S, read_status
+    from kiosk.scanner.status import STALE_AFTER_S, camera_lock, read_status
+    from motcua.devicelock import DeviceBusy
 
+    hint = "The scanner cannot use the camera: replug it; `journalctl -u motcua-scanner -n 30`"
     updated = read_status(ctx.cfg).get("updated_at")
     heartbeat = updated is not None and (datetime.now(timezone.utc) - updated).total_seconds() <= STALE_AFTER_S
     if heartbeat or ctx.units.get("motcua-scanner.service") == "active":
-        return _from_health(scanner_report(ctx.cfg, ctx.engine), "The scanner cannot use the camera: replug it; "
-                            "`journalctl -u motcua-scanner -n 30`", source="scanner service")
-    return _camera_frames(ctx.cfg, ctx.camera_seconds)
+        return _from_health(scanner_report(ctx.cfg, ctx.engine), hint, source="scanner service")
+    lock = camera_lock(ctx.cfg)
+    try:
+        lock.acquire()
+    except DeviceBusy as busy:  # a scanner that has not written its status yet, or another program of ours
+        return _in_use("camera", busy, scanner_report(ctx.cfg, ctx.engine), hint)
+    try:
+        return _camera_frames(ctx.cfg, ctx.camera_seconds)
+    finally:
+        lock.release()
+
+
+def _in_use(name: str, busy: Any, report: dict[str, Any] | None, hint: str) -> Finding:
+    """A device another process owns: not opened; its owner's report when there is one."""
+    who = f"in use by {busy.holder or 'another process'}"
+    if report is None:
+        return Finding(name, WARNING, f"{who}; its report could not be read", data={"in_use_by": str(busy.holder)})
+    finding = _from_health(report, hint)
+    finding.summary = f"{who}: {finding.summary}"
+    finding.data["in_use_by"] = str(busy.holder)
+    return finding
 
 
 def _camera_frames(cfg: Config, seconds: float) -> Finding:
@@ -325,18 +383,21 @@ def _camera_frames(cfg: Config, seconds: float) -> Finding:
 def check_printer(ctx: Context) -> Finding:
     from kiosk.printing import connections as pc
     from kiosk.printing.states import PrinterState
-    from kiosk.printing.worker import OwnerLock, PrinterBusy
+    from kiosk.printing.worker import printer_lock
+    from motcua.devicelock import DeviceBusy
 
-    lock = OwnerLock(ctx.cfg.paths.data_dir)
+    lock = printer_lock(ctx.cfg)
     try:
         lock.acquire()
-    except PrinterBusy:
+    except DeviceBusy as busy:
         if ctx.get_engine() is None:
-            return Finding("printer", WARNING, "the print worker owns the printer; its report is in the database, "
-                           "which could not be opened")
+            return _in_use("printer", busy, None, _PRINTER_HINT)
         from kiosk.health import check_printer as worker_report
 
-        return _from_health(worker_report(ctx.cfg, ctx.engine), _PRINTER_HINT, source="print worker")
+        finding = _from_health(worker_report(ctx.cfg, ctx.engine), _PRINTER_HINT, source="print worker")
+        finding.summary += f"; in use by {busy.holder or 'another process'}"
+        finding.data["in_use_by"] = str(busy.holder)
+        return finding
     except OSError as exc:
         return Finding("printer", ERROR, f"cannot take the printer lock: {exc}", "Check data_dir permissions")
     target = ctx.cfg.printer.target
@@ -428,7 +489,11 @@ def _modem_probe(cfg: Config) -> Finding:
 def _modem_answers(cfg: Config) -> Finding:
     from sms_gateway import api as sms
 
-    probe = sms.probe_modem(cfg.modem)
+    probe = sms.probe_modem(cfg.modem, cfg.paths.data_dir)
+    if probe.in_use_by:  # a gateway started without its unit (or before its first heartbeat): not opened
+        return Finding("modem", WARNING, f"{_modem_where(cfg)}: in use by {probe.in_use_by}; not opened",
+                       "Its report is in `sms-gateway status` once it has run a moment",
+                       {"in_use_by": probe.in_use_by})
     if probe.state != sms.ModemState.OK:
         return Finding("modem", ERROR, f"{_modem_where(cfg)}: {probe.state}: {probe.detail}", _MODEM_HINT,
                        {"status": probe.state})
@@ -481,7 +546,8 @@ def check_source(ctx: Context) -> Finding:
 # --- running and showing ----------------------------------------------------------------------
 
 CHECKS: dict[str, Callable[[Context], Finding]] = {
-    "config": check_config, "database": check_database, "backup": check_backup, "disk": check_disk,
+    "config": check_config, "database": check_database, "station": check_station, "backup": check_backup,
+    "disk": check_disk,
     "clock": check_clock, "units": check_units, "source": check_source, "camera": check_camera,
     "printer": check_printer, "modem": check_modem,
 }

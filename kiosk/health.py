@@ -113,7 +113,7 @@ def check_camera(cfg: Config, engine: sa.Engine | None = None) -> dict[str, Any]
 def check_printer(cfg: Config, engine: sa.Engine) -> dict[str, Any]:
     try:
         with reading(engine) as conn:
-            st = printer_state(conn) or {}
+            st = printer_state(conn, cfg.station.id) or {}
     except Exception as exc:
         return _check("printer", ERROR, f"cannot read printer state: {exc}")
     # printer_state() reports ok (paper_low as a flag), paper_out, offline (also: worker down) or unknown.

@@ -12,9 +12,12 @@ from motcua.config import Config
 
 
 def app():
+    from kiosk import heartbeat
     from kiosk.app import create_app
 
-    return create_app()
+    application = create_app()
+    heartbeat.start(application)
+    return application
 
 
 class _Gunicorn(BaseApplication):
@@ -28,10 +31,13 @@ class _Gunicorn(BaseApplication):
             if key in self.cfg.settings:  # settings newer than the installed gunicorn are skipped
                 self.cfg.set(key, value)
 
-    def load(self):  # runs in each worker after fork: one engine per process
+    def load(self):  # runs in each worker after fork: one engine (and heartbeat thread) per process
+        from kiosk import heartbeat
         from kiosk.app import create_app
 
-        return create_app(self.cfg_motcua)
+        application = create_app(self.cfg_motcua)
+        heartbeat.start(application)
+        return application
 
 
 def run_gunicorn(cfg: Config, bind: str | None = None, workers: int | None = None) -> None:

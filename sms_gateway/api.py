@@ -4,7 +4,7 @@
 - staff actions on a notice: `retry`, `cancel`, `resolve_uncertain`; the states each applies to
 - reports: `list_notices`, `counts_by_state`, `daily_usage`
 - the modem: `read_modem_health` (the running gateway's heartbeat), `probe_modem` (a brief look for
-  `kiosk doctor` while the gateway is not running)
+  `kiosk doctor`, refused while the gateway holds `modem_lock`)
 - the states: `NoticeState`, `DeliveryStatus`, `ModemState` (worded once in `MODEM_STATE_LABELS`)
 
 Phone numbers are `motcua.phones`: both sides use them.
@@ -25,7 +25,7 @@ from sms_gateway.outbox import (
     resolve_uncertain,
     retry,
 )
-from sms_gateway.probe import ModemProbe, probe_modem
+from sms_gateway.probe import ModemProbe, modem_lock, probe_modem
 
 # An uncertain notice is settled by an official: sent again, or marked sent.
 RESOLVABLE = (NoticeState.UNCERTAIN,)
@@ -33,5 +33,6 @@ RESOLVABLE = (NoticeState.UNCERTAIN,)
 __all__ = [
     "enqueue", "retry", "cancel", "resolve_uncertain", "RETRYABLE", "CANCELLABLE", "RESOLVABLE",
     "list_notices", "counts_by_state", "daily_usage", "read_modem_health", "probe_modem", "ModemProbe",
+    "modem_lock",
     "NoticeState", "DeliveryStatus", "ModemState", "MODEM_STATE_LABELS",
 ]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from motcua.config import ModemConfig
+from motcua.devicelock import DeviceBusy, DeviceLock, for_device
 from sms_gateway.health import ModemState
 from sms_gateway.modem import Modem, ModemFault
 
@@ -28,11 +29,30 @@ class ModemProbe:
     signal_percent: int | None = None
     smsc_on_sim: str = ""  # the SMS centre the SIM reports ("" when it does not say)
     seconds: float = 0.0
+    in_use_by: str = ""  # the modem's owner ("sms-gateway pid 812") when it was not opened for that reason
 
 
-def probe_modem(cfg: ModemConfig) -> ModemProbe:
-    """Open the modem with `cfg`, read what it says and close it; never raises for a modem fault."""
+def modem_lock(cfg: ModemConfig, data_dir: Path) -> DeviceLock:
+    """The lock the gateway holds for as long as it runs; one per modem device."""
+    return for_device(data_dir, "modem", "sms-gateway", cfg.device)
+
+
+def probe_modem(cfg: ModemConfig, data_dir: Path) -> ModemProbe:
+    """Open the modem with `cfg`, read what it says and close it; never raises for a modem fault.
+    A modem whose lock (in `data_dir`) is held is not opened: the answer says who holds it."""
     start = time.monotonic()
+    lock = modem_lock(cfg, data_dir)
+    try:
+        lock.acquire()
+    except DeviceBusy as busy:
+        return ModemProbe(ModemState.ERROR, str(busy), in_use_by=str(busy.holder or "another process"))
+    try:
+        return _probe(cfg, start)
+    finally:
+        lock.release()
+
+
+def _probe(cfg: ModemConfig, start: float) -> ModemProbe:
     with tempfile.TemporaryDirectory(prefix="modem-probe-") as workdir:
         modem = Modem(cfg, Path(workdir), delivery_reports=False)
         try:

@@ -183,14 +183,14 @@ def test_printer_not_reachable(tmp_path: Path, base: dict) -> None:
 
 def test_running_print_worker_is_asked_instead_of_the_printer(tmp_path: Path, base: dict) -> None:
     from kiosk.printing.jobs import record_state
-    from kiosk.printing.worker import OwnerLock
+    from kiosk.printing.worker import printer_lock
 
     cfg = load_config(str(tmp_path / "config.toml"), base)
     engine = make_engine(cfg)
     with engine.begin() as conn:
         record_state(conn, "paper_out", "paper end sensor: no paper")
     engine.dispose()
-    with OwnerLock(cfg.paths.data_dir):  # the worker holds the printer
+    with printer_lock(cfg):  # the worker holds the printer
         f = check(tmp_path, base, "printer")
     assert f.state == ERROR and "reported by the print worker" in f.summary and "no paper" in f.summary
 

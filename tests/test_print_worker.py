@@ -15,7 +15,7 @@ from kiosk.printing import decode, jobs
 from kiosk.printing.connections import FileConnection, NetworkConnection, lp_status, make_connection, status_from_bytes
 from kiosk.printing.emulator import NetworkPrinterEmulator
 from kiosk.printing.schema import print_jobs
-from kiosk.printing.worker import OwnerLock, PrinterBusy, PrintWorker
+from kiosk.printing.worker import PrintWorker, printer_lock
 from kiosk.queue.core import take_ticket
 from motcua.db import make_engine
 from motcua.timeutil import utcnow
@@ -203,11 +203,13 @@ def test_connection_kind_is_chosen_by_name(make_config, tmp_path):
         usb.status()
 
 
-def test_only_one_process_owns_the_printer(tmp_path):
-    with OwnerLock(tmp_path):
-        with pytest.raises(PrinterBusy):
-            OwnerLock(tmp_path).acquire()
-    OwnerLock(tmp_path).acquire()
+def test_only_one_process_owns_the_printer(config):
+    from motcua.devicelock import DeviceBusy
+
+    with printer_lock(config):
+        with pytest.raises(DeviceBusy, match="in use by print-worker pid"):
+            printer_lock(config).acquire()
+    printer_lock(config).acquire()
 
 
 def test_cli_print_ticket_and_slip_leave_decodable_bytes_at_the_file_path(tmp_path):

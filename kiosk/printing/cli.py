@@ -20,13 +20,14 @@ def _deliver(obj: AppContext, job_id: int, wait_s: float) -> None:
     for the worker to print it."""
     # lazy: only the print commands that need it load the printer stack (Pillow, python-escpos)
     from kiosk.printing import jobs
-    from kiosk.printing.worker import OwnerLock, PrinterBusy, PrintWorker
+    from kiosk.printing.worker import PrintWorker, printer_lock
+    from motcua.devicelock import DeviceBusy
 
     cfg, engine = obj.config, obj.engine
-    lock = OwnerLock(cfg.paths.data_dir)
+    lock = printer_lock(cfg)
     try:
         lock.acquire()
-    except PrinterBusy:
+    except DeviceBusy:
         click.echo(f"Job {job_id} queued; the print worker is printing it...")
     else:
         try:
@@ -39,7 +40,7 @@ def _deliver(obj: AppContext, job_id: int, wait_s: float) -> None:
     while True:
         with engine.connect() as conn:
             job = jobs.get_job(conn, job_id)
-            state = jobs.printer_state(conn)
+            state = jobs.printer_state(conn, cfg.station.id)
         if job and job["state"] not in (JobState.PENDING, JobState.PRINTING):
             break
         if time.monotonic() >= deadline:
@@ -108,12 +109,14 @@ def print_status(obj: AppContext) -> None:
     from kiosk.printing import jobs
 
     with obj.engine.connect() as conn:
-        state = jobs.printer_state(conn)
+        state = jobs.printer_state(conn, obj.config.station.id)
         recent = jobs.recent_jobs(conn, 10)
     click.echo(f"printer: {state['state']}{' (paper low)' if state['paper_low'] else ''} {state['detail']}".rstrip())
-    click.echo(f"worker alive: {state['worker_alive']}; pending jobs: {state['pending_jobs']}")
+    click.echo(f"station {state['station']}: worker alive: {state['worker_alive']}; "
+               f"pending jobs: {state['pending_jobs']}")
     for j in recent:
-        click.echo(f"  #{j['id']:<5} {j['kind']:<6} {j['ref'] or '':<28} {j['state']:<9} {j['last_error'] or ''}")
+        click.echo(f"  #{j['id']:<5} {j['station']:<10} {j['kind']:<6} {j['ref'] or '':<28} {j['state']:<9} "
+                   f"{j['last_error'] or ''}")
 
 
 @print_group.command("show")
@@ -142,13 +145,14 @@ def print_worker(obj: AppContext) -> None:
     """Run the print worker: the one process that owns the printer."""
     import sdnotify  # lazy: only the long-running worker talks to systemd
 
-    from kiosk.printing.worker import OwnerLock, PrinterBusy, PrintWorker
+    from kiosk.printing.worker import PrintWorker, printer_lock
+    from motcua.devicelock import DeviceBusy
 
     cfg, engine = obj.config, obj.engine
-    lock = OwnerLock(cfg.paths.data_dir)
+    lock = printer_lock(cfg)
     try:
         lock.acquire()
-    except PrinterBusy as exc:
+    except DeviceBusy as exc:
         raise click.ClickException(f"another print worker is running ({exc})") from None
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

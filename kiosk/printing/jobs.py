@@ -4,6 +4,10 @@ Submitting is a row insert inside the caller's transaction (a ticket and its pri
 together). The print worker claims jobs one at a time: pending -> printing -> done. A job still
 "printing" when a worker starts is marked "uncertain" and never re-sent by itself, so no job
 prints twice; staff can reprint it.
+
+Every job is addressed to a station (docs/stations.md): the web app that submits it puts its own
+`[station] id` on it, since each kiosk's web app runs on that kiosk's Pi; each station's print worker
+claims, and recovers at start, only its own station's jobs, and writes its own printer_status row.
 """
 from __future__ import annotations
 
@@ -17,10 +21,9 @@ from kiosk.printing.content import slip_content, ticket_content
 from kiosk.printing.schema import print_jobs, printer_status
 from kiosk.printing.states import JobState, PrinterState, printer_messages
 from kiosk.store.dossiers import find
-from motcua.config import Config
+from motcua.config import DEFAULT_STATION_ID, Config
 from motcua.timeutil import utcnow
 
-PRINTER = "main"
 HEARTBEAT_STALE = timedelta(seconds=30)  # the worker writes its heartbeat every few seconds
 
 # A second tap on "In phiếu" (or on the confirmation) for the same dossier within this window is the
@@ -28,13 +31,13 @@ HEARTBEAT_STALE = timedelta(seconds=30)  # the worker writes its heartbeat every
 DEDUP_WINDOW = timedelta(seconds=15)
 
 
-def _insert(conn: sa.Connection, kind: str, ref: str, payload: dict[str, Any], source: str,
+def _insert(conn: sa.Connection, kind: str, ref: str, payload: dict[str, Any], source: str, station: str,
             request_key: str | None = None) -> int:
     now = utcnow()
     return int(conn.execute(
         sa.insert(print_jobs).values(
             kind=kind, ref=ref, payload=json.dumps(payload, ensure_ascii=False), state=JobState.PENDING,
-            source=source, created_at=now, updated_at=now, request_key=request_key,
+            source=source, station=station, created_at=now, updated_at=now, request_key=request_key,
         ).returning(print_jobs.c.id)
     ).scalar_one())
 
@@ -47,20 +50,21 @@ def job_for_key(conn: sa.Connection, request_key: str | None) -> dict[str, Any] 
     return dict(row) if row else None
 
 
-def _recent_duplicate(conn: sa.Connection, kind: str, ref: str, now: datetime) -> int | None:
+def _recent_duplicate(conn: sa.Connection, kind: str, ref: str, station: str, now: datetime) -> int | None:
     return conn.execute(
         sa.select(print_jobs.c.id).where(print_jobs.c.kind == kind, print_jobs.c.ref == ref,
+                                         print_jobs.c.station == station,
                                          print_jobs.c.created_at >= now - DEDUP_WINDOW,
                                          print_jobs.c.state.in_((JobState.PENDING, JobState.PRINTING, JobState.DONE)))
         .order_by(print_jobs.c.id.desc()).limit(1)
     ).scalar()
 
 
-def _insert_once(conn: sa.Connection, kind: str, ref: str, payload: dict[str, Any], source: str,
+def _insert_once(conn: sa.Connection, kind: str, ref: str, payload: dict[str, Any], source: str, station: str,
                  request_key: str | None) -> int:
     try:
         with conn.begin_nested():  # two workers racing with one key: the unique index keeps one job
-            return _insert(conn, kind, ref, payload, source, request_key)
+            return _insert(conn, kind, ref, payload, source, station, request_key)
     except sa.exc.IntegrityError:
         existing = job_for_key(conn, request_key)
         if existing is None:
@@ -70,15 +74,17 @@ def _insert_once(conn: sa.Connection, kind: str, ref: str, payload: dict[str, An
 
 def submit_ticket(conn: sa.Connection, cfg: Config, ticket: Any, *, source: str = "kiosk",
                   request_key: str | None = None) -> int:
-    """Queue a ticket for printing; `ticket` is a kiosk.queue.core.Ticket (or its dict). Returns the job id."""
+    """Queue a ticket for this station's printer ([station] id); `ticket` is a kiosk.queue.core.Ticket (or its
+    dict). Returns the job id."""
     content = ticket_content(cfg, ticket)
-    return _insert_once(conn, "ticket", content["label"], content, source, request_key)
+    return _insert_once(conn, "ticket", content["label"], content, source, cfg.station.id, request_key)
 
 
 def submit_slip(conn: sa.Connection, cfg: Config, dossier_code: str, *, source: str = "kiosk",
                 request_key: str | None = None, now: datetime | None = None) -> int:
-    """Queue a status slip for a dossier; returns the job id. A request key already used, or a slip of
-    the same dossier queued within DEDUP_WINDOW (a kiosk double tap), gives the existing job.
+    """Queue a status slip for a dossier on this station's printer; returns the job id. A request key
+    already used, or a slip of the same dossier queued here within DEDUP_WINDOW (a kiosk double tap),
+    gives the existing job.
     Raises LookupError if there is no such dossier."""
     row = find(conn, dossier_code)
     if row is None:
@@ -87,19 +93,19 @@ def submit_slip(conn: sa.Connection, cfg: Config, dossier_code: str, *, source: 
     if existing:
         return int(existing["id"])
     if source == "kiosk":  # staff and the CLI print what they ask for
-        recent = _recent_duplicate(conn, "slip", row["code"], now or utcnow())
+        recent = _recent_duplicate(conn, "slip", row["code"], cfg.station.id, now or utcnow())
         if recent is not None:
             return int(recent)
     content = slip_content(cfg, row)
-    return _insert_once(conn, "slip", row["code"], content, source, request_key)
+    return _insert_once(conn, "slip", row["code"], content, source, cfg.station.id, request_key)
 
 
 def reprint(conn: sa.Connection, job_id: int, *, source: str = "staff") -> int:
-    """A new job with the same content (for staff, e.g. after an "uncertain" job)."""
+    """A new job with the same content, at the same station (for staff, e.g. after an "uncertain" job)."""
     row = conn.execute(sa.select(print_jobs).where(print_jobs.c.id == job_id)).mappings().first()
     if row is None:
         raise LookupError(f"no print job {job_id}")
-    return _insert(conn, row["kind"], row["ref"], json.loads(row["payload"]), source)
+    return _insert(conn, row["kind"], row["ref"], json.loads(row["payload"]), source, row["station"])
 
 
 def get_job(conn: sa.Connection, job_id: int) -> dict[str, Any] | None:
@@ -112,13 +118,16 @@ def recent_jobs(conn: sa.Connection, limit: int = 20) -> list[dict[str, Any]]:
     return [{k: v for k, v in r.items() if k != "payload"} for r in rows]
 
 
-def printer_state(conn: sa.Connection, *, now: datetime | None = None) -> dict[str, Any]:
-    """The printer as last seen by the print worker: state ok | paper_out | offline | unknown
-    (paper_low is reported as ok with that detail), detail, updated_at, plus messages to show."""
+def printer_state(conn: sa.Connection, station: str = DEFAULT_STATION_ID, *,
+                  now: datetime | None = None) -> dict[str, Any]:
+    """A station's printer as last seen by its print worker: state ok | paper_out | offline | unknown
+    (paper_low is reported as ok with that detail), detail, updated_at, plus messages to show.
+    Callers pass their own `cfg.station.id`; the default is the single box's station."""
     now = now or utcnow()
-    row = conn.execute(sa.select(printer_status).where(printer_status.c.name == PRINTER)).mappings().first()
+    row = conn.execute(sa.select(printer_status).where(printer_status.c.station == station)).mappings().first()
     pending = int(conn.execute(
-        sa.select(sa.func.count()).select_from(print_jobs).where(print_jobs.c.state == JobState.PENDING)).scalar_one())
+        sa.select(sa.func.count()).select_from(print_jobs)
+        .where(print_jobs.c.station == station, print_jobs.c.state == JobState.PENDING)).scalar_one())
     if row is None:
         state, detail, updated, alive = PrinterState.UNKNOWN, "the print worker has not reported yet", None, False
     else:
@@ -133,6 +142,7 @@ def printer_state(conn: sa.Connection, *, now: datetime | None = None) -> dict[s
         state = PrinterState.OK
     msg_vi, msg_en = printer_messages(shown)
     return {
+        "station": station,
         "state": str(state),
         "detail": detail,
         "updated_at": updated.isoformat() if updated else None,
@@ -146,25 +156,28 @@ def printer_state(conn: sa.Connection, *, now: datetime | None = None) -> dict[s
 
 # --- used by the print worker only -------------------------------------------------------------
 
-def record_state(conn: sa.Connection, state: str, detail: str = "", *, now: datetime | None = None) -> bool:
-    """Write the printer's state and the worker's heartbeat; True if the state changed."""
+def record_state(conn: sa.Connection, state: str, detail: str = "", *, station: str = DEFAULT_STATION_ID,
+                 now: datetime | None = None) -> bool:
+    """Write a station's printer state and its worker's heartbeat; True if the state changed."""
     now = now or utcnow()
-    row = conn.execute(sa.select(printer_status).where(printer_status.c.name == PRINTER)).mappings().first()
+    row = conn.execute(sa.select(printer_status).where(printer_status.c.station == station)).mappings().first()
     if row is None:
-        conn.execute(sa.insert(printer_status).values(name=PRINTER, state=state, detail=detail, changed_at=now,
+        conn.execute(sa.insert(printer_status).values(station=station, state=state, detail=detail, changed_at=now,
                                                       heartbeat_at=now))
         return True
     changed = row["state"] != state
     values: dict[str, Any] = {"state": state, "detail": detail, "heartbeat_at": now}
     if changed:
         values["changed_at"] = now
-    conn.execute(sa.update(printer_status).where(printer_status.c.name == PRINTER).values(**values))
+    conn.execute(sa.update(printer_status).where(printer_status.c.station == station).values(**values))
     return changed
 
 
-def mark_interrupted(conn: sa.Connection) -> list[int]:
-    """At worker start: jobs left "printing" by a dead worker may have printed; never re-send them."""
-    ids = list(conn.execute(sa.select(print_jobs.c.id).where(print_jobs.c.state == JobState.PRINTING)).scalars())
+def mark_interrupted(conn: sa.Connection, station: str = DEFAULT_STATION_ID) -> list[int]:
+    """At worker start: this station's jobs left "printing" by its dead worker may have printed; never
+    re-send them. Other stations' jobs in "printing" are being printed by their own workers right now."""
+    ids = list(conn.execute(sa.select(print_jobs.c.id).where(
+        print_jobs.c.station == station, print_jobs.c.state == JobState.PRINTING)).scalars())
     if ids:
         conn.execute(sa.update(print_jobs).where(print_jobs.c.id.in_(ids)).values(
             state=JobState.UNCERTAIN, last_error="the print worker stopped while sending this job",
@@ -172,21 +185,23 @@ def mark_interrupted(conn: sa.Connection) -> list[int]:
     return ids
 
 
-def expire_old_tickets(conn: sa.Connection, max_age_s: int, *, now: datetime | None = None) -> int:
+def expire_old_tickets(conn: sa.Connection, max_age_s: int, *, station: str = DEFAULT_STATION_ID,
+                       now: datetime | None = None) -> int:
     """Tickets that waited out a long paper-out are not printed late (their holder got help or left)."""
     if max_age_s <= 0:
         return 0
     now = now or utcnow()
     return conn.execute(sa.update(print_jobs).where(
-        print_jobs.c.state == JobState.PENDING, print_jobs.c.kind == "ticket",
+        print_jobs.c.station == station, print_jobs.c.state == JobState.PENDING, print_jobs.c.kind == "ticket",
         print_jobs.c.created_at < now - timedelta(seconds=max_age_s),
     ).values(state=JobState.EXPIRED, updated_at=now, last_error="waited too long for the printer")).rowcount
 
 
-def claim_next(conn: sa.Connection) -> dict[str, Any] | None:
-    """Take the oldest pending job: it becomes "printing" (committed before any byte is sent)."""
+def claim_next(conn: sa.Connection, station: str = DEFAULT_STATION_ID) -> dict[str, Any] | None:
+    """Take this station's oldest pending job: it becomes "printing" (committed before any byte is sent)."""
     row = conn.execute(
-        sa.select(print_jobs).where(print_jobs.c.state == JobState.PENDING).order_by(print_jobs.c.id).limit(1)
+        sa.select(print_jobs).where(print_jobs.c.station == station, print_jobs.c.state == JobState.PENDING)
+        .order_by(print_jobs.c.id).limit(1)
     ).mappings().first()
     if row is None:
         return None

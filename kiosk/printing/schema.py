@@ -18,6 +18,8 @@ print_jobs = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("last_error", sa.Text),
     sa.Column("source", sa.String(32)),
+    # The station ([station] id) whose printer prints it: the kiosk that asked (migration p0004).
+    sa.Column("station", sa.String(32), nullable=False, server_default="main"),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Column("printed_at", UtcDateTime),
@@ -25,11 +27,11 @@ print_jobs = sa.Table(
     sa.Column("request_key", sa.String(64), unique=True),
 )
 
-# One row per printer (the appliance has one: name "main"), written by the print worker.
+# One row per station's printer (a single Pi: station "main"), written by that station's print worker.
 printer_status = sa.Table(
     "printer_status",
     metadata,
-    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("station", sa.String(32), primary_key=True),
     sa.Column("state", sa.String(16), nullable=False),  # ok | paper_low | paper_out | offline | unknown
     sa.Column("detail", sa.Text),
     sa.Column("changed_at", UtcDateTime, nullable=False),

@@ -2,17 +2,16 @@
 
 Loop: ask the printer for its state (where the connection can tell), record it with a heartbeat,
 and while it can print, take the oldest pending job, draw it, send it, mark it done. Paper-out or
-offline: jobs stay pending and print, in order, once the printer is back. A file lock in the data
-folder makes sure only one worker (or one `kiosk print ...` run without a worker) owns the printer.
+offline: jobs stay pending and print, in order, once the printer is back. The printer's device lock
+(motcua/devicelock.py) makes sure only one worker (or one `kiosk print ...` run without a worker) owns
+it. A worker prints only its own station's jobs ([station] id) and writes its station's heartbeat.
 """
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import threading
 import time
-from pathlib import Path
+from datetime import datetime
 from typing import Any, Callable
 
 import sqlalchemy as sa
@@ -22,48 +21,19 @@ from kiosk.printing.connections import Connection, PrinterOffline, SendFailed, m
 from kiosk.printing.encode import encode_image
 from kiosk.printing.render import render_slip, render_ticket
 from kiosk.printing.states import CANNOT_PRINT, JobState, PrinterState
+from motcua import stations
 from motcua.config import Config
 from motcua.db import reading
+from motcua.devicelock import DeviceLock, for_device
+from motcua.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 RENDERERS: dict[str, Callable[[dict[str, Any], int], Any]] = {"ticket": render_ticket, "slip": render_slip}
 
 
-class PrinterBusy(Exception):
-    """Another process owns the printer (a print worker is running)."""
-
-
-class OwnerLock:
-    """An exclusive, non-blocking flock on data_dir/print-worker.lock (released when the process dies)."""
-
-    def __init__(self, data_dir: Path):
-        self.path = data_dir / "print-worker.lock"
-        self.fd: int | None = None
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise PrinterBusy(f"another process holds {self.path}") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self.fd = fd
-
-    def release(self) -> None:
-        if self.fd is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None
-
-    def __enter__(self) -> "OwnerLock":
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
+def printer_lock(cfg: Config) -> DeviceLock:
+    """The lock that makes a process the printer's owner (raises DeviceBusy on acquire if taken)."""
+    return for_device(cfg.paths.data_dir, stations.Device.PRINTER, stations.Service.PRINT_WORKER)
 
 
 def job_bytes(cfg: Config, job: dict[str, Any]) -> bytes:
@@ -85,12 +55,16 @@ class PrintWorker:
         self.notify = notify or (lambda _msg: None)
         self.state: str = PrinterState.UNKNOWN
         self._last_status = -1e9
+        self._last_beat = -1e9
+        self.started_at: datetime | None = None
         self.printed = 0
+        self.station = cfg.station.id
 
     def start(self) -> list[int]:
         """Call once before the loop: jobs a dead worker left half-sent become "uncertain"."""
+        self.started_at = utcnow()
         with self.engine.begin() as conn:
-            ids = jobs.mark_interrupted(conn)
+            ids = jobs.mark_interrupted(conn, self.station)
         if ids:
             log.warning("jobs %s were being printed when the previous worker stopped; marked uncertain "
                         "(not re-sent; staff can reprint)", ids)
@@ -98,8 +72,9 @@ class PrintWorker:
 
     def _has_pending(self) -> bool:
         with reading(self.engine) as conn:
-            return conn.execute(sa.select(jobs.print_jobs.c.id).where(jobs.print_jobs.c.state == JobState.PENDING)
-                                .limit(1)).first() is not None
+            return conn.execute(sa.select(jobs.print_jobs.c.id).where(
+                jobs.print_jobs.c.station == self.station, jobs.print_jobs.c.state == JobState.PENDING)
+                .limit(1)).first() is not None
 
     def check_status(self) -> str:
         try:
@@ -114,12 +89,21 @@ class PrintWorker:
 
     def _record(self, state: str, detail: str) -> None:
         with self.engine.begin() as conn:
-            changed = jobs.record_state(conn, state, detail)
+            changed = jobs.record_state(conn, state, detail, station=self.station)
         if changed:
             log.log(logging.INFO if state in (PrinterState.OK, PrinterState.UNKNOWN) else logging.WARNING,
                     "printer %s: %s %s", self.connection.describe(), state, detail)
         self.state = state
         self._last_status = time.monotonic()
+        if changed or self._last_status - self._last_beat >= self.cfg.station.heartbeat_s:
+            self.beat(detail)
+
+    def beat(self, detail: str = "") -> None:
+        """This station's print-worker row in the hall list (motcua/stations.py)."""
+        stations.heartbeat(self.engine, self.cfg.station, stations.Service.PRINT_WORKER,
+                           device=stations.Device.PRINTER, device_state=str(self.state), detail=detail or None,
+                           started_at=self.started_at)
+        self._last_beat = time.monotonic()
 
     def step(self) -> bool:
         """One turn of the loop; True if a job was printed.
@@ -134,10 +118,10 @@ class PrintWorker:
         if self.state in CANNOT_PRINT or not pending:
             return False
         with self.engine.begin() as conn:
-            expired = jobs.expire_old_tickets(conn, self.cfg.printer.ticket_max_age_s)
+            expired = jobs.expire_old_tickets(conn, self.cfg.printer.ticket_max_age_s, station=self.station)
             if expired:
                 log.warning("%d queue ticket(s) waited too long for the printer and were not printed", expired)
-            job = jobs.claim_next(conn)
+            job = jobs.claim_next(conn, self.station)
         if job is None:
             return False
         try:

@@ -72,7 +72,7 @@ def take() -> Any:
         with get_engine().begin() as conn:
             ticket = core.take_ticket(conn, cfg, service)
             job_id = submit_ticket(conn, cfg, ticket) if print_it else None
-            printer = printer_state(conn)
+            printer = printer_state(conn, cfg.station.id)
     except LookupError:
         return _error(404, "unknown_service", "Không có dịch vụ này.", "No such service.")
     except core.QueueFull as exc:

@@ -46,8 +46,12 @@ def scan_command(obj: AppContext, camera: str | None, device: str | None, video:
         source = SourceSpec("video", video, sc.width, sc.height, sc.fps, loop=loop)
     else:
         source = SourceSpec("camera", device or sc.camera, sc.width, sc.height, sc.fps)
+    from motcua.devicelock import DeviceBusy
+
     try:
-        code = run_scanner(cfg, source)
+        code = run_scanner(cfg, source, engine=lambda: obj.engine)
+    except DeviceBusy as exc:
+        raise click.ClickException(f"scanner cannot start: {exc}") from None
     except OSError as exc:
         raise click.ClickException(f"scanner cannot start: {exc}") from None
     sys.exit(code)

@@ -13,13 +13,16 @@ import signal
 import threading
 import time
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Callable
 
 import cv2
 
 from kiosk.scanner.capture import NewestFrameReader, SourceSpec
 from kiosk.scanner.channel import EventServer
-from kiosk.scanner.status import HEARTBEAT_S, socket_path, write_status
+from kiosk.scanner.status import HEARTBEAT_S, camera_lock, socket_path, write_status
+from motcua import stations
+from motcua.stations import Device, Service
+from motcua.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +89,12 @@ def _preview_jpeg(frame: Any, width: int) -> bytes:
 class Supervisor:
     """Run decode children one after another; relay their events; keep the status file fresh."""
 
-    def __init__(self, cfg: Any, source: SourceSpec):
+    def __init__(self, cfg: Any, source: SourceSpec, engine: Callable[[], Any] | None = None):
         self.cfg = cfg
         self.source = source
+        self._engine = engine  # made on first heartbeat: a database that is down must not stop scanning
+        self._last_beat = -1e9
+        self._started_at = utcnow()
         self.stop_event = threading.Event()
         self.restarts = 0
         self.scans = 0
@@ -107,6 +113,14 @@ class Supervisor:
                              decoders=self.cfg.scanner.decoders)
             except OSError as exc:
                 log.warning("cannot write scanner status: %s", exc)
+        if self._engine is not None and (force or now - self._last_beat >= self.cfg.station.heartbeat_s):
+            self._last_beat = now
+            try:
+                stations.heartbeat(self._engine(), self.cfg.station, Service.SCANNER, device=Device.CAMERA,
+                                   device_state=self.camera["state"], detail=self.camera["detail"],
+                                   started_at=self._started_at)
+            except Exception as exc:  # the hall list misses a beat; the citizen's scan goes on
+                log.warning("cannot write the station heartbeat: %s", exc)
 
     def _set_camera(self, server: EventServer, state: str, detail: str) -> None:
         self.camera = {"state": state, "detail": detail}
@@ -197,9 +211,21 @@ class Supervisor:
             parent_conn.close()
 
 
-def run_scanner(cfg: Any, source: SourceSpec) -> int:
-    """`kiosk scan --camera/--video`: run until SIGTERM/SIGINT (or the end of a video)."""
-    sup = Supervisor(cfg, source)
+def run_scanner(cfg: Any, source: SourceSpec, engine: Callable[[], Any] | None = None) -> int:
+    """`kiosk scan --camera/--video`: run until SIGTERM/SIGINT (or the end of a video).
+    On the camera it holds the camera's lock (DeviceBusy if another process has it)."""
+    lock = camera_lock(cfg) if source.kind == "camera" else None
+    if lock is not None:
+        lock.acquire()
+    try:
+        return _supervise(cfg, source, engine)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _supervise(cfg: Any, source: SourceSpec, engine: Callable[[], Any] | None) -> int:
+    sup = Supervisor(cfg, source, engine)
 
     def _stop(signum: int, _frame: Any) -> None:
         log.info("scanner stopping (signal %s)", signum)

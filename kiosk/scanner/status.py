@@ -12,12 +12,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from motcua.devicelock import DeviceLock, for_device
+from motcua.stations import Device, Service
+
 HEARTBEAT_S = 5.0
 STALE_AFTER_S = 3 * HEARTBEAT_S
 
 
 def status_path(cfg: Any) -> Path:
     return Path(cfg.paths.data_dir) / "scanner.status.json"
+
+
+def camera_lock(cfg: Any) -> DeviceLock:
+    """The camera's one-owner lock (motcua/devicelock.py): the scanner holds it while it runs."""
+    return for_device(cfg.paths.data_dir, Device.CAMERA, Service.SCANNER)
 
 
 def socket_path(cfg: Any) -> Path:

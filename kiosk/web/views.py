@@ -284,7 +284,7 @@ def slip() -> Any:
     code, secret, _row = found
     engine = get_engine()
     with reading(engine) as conn:
-        state = printing.printer_state(conn)["state"]
+        state = printing.printer_state(conn, get_config().station.id)["state"]
     if state in CANNOT_PRINT:
         return _render_status(code, secret, printer_message(state), "warn")
     key = request_key()
@@ -386,7 +386,7 @@ def take_ticket() -> Any:
         return redirect(url_for("citizen.ticket_services"), 303)
     engine = get_engine()
     with reading(engine) as conn:
-        state = printing.printer_state(conn)["state"]
+        state = printing.printer_state(conn, get_config().station.id)["state"]
     if state in CANNOT_PRINT:
         return _screen("message.html", 503, screen="message", tone="warn", title=printer_message(state),
                        lines=[_("Vui lòng báo cán bộ để được phục vụ.")])
