@@ -12,6 +12,9 @@
 #   --wheels DIR      install Python packages from DIR only (no PyPI; `pip download` them elsewhere)
 #   --postgresql      install the PostgreSQL driver (motcua-kiosk[postgresql]) even if [database] url
 #                     in /etc/motcua/config.toml does not (yet) name PostgreSQL
+#   --station-id ID   this box's id in a hall of several boxes on one database ([station] id, e.g. kiosk-a),
+#   --station-role R  and what it is for: kiosk, counter, display or gateway (docs/stations.md); written
+#                     into /etc/motcua/config.toml. Without them a single Pi stays the station "main"
 #
 # Steps: Debian packages, users and groups, the source in /opt/motcua/src and a virtual environment
 # /opt/motcua/venv, /etc/motcua/config.toml from config.sample.toml (only if absent), the kiosk
@@ -27,6 +30,8 @@ READ_ONLY=0
 DATA_PART=""
 WHEELS=""
 PG=0
+STATION_ID=""
+STATION_ROLE=""
 PREFIX=/opt/motcua
 VENV=$PREFIX/venv
 ETC=/etc/motcua
@@ -53,6 +58,8 @@ while (($#)); do
     --data-partition) DATA_PART=${2:?--data-partition needs LABEL=..., UUID=... or a device}; shift 2 ;;
     --wheels) WHEELS=${2:?--wheels needs a directory}; shift 2 ;;
     --postgresql) PG=1; shift ;;
+    --station-id) STATION_ID=${2:?--station-id needs an id, e.g. kiosk-a}; shift 2 ;;
+    --station-role) STATION_ROLE=${2:?--station-role needs kiosk, counter, display or gateway}; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown option $1" ;;
   esac
@@ -261,6 +268,41 @@ else
   install -d -m 0755 "$ETC"
   install -m 0640 -o root -g "$USER_APP" "$PREFIX/src/config.sample.toml" "$ETC/config.toml"
   changed "$ETC/config.toml from config.sample.toml: edit the [site] section"
+fi
+if [[ -n $STATION_ID || -n $STATION_ROLE ]]; then
+  # [station] id/role set in place, the rest of the file as written; refused unless the result loads.
+  station=$(MOTCUA_DATA_DIR=$DATA "$VENV/bin/python" - "$ETC/config.toml" "$STATION_ID" "$STATION_ROLE" <<'EOF'
+import os
+import sys
+from pathlib import Path
+
+from motcua.config import ConfigError, load_config
+from motcua.stations import write_station_section
+
+path, station_id, role = Path(sys.argv[1]), sys.argv[2] or None, sys.argv[3] or None
+old = path.read_text(encoding="utf-8")
+new = write_station_section(old, station_id=station_id, role=role)
+if new != old:
+    tmp = path.with_name(path.name + ".new")
+    tmp.write_text(new, encoding="utf-8")
+    try:
+        load_config(tmp)
+    except ConfigError as exc:
+        tmp.unlink()
+        sys.exit(f"{exc} (from --station-id/--station-role)")
+    st = path.stat()
+    os.chmod(tmp, st.st_mode)
+    os.chown(tmp, st.st_uid, st.st_gid)
+    os.replace(tmp, path)
+cfg = load_config(path)
+print(("changed " if new != old else "") + f"{cfg.station.id} ({cfg.station.role})")
+EOF
+) || die "fix --station-id/--station-role (see above)"
+  if [[ $station == changed* ]]; then
+    changed "[station] in $ETC/config.toml: ${station#changed }"
+  else
+    ok "[station] is $station"
+  fi
 fi
 # The config must load; the kiosk URL for the browser follows [kiosk] bind.
 url=$(MOTCUA_DATA_DIR=$DATA "$VENV/bin/python" - "$ETC/config.toml" <<'EOF'

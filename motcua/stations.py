@@ -13,6 +13,7 @@ section is the station "main" and nothing else changes.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -187,3 +188,28 @@ def forget(engine: sa.Engine, station_id: str, service: str | None = None) -> in
         stmt = stmt.where(stations.c.service == service)
     with engine.begin() as conn:
         return conn.execute(stmt).rowcount
+
+
+_TABLE = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.\"-]+)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"""^(\s*)(id|role)(\s*=\s*)("[^"]*"|'[^']*')(.*)$""", re.DOTALL)
+
+
+def write_station_section(text: str, *, station_id: str | None = None, role: str | None = None) -> str:
+    """`text` (a config.toml) with `[station] id` / `role` set, everything else kept as written (comments
+    too). Used by hardware/setup.sh --station-id/--station-role; the caller validates the result."""
+    wanted = {k: v for k, v in (("id", station_id), ("role", role)) if v is not None}
+    if not wanted:
+        return text
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, ln in enumerate(lines) if (m := _TABLE.match(ln)) and m.group(1) == "station"), None)
+    if start is None:
+        body = "".join(f'{k} = "{v}"\n' for k, v in wanted.items())
+        return f"[station]\n{body}\n" + text
+    end = next((i for i in range(start + 1, len(lines)) if _TABLE.match(lines[i])), len(lines))
+    for i in range(start + 1, end):
+        m = _KEY.match(lines[i])
+        if m and m.group(2) in wanted:  # the value replaced; its comment and line end kept
+            lines[i] = f'{m.group(1)}{m.group(2)}{m.group(3)}"{wanted.pop(m.group(2))}"{m.group(5)}'
+    insert = [f'{k} = "{v}"\n' for k, v in wanted.items()]
+    lines[start + 1:start + 1] = insert
+    return "".join(lines)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +49,19 @@ def test_a_silent_station_is_listed_as_stale_not_hidden(any_engine, make_config)
     assert get_station(any_engine, "kiosk-c", stale_after_s=120) is None
     assert forget(any_engine, "kiosk-a") == 1
     assert [s.id for s in list_stations(any_engine, stale_after_s=120, now=T0)] == ["kiosk-b"]
+
+
+def test_setup_writes_the_station_section_keeping_the_rest_of_the_file(tmp_path):
+    from motcua.config import load_config
+    from motcua.stations import write_station_section
+
+    sample = (Path(__file__).resolve().parents[1] / "config.sample.toml").read_text(encoding="utf-8")
+    text = write_station_section(sample, station_id="kiosk-a", role="kiosk")
+    assert text.count("[station]") == 1 and 'id = "kiosk-a"              # lower-case' in text
+    assert text.replace('"kiosk-a"', '"main"') == sample  # only the value changed
+    assert write_station_section(text, station_id="kiosk-a", role="kiosk") == text  # a re-run changes nothing
+    path = tmp_path / "c.toml"
+    path.write_text(write_station_section('[site]\ncommune_name = "Xã Gia Sinh"\n', station_id="gw-1",
+                                          role="gateway"), encoding="utf-8")
+    cfg = load_config(path)
+    assert (cfg.station.id, cfg.station.role, cfg.site.commune_name) == ("gw-1", "gateway", "Xã Gia Sinh")

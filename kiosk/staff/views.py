@@ -30,6 +30,7 @@ from kiosk.staff.guard import LOGIN_AT_KEY, SEEN_KEY, StaffUser, client_address,
 from kiosk.staff.models import staff_users
 from kiosk.store import dossiers as store
 from kiosk.store.schema import dossiers
+from motcua import stations
 from motcua.db import reading
 from motcua.phones import InvalidPhone, normalise_vn_mobile
 from motcua.textnorm import clean_text
@@ -93,6 +94,14 @@ HEALTH_LABELS = {
     health.UNKNOWN: _l("Không rõ"),
 }
 ROLE_LABELS = {users.OFFICIAL: _l("Cán bộ"), users.ADMIN: _l("Quản trị")}
+STATION_ROLE_LABELS = {
+    stations.StationRole.KIOSK: _l("Kiosk tra cứu"),
+    stations.StationRole.COUNTER: _l("Quầy"),
+    stations.StationRole.DISPLAY: _l("Màn hình sảnh"),
+    stations.StationRole.GATEWAY: _l("Cổng SMS"),
+}
+# The scanner's camera states (kiosk/scanner/service.py writes these words).
+CAMERA_STATE_LABELS = {"ok": _l("Bình thường"), "starting": _l("Đang khởi động"), "unavailable": _l("Không dùng được")}
 # Notice buttons: action -> (gateway call, audit action, states it applies to)
 NOTICE_ACTIONS: dict[str, tuple[Callable[..., Any], str, tuple[str, ...]]] = {
     "retry": (sms.retry, audit.NOTICE_RETRY, sms.RETRYABLE),
@@ -177,6 +186,9 @@ def _helpers() -> dict[str, Any]:
         "check_label": lambda c: CHECK_LABELS.get(c, c),
         "health_label": lambda s: HEALTH_LABELS.get(s, s),
         "role_label": lambda r: ROLE_LABELS.get(r, r),
+        "station_role_label": lambda r: STATION_ROLE_LABELS.get(r, r),
+        "device_state_label": _device_state_label,
+        "age_label": _age_label,
         "english": english,
     }
 
@@ -412,16 +424,52 @@ def notice_action(notice_id: int, action: str):
 
 # --- device health ------------------------------------------------------------------------------
 
+def _device_state_label(kind: str, state: str | None) -> str:
+    from kiosk.printing.states import printer_message
+
+    if state is None:
+        return "—"
+    if kind == stations.Device.PRINTER:
+        return printer_message(state)
+    if kind == stations.Device.MODEM:
+        return str(MODEM_STATE_LABELS.get(state, state))
+    return str(CAMERA_STATE_LABELS.get(state, state))
+
+
+def _age_label(seconds: float) -> str:
+    if seconds < 120:
+        return _("%(n)s giây trước", n=int(seconds))
+    if seconds < 7200:
+        return _("%(n)s phút trước", n=int(seconds // 60))
+    return _("%(n)s giờ trước", n=int(seconds // 3600))
+
+
+def _hall() -> list[stations.Station]:
+    """Every station of the hall, stale ones included ([station] stale_after_s of this box's config)."""
+    try:
+        return stations.list_stations(get_engine(), stale_after_s=get_config().station.stale_after_s)
+    except sa.exc.SQLAlchemyError:  # the device checks above already say the database is down
+        log.exception("cannot read the station list")
+        return []
+
+
 @bp.get("/health")
 def health_page():
     report = health.gather(get_config(), get_engine())
-    return render_template("staff/health.html", report=report)
+    return render_template("staff/health.html", report=report, hall=_hall(), this_station=get_config().station.id)
 
 
 @bp.get("/health.json")
 def health_json():
     """The full report with details, for signed-in staff (/healthz has states and numbers only)."""
-    return jsonify(health.gather(get_config(), get_engine()))
+    report = health.gather(get_config(), get_engine())
+    report["stations"] = [
+        {"id": s.id, "name": s.name, "role": s.role, "age_s": round(s.age_s, 1), "stale": s.stale,
+         "services": [{"service": b.service, "version": b.version, "host": b.host, "device": b.device,
+                       "device_state": b.device_state, "age_s": round(b.age_s, 1), "stale": b.stale}
+                      for b in s.services]}
+        for s in _hall()]
+    return jsonify(report)
 
 
 # --- audit log (admins) -------------------------------------------------------------------------
