@@ -340,8 +340,8 @@ def test_json_output_and_exit_codes(tmp_path: Path, base: dict) -> None:
         args = [str(KIOSK), "--config", str(cfg), "doctor", "--json", "--skip", "backup,clock,units"]
         res = subprocess.run(args, capture_output=True, text=True, timeout=120)
         out = json.loads(res.stdout)
-        assert [c["name"] for c in out["checks"]] == ["config", "database", "disk", "source", "camera", "printer",
-                                                    "modem"]
+        assert [c["name"] for c in out["checks"]] == ["config", "database", "station", "disk", "source", "camera",
+                                                    "printer", "modem"]
         assert out["status"] == OK and res.returncode == 0, res.stdout
         assert all(set(c) == {"name", "state", "summary", "hint", "data"} for c in out["checks"])
 
