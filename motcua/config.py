@@ -449,6 +449,9 @@ class QueueConfig(Section):
     default_service_min: float = Field(5.0, gt=0, description="minutes per citizen before there is history")
     estimate_window: int = Field(20, ge=1, description="recent served tickets used for the wait estimate")
     display_calls: int = Field(4, ge=1, le=12, description="recent calls shown per service on the hall display")
+    priority_every: int = Field(
+        2, ge=0, le=20, description="call one priority ticket (elderly, disabled, pregnant) after at most this "
+                                    "many regular ones; 0: priority tickets always first")
     display_poll_ms: int = Field(1500, ge=300, description="how often the hall display refreshes")
     announce: bool = Field(True, description="chime and spoken Vietnamese announcement (espeak-ng) on the display")
     espeak_voice: str = Field("vi", description="espeak-ng voice for announcements")

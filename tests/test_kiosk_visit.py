@@ -408,3 +408,45 @@ def test_more_documents_past_its_date_shows_no_overdue_badge(page, server, scann
     assert page.locator("#overdue").count() == 0
     assert "tone-bad" not in page.get_attribute("#status", "class")
     assert "quá hạn" not in page.inner_text("main").lower()
+
+
+# --- priority queue, end to end ---------------------------------------------------------------
+
+def test_a_priority_ticket_is_printed_as_such_called_first_and_marked_on_the_display(page, browser, server, scanner):
+    import json
+
+    import sqlalchemy as sa
+
+    from kiosk.queue import core
+    from motcua.config import load_config
+
+    cfg = load_config(server.config_path)
+    page.goto(server.url + "/ticket")
+    page.click("#go-priority")
+    page.wait_for_selector("#priority-on")
+    audit_and_shoot(page, "visit-services-priority")
+    page.locator("button.service").first.click()
+    page.wait_for_selector("#ticket-priority")
+    label = page.inner_text("#ticket-label").strip()
+    eng = server.engine()
+    try:
+        with eng.connect() as conn:
+            payload = json.loads(conn.execute(sa.text("select payload from print_jobs where kind = 'ticket' "
+                                                      "and ref = :l order by id desc"), {"l": label}).scalar())
+        assert payload["priority"] is True
+        svc = core.get_service(cfg, payload["service_code"])
+        with eng.begin() as conn:  # regular tickets already waiting: the priority one is still called first
+            core.take_ticket(conn, cfg, svc.code)
+            called = core.call_next(conn, cfg, svc.counters[0])
+        assert called.label == label
+    finally:
+        eng.dispose()
+    ctx = browser.new_context(viewport={"width": 1080, "height": 1920})
+    try:
+        display = ctx.new_page()
+        display.goto(server.url + "/display")
+        latest = display.locator(f'.column[data-service="{svc.code}"] .call-latest')
+        assert latest.locator(".call-label").inner_text() == label
+        assert latest.locator(".call-priority").inner_text() == "Ưu tiên"
+    finally:
+        ctx.close()

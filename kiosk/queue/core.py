@@ -43,6 +43,7 @@ class Ticket:
     estimated_wait_min: int
     issued_at: datetime
     day: date
+    priority: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -136,9 +137,12 @@ def _next_number(conn: sa.Connection, service_code: str, day: date) -> int:
     return int(conn.execute(stmt).scalar_one())
 
 
-def take_ticket(conn: sa.Connection, cfg: Config, service_code: str, *, now: datetime | None = None) -> Ticket:
-    """Hand out the next number of a service for today. Raises LookupError for an unknown service,
-    QueueFull when the service's numbers for today are used up or too many people wait."""
+def take_ticket(conn: sa.Connection, cfg: Config, service_code: str, *, now: datetime | None = None,
+                priority: bool = False) -> Ticket:
+    """Hand out the next number of a service for today; `priority`: the elderly, people with
+    disabilities, pregnant women (Decree 107/2021), called first by `priority_due`'s policy. Raises
+    LookupError for an unknown service, QueueFull when the service's numbers for today are used up or
+    too many people wait."""
     svc = get_service(cfg, service_code)
     now = now or utcnow()
     day = local_day(cfg, now)
@@ -152,13 +156,14 @@ def take_ticket(conn: sa.Connection, cfg: Config, service_code: str, *, now: dat
     ticket_id = conn.execute(
         sa.insert(queue_tickets).values(
             day=day, issued_service=svc.code, number=number, label=label, service_code=svc.code,
-            state=TicketState.WAITING, issued_at=now, queued_at=now,
+            state=TicketState.WAITING, issued_at=now, queued_at=now, priority=priority,
         ).returning(queue_tickets.c.id)
     ).scalar_one()
     return Ticket(
         id=ticket_id, label=label, number=number, service_code=svc.code, service_name_vi=svc.name_vi,
         service_name_en=svc.name_en, waiting_ahead=ahead,
         estimated_wait_min=estimate_wait_min(conn, cfg, svc.code, ahead), issued_at=now, day=day,
+        priority=priority,
     )
 
 
@@ -218,9 +223,12 @@ def call_next(conn: sa.Connection, cfg: Config, counter: str, *, now: datetime |
         .values(state=TicketState.DONE, finished_at=now))
     day = local_day(cfg, now)
     for _ in range(5):  # another counter may take the same ticket between select and update
+        waiting = [queue_tickets.c.day == day, queue_tickets.c.state == TicketState.WAITING,
+                   queue_tickets.c.service_code.in_(codes)]
+        if priority_due(conn, cfg, codes, day):
+            waiting.append(queue_tickets.c.priority.is_(True))
         query = (
-            sa.select(queue_tickets).where(queue_tickets.c.day == day, queue_tickets.c.state == TicketState.WAITING,
-                                           queue_tickets.c.service_code.in_(codes))
+            sa.select(queue_tickets).where(*waiting)
             .order_by(queue_tickets.c.queued_at, queue_tickets.c.id).limit(1)
         )
         if conn.dialect.name == "postgresql":
@@ -236,6 +244,27 @@ def call_next(conn: sa.Connection, cfg: Config, counter: str, *, now: datetime |
             _record_call(conn, row, counter, now, recall=False)
             return CalledTicket(row["id"], row["label"], row["service_code"], counter, 1, row["transferred_from"])
     raise QueueError("busy")
+
+
+def priority_due(conn: sa.Connection, cfg: Config, codes: list[str], day: date) -> bool:
+    """The policy of `[queue] priority_every` = N: a waiting priority ticket is called when none of the
+    last N calls of these services was a priority one (N = 0: priority tickets always first). With
+    both queues long, that is one priority ticket for every N regular ones; either queue alone is
+    called in order."""
+    waiting_priority = conn.execute(
+        sa.select(queue_tickets.c.id).where(queue_tickets.c.day == day, queue_tickets.c.state == TicketState.WAITING,
+                                            queue_tickets.c.service_code.in_(codes),
+                                            queue_tickets.c.priority.is_(True)).limit(1)).first()
+    if waiting_priority is None:
+        return False
+    every = cfg.queue.priority_every
+    if every <= 0:
+        return True
+    last = conn.execute(
+        sa.select(queue_tickets.c.priority).select_from(queue_calls.join(queue_tickets))
+        .where(queue_tickets.c.day == day, queue_calls.c.service_code.in_(codes), queue_calls.c.recall.is_(False))
+        .order_by(queue_calls.c.id.desc()).limit(every)).scalars().all()
+    return not any(last)
 
 
 def recall(conn: sa.Connection, cfg: Config, counter: str, *, now: datetime | None = None) -> CalledTicket:
@@ -346,6 +375,8 @@ def display_state(conn: sa.Connection, cfg: Config, service_codes: list[str] | N
         .order_by(queue_calls.c.id.desc()).limit(200)
     ).mappings().all()
     summary = {s["code"]: s for s in service_summary(conn, cfg, now=now)}
+    priority_ids = set(conn.execute(sa.select(queue_tickets.c.id).where(
+        queue_tickets.c.id.in_({c["ticket_id"] for c in recent}), queue_tickets.c.priority.is_(True))).scalars())
     columns = []
     for svc in services:
         seen: set[str] = set()
@@ -354,7 +385,8 @@ def display_state(conn: sa.Connection, cfg: Config, service_codes: list[str] | N
             if call["service_code"] != svc.code or call["label"] in seen:
                 continue
             seen.add(call["label"])
-            calls.append({"id": call["id"], "label": call["label"], "counter": call["counter"]})
+            calls.append({"id": call["id"], "label": call["label"], "counter": call["counter"],
+                          "priority": call["ticket_id"] in priority_ids})
             if len(calls) >= cfg.queue.display_calls:
                 break
         columns.append({"code": svc.code, "name_vi": svc.name_vi, "name_en": svc.name_en, "calls": calls,

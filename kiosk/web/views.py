@@ -370,7 +370,9 @@ def ticket_services() -> Any:
     if not hours.is_open(cfg.site):
         return _closed()
     services = queue.list_services(cfg)
-    return _screen("services.html", screen="services", services=services, request_key=new_request_key())
+    priority = request.args.get("priority") == "1"
+    return _screen("services.html", screen="services", services=services, request_key=new_request_key(),
+                   priority=priority)
 
 
 @bp.post("/ticket")
@@ -401,7 +403,7 @@ def take_ticket() -> Any:
         with engine.begin() as conn:
             done = printing.job_for_key(conn, key)
             if done is None:
-                ticket = queue.take_ticket(conn, cfg, service)
+                ticket = queue.take_ticket(conn, cfg, service, priority=request.form.get("priority") == "1")
                 printing.submit_ticket(conn, cfg, ticket, request_key=key)
     except queue.QueueFull as exc:
         return _queue_full(exc)

@@ -41,6 +41,12 @@
         counter.className = "call-counter";
         counter.textContent = call.counter;
         li.appendChild(label);
+        if (call.priority) {  // the elderly, disabled, pregnant: the hall sees why this number went first
+          var tag = document.createElement("span");
+          tag.className = "call-priority";
+          tag.textContent = root.dataset.priorityText || "";
+          li.appendChild(tag);
+        }
         li.appendChild(counter);
         list.appendChild(li);
       });
