@@ -127,26 +127,50 @@ def bench_hang(tmp: Path, n: int = 16) -> dict:
     return res
 
 
-CHILD_SYNC = """
-import json, resource, sys, time
+# Peak memory is VmHWM (this process image's high-water mark): ru_maxrss survives exec and would
+# report the parent's size, which here holds the emulator's 100,000 dossiers.
+CHILD_PRELUDE = """
+import json, sys, time
+from pathlib import Path
+def hwm_kb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
 from motcua.config import load_config
 from motcua.db import make_engine
+"""
+CHILD_SYNC = CHILD_PRELUDE + """
 from kiosk.sources.api import make_source
 from kiosk.sources.sync import SyncService
 cfg = load_config(sys.argv[1])
 engine = make_engine(cfg)
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-t = time.perf_counter()
+base = hwm_kb()
+t, c = time.perf_counter(), time.process_time()
 report = SyncService(cfg, engine, make_source(cfg)).run_pass()
-dt = time.perf_counter() - t
-print(json.dumps({"seconds": dt, "listed": report.listed, "written": report.written, "refused": report.refused,
-                  "complete": report.complete, "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                  "before_kb": base}))
+dt, cpu = time.perf_counter() - t, time.process_time() - c
+print(json.dumps({"seconds": dt, "cpu_seconds": cpu, "listed": report.listed, "written": report.written,
+                  "refused": report.refused, "complete": report.complete, "maxrss_kb": hwm_kb(), "before_kb": base}))
+"""
+CHILD_IMPORT = CHILD_PRELUDE + """
+from kiosk.importer import import_file
+cfg = load_config(None, {"paths": {"data_dir": sys.argv[1]}})
+engine = make_engine(cfg)
+base = hwm_kb()
+t, c = time.perf_counter(), time.process_time()
+report, errors = import_file(engine, cfg, Path(sys.argv[2]))
+dt, cpu = time.perf_counter() - t, time.process_time() - c
+print(json.dumps({"seconds": dt, "cpu_seconds": cpu, "created": report.created, "errors": len(errors),
+                  "maxrss_kb": hwm_kb(), "before_kb": base}))
 """
 
 
+def child(script: str, *args: str) -> dict:
+    res = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, cwd=ROOT, check=True)
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
 def bench_sync(tmp: Path, rows: int) -> dict:
-    from bench_ingest import bench_import
+    from bench_ingest import write_csv
     from conftest import write_config_file
 
     from tests.emulators.opencps import OpenCpsEmulator
@@ -160,23 +184,29 @@ def bench_sync(tmp: Path, rows: int) -> dict:
 
         def one(label: str) -> dict:
             before = emu.count("/dossiers/")
-            res = subprocess.run([sys.executable, "-c", CHILD_SYNC, str(cfg)], capture_output=True, text=True,
-                                 cwd=ROOT, check=True)
-            r = json.loads(res.stdout.strip().splitlines()[-1])
+            r = child(CHILD_SYNC, str(cfg))
             r["detail_reads"] = emu.count("/dossiers/") - before
             print(f"sync pass {label:16} {rows:>7,} listed: {r['seconds']:7.1f} s  "
                   f"{r['written'] / r['seconds'] if r['written'] else 0:7,.0f} written/s  written {r['written']:,}  "
-                  f"detail reads {r['detail_reads']:,}  peak RSS {r['maxrss_kb'] / 1024:.0f} MB "
-                  f"(after start-up {r['before_kb'] / 1024:.0f} MB)")
+                  f"detail reads {r['detail_reads']:,}  sync CPU {r['cpu_seconds']:.0f} s  "
+                  f"peak RSS {r['maxrss_kb'] / 1024:.0f} MB (after start-up {r['before_kb'] / 1024:.0f} MB)",
+                  flush=True)
             return r
 
         out["first"] = one("(all new)")
         for d in list(emu.dossiers.values()):
             d.dossierStatus = "releasing"
             d.modifiedDate = d.modifiedDate.replace(hour=9)
+        emu.bump()
         out["changed"] = one("(all changed)")
         out["unchanged"] = one("(none changed)")
-    out["import"] = bench_import(tmp, rows)
+    path = tmp / f"export-{rows}.csv"
+    write_csv(path, rows)
+    r = child(CHILD_IMPORT, str(tmp / "import"), str(path))
+    print(f"CSV import {rows:>7,} rows: {r['seconds']:7.1f} s  {rows / r['seconds']:7,.0f} rows/s  "
+          f"CPU {r['cpu_seconds']:.0f} s  peak RSS {r['maxrss_kb'] / 1024:.0f} MB "
+          f"(after start-up {r['before_kb'] / 1024:.0f} MB)", flush=True)
+    out["import"] = r
     return out
 
 

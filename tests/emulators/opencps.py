@@ -54,6 +54,8 @@ class OpenCpsEmulator(Emulator):
         self.dossiers: dict[int, Dossier] = {}
         self._next = 100
         self._data_lock = threading.Lock()
+        self._version = 0  # bumped on every change: list results are cached per query until then
+        self._lists: dict[tuple[Any, ...], tuple[int, list[Dossier]]] = {}
 
     def add(self, code: str, status: str = "processing", secret: str = "AB12CD", *, group_id: int | None = None,
             due: datetime | None = None, modified: datetime | None = None, **kw: Any) -> Dossier:
@@ -67,6 +69,7 @@ class OpenCpsEmulator(Emulator):
             if status in FINAL:
                 d.finishDate = d.modifiedDate
             self.dossiers[d.dossierId] = d
+            self._version += 1
             return d
 
     def set_status(self, code: str, status: str, *, when: datetime | None = None) -> None:
@@ -78,6 +81,12 @@ class OpenCpsEmulator(Emulator):
                 d.finishDate = d.modifiedDate
             if status == "releasing":
                 d.releaseDate = d.modifiedDate
+            self._version += 1
+
+    def bump(self) -> None:
+        """Call after changing dossiers directly (a benchmark changing 100,000 at once)."""
+        with self._data_lock:
+            self._version += 1
 
     # --- models -----------------------------------------------------------------------------
 
@@ -164,11 +173,17 @@ class OpenCpsEmulator(Emulator):
         since = query.get("fromFinishDate")
         since_d = datetime.strptime(since, "%d/%m/%Y").replace(tzinfo=ZONE) if since else None
         prefix = query.get("dossierNo") or ""
+        key = (group, tuple(statuses), since, prefix)
         with self._data_lock:
-            rows = [d for d in self.dossiers.values()  # insertion order is dossierId order
-                    if d.groupId == group and (not statuses or d.dossierStatus in statuses)
-                    and (since_d is None or (d.finishDate is not None and d.finishDate >= since_d))
-                    and d.dossierNo.startswith(prefix)]
+            cached = self._lists.get(key)
+            if cached and cached[0] == self._version:
+                rows = cached[1]
+            else:
+                rows = [d for d in self.dossiers.values()  # insertion order is dossierId order
+                        if d.groupId == group and (not statuses or d.dossierStatus in statuses)
+                        and (since_d is None or (d.finishDate is not None and d.finishDate >= since_d))
+                        and d.dossierNo.startswith(prefix)]
+                self._lists[key] = (self._version, rows)
             start, end = int(query.get("start") or 0), int(query.get("end") or 15)
             page = [self.list_item(d) for d in rows[start:end]]
         if self.fault == "renamed":
