@@ -22,6 +22,8 @@ SUBCOMMANDS = {
     "print-worker": ("kiosk.printing.cli:print_worker", "Run the print worker: the one process that owns the printer."),
     "scan": ("kiosk.scanner.cli:scan_command",
              "Camera QR scanner for receipts (owns the camera; the kiosk screen gets its events)."),
+    "sms-gateway": ("kiosk.sms_lookup:sms_gateway_command",
+                    "Run the SMS gateway with text-in dossier lookups (the motcua-sms service)."),
     "source": ("kiosk.sources.cli:source_group", "The provincial system this kiosk follows ([source] section)."),
     "sync": ("kiosk.sources.cli:sync_command",
              "Follow the provincial system: poll its changes into the store ([source] section)."),

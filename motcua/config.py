@@ -471,12 +471,18 @@ class QueueConfig(Section):
 
 
 DEFAULT_SMS_TEMPLATES: dict[str, str] = {
-    # Placeholders: {commune} {code} {procedure} {place} {hours} {appointment_date} {hotline} {text}.
+    # Placeholders: {commune} {code} {procedure} {place} {hours} {appointment_date} {hotline} {text} {status}.
     # {procedure} is shortened (never the code) when the notice would need more than max_parts parts.
     "result_ready": "{commune}: Hồ sơ {code} ({procedure}) đã có kết quả. Mời nhận tại {place}, {hours}.",
     "more_documents": "{commune}: Hồ sơ {code} ({procedure}) cần bổ sung giấy tờ. Mời đến {place}, {hours}.",
     "denied": "{commune}: Hồ sơ {code} ({procedure}) bị từ chối. Xin liên hệ {place}, {hours}.",
     "text": "{text}",
+    # Answers to text-in (sms_gateway/incoming.py); {status} is the kiosk's status wording. Never a name.
+    "reply_status": "{commune}: Hồ sơ {code}: {status}. Gửi kèm mã bí mật trên giấy tiếp nhận để biết ngày hẹn trả.",
+    "reply_status_secret": "{commune}: Hồ sơ {code}: {status}. Ngày hẹn trả: {appointment_date}.",
+    "reply_help": "{commune}: Không tìm thấy hồ sơ. Soạn HS <mã hồ sơ> <mã bí mật> gửi số này để tra cứu; "
+                  "HUY để ngừng nhận tin. Hỗ trợ: {hotline}.",
+    "reply_opted_out": "{commune}: Số này sẽ không nhận tin báo hồ sơ nữa. Muốn nhận lại, xin báo {place}.",
 }
 
 
@@ -503,6 +509,8 @@ class SmsConfig(Section):
     resolve_wait_s: float = Field(1800, gt=0, description="an uncertain notice with no report this long, while "
                                   "reports arrive for later messages, is sent again once automatically")
     resolve_min_reports: int = Field(3, ge=1, description="... reports for at least this many later messages")
+    text_in: bool = Field(True, description="read citizens' SMS to the hall's number and answer lookups and HUY/STOP")
+    text_in_replies_per_hour: int = Field(5, ge=0, description="answers to one number per hour at most")
     poll_s: float = Field(2.0, gt=0, description="how often an idle gateway looks at the outbox and the modem")
     balance_ussd: str = Field("*101#", description="USSD code for the prepaid balance; empty disables the check")
     balance_every_s: float = Field(6 * 3600, gt=0, description="how often to ask the balance")
@@ -517,7 +525,7 @@ class SmsConfig(Section):
         for kind, text in merged.items():
             try:
                 text.format(commune="", code="", procedure="", place="", hours="", appointment_date="",
-                            hotline="", text="")
+                            hotline="", text="", status="")
             except (KeyError, IndexError, ValueError) as exc:
                 raise ValueError(f"template {kind!r}: unknown or malformed placeholder {exc}") from None
         return merged

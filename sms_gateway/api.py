@@ -11,7 +11,13 @@ Phone numbers are `motcua.phones`: both sides use them.
 """
 from __future__ import annotations
 
+from typing import Any
+
+import sqlalchemy as sa
+
+from motcua.config import Config
 from sms_gateway.health import MODEM_STATE_LABELS, ModemState, read_modem_health
+from sms_gateway.incoming import DossierLookup, IncomingCommand, LookupAnswer, list_incoming, list_opt_outs
 from sms_gateway.outbox import (
     CANCELLABLE,
     RETRYABLE,
@@ -27,6 +33,16 @@ from sms_gateway.outbox import (
 )
 from sms_gateway.probe import ModemProbe, modem_lock, probe_modem
 
+
+def run_gateway(cfg: Config, engine: sa.Engine, *, lookup: DossierLookup | None = None,
+                until_idle: bool = False, **kw: Any) -> int:
+    """Run the gateway daemon in this process (the CLI's way); the exit code."""
+    from sms_gateway.gateway import Gateway  # python-gammu is loaded only by the process that sends
+
+    gateway = Gateway(cfg, engine, reap_children=True, lookup=lookup)
+    return gateway.run(until_idle=until_idle, handle_signals=True, **kw)
+
+
 # An uncertain notice is settled by an official: sent again, or marked sent.
 RESOLVABLE = (NoticeState.UNCERTAIN,)
 
@@ -34,5 +50,6 @@ __all__ = [
     "enqueue", "retry", "cancel", "resolve_uncertain", "RETRYABLE", "CANCELLABLE", "RESOLVABLE",
     "list_notices", "counts_by_state", "daily_usage", "read_modem_health", "probe_modem", "ModemProbe",
     "modem_lock",
-    "NoticeState", "DeliveryStatus", "ModemState", "MODEM_STATE_LABELS",
+    "NoticeState", "DeliveryStatus", "ModemState", "MODEM_STATE_LABELS", "IncomingCommand",
+    "run_gateway", "DossierLookup", "LookupAnswer", "list_incoming", "list_opt_outs",
 ]

@@ -30,7 +30,7 @@ from motcua.db import reading
 from motcua.phones import InvalidPhone, normalise_vn_mobile
 from motcua.timeutil import utcnow
 from sms_gateway import health as h
-from sms_gateway import outbox, resolve
+from sms_gateway import incoming, outbox, resolve
 from sms_gateway.health import ModemState
 from sms_gateway.modem import AMBIGUOUS, CMS_MAX_ATTEMPTS, PERMANENT, Modem, ModemFault, Report, SendError
 from sms_gateway.schedule import Clock, Schedule
@@ -71,11 +71,13 @@ class Gateway:
     CLI), so every child process is a modem proxy Gammu started; exited ones are collected."""
 
     def __init__(self, cfg: Config, engine: sa.Engine, *, modem: Modem | None = None,
-                 reap_children: bool = False, clock: Clock = time.monotonic):
+                 reap_children: bool = False, clock: Clock = time.monotonic,
+                 lookup: incoming.DossierLookup | None = None):
         self.cfg = cfg
         self.engine = engine
         workdir = Path(cfg.paths.data_dir) / "sms-gateway"
-        self.modem = modem or Modem(cfg.modem, workdir, delivery_reports=cfg.sms.delivery_reports)
+        self.modem = modem or Modem(cfg.modem, workdir, delivery_reports=cfg.sms.delivery_reports,
+                                    text_in=cfg.sms.text_in)
         self.notifier = sdnotify.SystemdNotifier()
         self.stop_event = threading.Event()
         self.zone = ZoneInfo(cfg.site.timezone)
@@ -99,6 +101,11 @@ class Gateway:
         # The last message's outcome and delivery reports not written yet (see the module docstring).
         self._pending: list[Callable[[sa.Connection], None]] = []
         self._reports: list[tuple[str | None, Report]] = []
+        # Citizens' messages (text-in): joined, stored and answered with the next transaction; their
+        # memory slots are freed only after it committed.
+        self.lookup = lookup
+        self._assembler = incoming.Assembler()
+        self._texts: list[incoming.Message] = []
         self.stats = {"sent": 0, "failed": 0, "retry": 0, "uncertain": 0}
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -205,6 +212,8 @@ class Gateway:
                         self._sweep()
                     if self.cfg.sms.delivery_reports and self._resolve():
                         continue  # an uncertain notice was queued again
+                    if self._has_due():
+                        continue  # an answer to a citizen's message read just now
                     return EXIT_IDLE
                 self._sleep(self.cfg.sms.poll_s)
             elif attempted:
@@ -219,7 +228,7 @@ class Gateway:
     # --- writing results --------------------------------------------------------------------
     def _flush(self) -> None:
         """Write the last message's outcome and the delivery reports now, in their own transaction."""
-        if not self._pending and not self._reports:
+        if not self._pending and not self._reports and not self._texts:
             return
         with self.engine.begin() as conn:
             matched = self._write_pending(conn)
@@ -237,12 +246,19 @@ class Gateway:
                 resolve.record_unmatched_report(conn, phone_e164=number, message_ref=report.reference,
                                                 delivered=bool(report.delivered))
             matched.append((report, notice_id))
+        sms = self.cfg.sms
+        for message in self._texts:
+            incoming.handle(conn, message, lookup=self.lookup, replies_per_hour=sms.text_in_replies_per_hour)
         return matched
 
     def _written(self, matched: list[tuple[Report, int | None]]) -> None:
         """The transaction holding the pending writes committed."""
         self._pending.clear()
         self._reports.clear()
+        if self._texts:
+            log.info("%d incoming message(s) stored", len(self._texts))
+            self.modem.delete_stored([p.location for m in self._texts for p in m.parts])
+            self._texts.clear()
         for report, notice_id in matched:
             log.info("delivery report ref %s: %s -> notice %s", report.reference,
                      "delivered" if report.delivered else "failed", notice_id)
@@ -377,7 +393,11 @@ class Gateway:
         self._take_reports(self.modem.poll(read=read_device))
 
     def _take_reports(self, reports: list[Report]) -> None:
-        """Keep final reports for the next transaction (they may be for the message just sent)."""
+        """Keep final reports for the next transaction (they may be for the message just sent), and
+        the citizens' messages read with them."""
+        texts = self.modem.take_texts()
+        if self.cfg.sms.text_in:  # otherwise they stay in the modem's memory, untouched
+            self._texts.extend(self._assembler.add(texts))
         for report in reports:
             if report.delivered is None:
                 continue

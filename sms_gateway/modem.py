@@ -30,6 +30,7 @@ import gammu
 
 from motcua.config import ModemConfig
 from sms_gateway.health import ModemState
+from sms_gateway.incoming import IncomingPart
 from sms_gateway.text import UCS2, Rendered
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,7 @@ class Report:
 @dataclass
 class _Incoming:
     reports: list[Report] = field(default_factory=list)
+    texts: list[IncomingPart] = field(default_factory=list)
     ussd: list[dict[str, Any]] = field(default_factory=list)
     locations: list[tuple[int, int]] = field(default_factory=list)  # (folder, location) of stored SMS
 
@@ -202,10 +204,11 @@ class _Watchdog:
 
 
 class Modem:
-    def __init__(self, cfg: ModemConfig, workdir: Path, *, delivery_reports: bool = True):
+    def __init__(self, cfg: ModemConfig, workdir: Path, *, delivery_reports: bool = True, text_in: bool = False):
         self.cfg = cfg
         self.workdir = workdir
         self.delivery_reports = delivery_reports
+        self.route_incoming = delivery_reports or text_in  # reports and citizens' SMS come the same way
         self.rc_path = workdir / "gammurc"
         self.debug_path = workdir / "gammu-debug.log"
         self.sm: Any = None
@@ -259,7 +262,7 @@ class Modem:
                 self._unlock()
                 self.info = {"model": self._safe(lambda: " ".join(x for x in sm.GetModel() if x and x != "unknown")),
                              "imei": self._safe(sm.GetIMEI)}
-                if self.delivery_reports:
+                if self.route_incoming:
                     sm.SetIncomingCallback(self._on_incoming)
                     try:
                         sm.SetIncomingSMS(True)
@@ -473,9 +476,18 @@ class Modem:
         return int(found[-1]) if found else None
 
     # --- incoming: delivery reports, USSD ---------------------------------------------------
-    def _on_incoming(self, _sm: Any, kind: str, data: Any) -> None:
+    def _on_incoming(self, _sm: Any, kind: str, data: Any, where: tuple[int, int] | None = None) -> None:
         if kind == "SMS" and isinstance(data, dict):
-            if data.get("Type") == "Status_Report" and "MessageReference" in data:
+            if data.get("Type") == "Deliver" and where is not None:
+                udh = data.get("UDH") or {}
+                concat = None
+                if udh.get("AllParts", 0) > 1 and udh.get("PartNumber", -1) > 0:
+                    ref = udh.get("ID16bit", -1) if udh.get("ID16bit", -1) >= 0 else udh.get("ID8bit", 0)
+                    concat = (int(ref), int(udh["AllParts"]), int(udh["PartNumber"]))
+                self._incoming.texts.append(IncomingPart(
+                    str(data.get("Number") or ""), str(data.get("Text") or ""), str(data.get("DateTime") or ""),
+                    concat, where))
+            elif data.get("Type") == "Status_Report" and "MessageReference" in data:
                 self._incoming.reports.append(Report(
                     data.get("Number") or "", int(data["MessageReference"]),
                     delivery_outcome(int(data.get("DeliveryStatus") or 0))))
@@ -509,12 +521,14 @@ class Modem:
             stored = self.sm.GetSMS(folder, location)
         except gammu.GSMError:
             return
+        texts = [m for m in stored if m.get("Type") == "Deliver"]
         for msg in stored:
-            self._on_incoming(self.sm, "SMS", {**msg, "Location": 0})
-        try:
-            self.sm.DeleteSMS(folder, location)
-        except gammu.GSMError:
-            pass
+            self._on_incoming(self.sm, "SMS", {**msg, "Location": 0}, (folder, location))
+        if not texts:  # a citizen's message is deleted only once stored (delete_stored)
+            try:
+                self.sm.DeleteSMS(folder, location)
+            except gammu.GSMError:
+                pass
 
     def sweep_stored(self) -> list[Report]:
         """Status reports a modem kept in memory instead of announcing them."""
@@ -533,14 +547,33 @@ class Modem:
             seen += 1
             location = msgs[0]["Location"]
             for msg in msgs:
-                if msg.get("Type") == "Status_Report":
+                # GetNextSMS gives Folder 1..4 with a location that already encodes the memory;
+                # DeleteSMS wants that location with folder 0 (Gammu's AT driver).
+                if msg.get("Type") == "Deliver":
+                    self._on_incoming(self.sm, "SMS", {**msg, "Location": 0}, (0, msg["Location"]))
+                elif msg.get("Type") == "Status_Report":
                     self._on_incoming(self.sm, "SMS", {**msg, "Location": 0})
                     try:
-                        self.sm.DeleteSMS(msg.get("Folder", 0), msg["Location"])
+                        self.sm.DeleteSMS(0, msg["Location"])
                     except gammu.GSMError:
                         pass
         reports, self._incoming.reports = self._incoming.reports, []
         return reports
+
+    def take_texts(self) -> list[IncomingPart]:
+        """Citizens' messages read since the last call (still in the modem's memory)."""
+        texts, self._incoming.texts = self._incoming.texts, []
+        return texts
+
+    def delete_stored(self, locations: list[tuple[int, int]]) -> None:
+        """Free the memory slots of messages the gateway has stored."""
+        if self.sm is None:
+            return  # read again (and recognised) after the reconnect
+        for folder, location in locations:
+            try:
+                self.sm.DeleteSMS(folder, location)
+            except gammu.GSMError as exc:
+                log.warning("could not delete stored SMS %s/%s: %s", folder, location, _err_name(exc))
 
     def ussd(self, code: str, timeout_s: float = 20.0) -> str | None:
         """Ask a USSD code (the prepaid balance); the network's answer text, or None."""

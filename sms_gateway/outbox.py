@@ -30,7 +30,7 @@ import sqlalchemy as sa
 
 from motcua.phones import InvalidPhone, normalise_vn_mobile
 from motcua.timeutil import utcnow
-from sms_gateway.schema import notice_events, notices
+from sms_gateway.schema import notice_events, notices, opt_outs
 
 
 class NoticeState(StrEnum):
@@ -55,6 +55,7 @@ DUE_STATES = (NoticeState.QUEUED, NoticeState.RETRY)
 # Staff actions and the states each applies to: one list, read by the staff pages for their buttons.
 RETRYABLE = (NoticeState.FAILED, NoticeState.CANCELLED, NoticeState.RETRY)
 CANCELLABLE = (NoticeState.QUEUED, NoticeState.RETRY, NoticeState.FAILED)
+REPLY_PREFIX = "reply_"  # answers to the citizen's own text-in: sent even to an opted-out number
 _BY_KEY = sa.select(notices.c.id).where(notices.c.idempotency_key == sa.bindparam("key"))
 
 
@@ -83,6 +84,9 @@ def enqueue(
         e164 = normalise_vn_mobile(phone)
     except InvalidPhone as exc:
         state, error = NoticeState.FAILED, f"invalid phone number: {exc}"
+    else:
+        if not kind.startswith(REPLY_PREFIX) and is_opted_out(conn, e164):
+            state, error = NoticeState.CANCELLED, "the citizen opted out of notices (HUY/STOP)"
     # A concurrent writer with the same key loses on the unique constraint; a savepoint keeps the
     # caller's transaction usable in that case.
     try:
@@ -107,6 +111,11 @@ def enqueue(
     except sa.exc.IntegrityError:
         return None
     return result.inserted_primary_key[0]
+
+
+def is_opted_out(conn: sa.Connection, e164: str) -> bool:
+    """The number texted HUY/STOP (sms_gateway/incoming.py): notices to it are not sent."""
+    return conn.execute(sa.select(opt_outs.c.phone_e164).where(opt_outs.c.phone_e164 == e164)).first() is not None
 
 
 # --- staff actions ------------------------------------------------------------------------------

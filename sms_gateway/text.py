@@ -152,6 +152,7 @@ def render_notice(cfg: Config, kind: str, params: Mapping[str, Any]) -> Rendered
         "appointment_date": _format_date(params.get("appointment_date")),
         "hotline": cfg.site.hotline,
         "text": str(params.get("text") or ""),
+        "status": str(params.get("status") or ""),
     }
     if sms.encoding == "ascii":  # fold once; the shortening search below then works on plain ASCII
         template = _fold_nfc(template)

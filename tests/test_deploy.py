@@ -107,7 +107,7 @@ def test_every_unit_passes_systemd_analyze_verify(unit_root: Path) -> None:
 def test_verify_catches_a_broken_unit(unit_root: Path, tmp_path: Path) -> None:
     """The check above can fail: a typo and a missing program are both reported."""
     bad = (UNITS / "motcua-sms.service").read_text().replace("Restart=always", "Restart=alwayz")
-    bad = bad.replace("/opt/motcua/venv/bin/sms-gateway", "/opt/motcua/venv/bin/no-such-gateway")
+    bad = bad.replace("/opt/motcua/venv/bin/kiosk", "/opt/motcua/venv/bin/no-such-gateway")
     broken = unit_root / "etc/systemd/system/motcua-broken.service"
     broken.write_text(bad)
     try:
@@ -149,7 +149,7 @@ def test_daemons_run_as_motcua_with_a_read_only_system_and_writable_data(service
     ("motcua-web", "/opt/motcua/venv/bin/kiosk serve", None),
     ("motcua-scanner", "/opt/motcua/venv/bin/kiosk scan --camera", "video"),
     ("motcua-printer", "/opt/motcua/venv/bin/kiosk print-worker", "lp"),
-    ("motcua-sms", "/opt/motcua/venv/bin/sms-gateway run", "dialout"),
+    ("motcua-sms", "/opt/motcua/venv/bin/kiosk sms-gateway", "dialout"),
     ("motcua-sync", "/opt/motcua/venv/bin/kiosk sync", None),
     ("motcua-backup", "/opt/motcua/venv/bin/kiosk backup --keep 14", None),
 ])
