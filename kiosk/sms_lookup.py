@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from kiosk.store import codes
 from kiosk.store.dossiers import find, secret_matches
 from motcua.cli import AppContext
+from motcua.devicelock import DeviceBusy
 from motcua.statuses import STATUSES
 from sms_gateway.api import LookupAnswer, run_gateway
 
@@ -34,4 +35,7 @@ def lookup(conn: sa.Connection, code: str, secret: str | None) -> LookupAnswer |
 @click.pass_obj
 def sms_gateway_command(obj: AppContext, until_idle: bool) -> None:
     """Run the SMS gateway with text-in dossier lookups (the motcua-sms service)."""
-    raise SystemExit(run_gateway(obj.config, obj.engine, lookup=lookup, until_idle=until_idle))
+    try:
+        raise SystemExit(run_gateway(obj.config, obj.engine, lookup=lookup, until_idle=until_idle))
+    except DeviceBusy as exc:
+        raise click.ClickException(f"the modem is taken: {exc}") from None

@@ -36,9 +36,13 @@ from sms_gateway.probe import ModemProbe, modem_lock, probe_modem
 
 def run_gateway(cfg: Config, engine: sa.Engine, *, lookup: DossierLookup | None = None,
                 until_idle: bool = False, **kw: Any) -> int:
-    """Run the gateway daemon in this process (the CLI's way); the exit code."""
+    """Run the gateway daemon in this process (the CLI's way); the exit code. Takes the modem's
+    lock first (raises motcua.devicelock.DeviceBusy when another process owns the modem)."""
     from sms_gateway.gateway import Gateway  # python-gammu is loaded only by the process that sends
 
+    # One owner per modem: held until this process exits (the kernel drops it if it dies).
+    modem_lock(cfg.modem, cfg.paths.data_dir).acquire()
+    # This process runs the gateway alone: its only children are the modem proxies Gammu starts.
     gateway = Gateway(cfg, engine, reap_children=True, lookup=lookup)
     return gateway.run(until_idle=until_idle, handle_signals=True, **kw)
 

@@ -16,17 +16,12 @@ cli = command_group("SMS gateway: sends the outbox's notices through a USB modem
 def run(obj: AppContext, until_idle: bool) -> None:
     """Drain the outbox through the modem (a systemd Type=notify service)."""
     from motcua.devicelock import DeviceBusy
-    from sms_gateway.gateway import Gateway
-    from sms_gateway.probe import modem_lock
+    from sms_gateway.api import run_gateway
 
-    lock = modem_lock(obj.config.modem, obj.config.paths.data_dir)
-    try:  # one owner per modem: held until this process exits (the kernel drops it if it dies)
-        lock.acquire()
+    try:
+        raise SystemExit(run_gateway(obj.config, obj.engine, until_idle=until_idle))
     except DeviceBusy as exc:
         raise click.ClickException(f"the modem is taken: {exc}") from None
-    # This process runs the gateway alone: its only children are the modem proxies Gammu starts.
-    gateway = Gateway(obj.config, obj.engine, reap_children=True)
-    raise SystemExit(gateway.run(until_idle=until_idle, handle_signals=True))
 
 
 @cli.command()
