@@ -245,6 +245,14 @@ def test_cli_print_ticket_and_slip_leave_decodable_bytes_at_the_file_path(tmp_pa
     assert len(pages) == 2 and all(p.cut and p.raster_width <= 576 for p in pages)
     qr = zxingcpp.read_barcodes(pages[1].image.convert("L"), formats=zxingcpp.BarcodeFormat.QRCode)
     assert [r.text for r in qr] == ["HS-2025-0001"]
+    # a lost ticket: the official reprints job 1, the same paper again
+    again = run("print", "reprint", "1")
+    assert again.returncode == 0, again.stderr
+    assert "Reprinting job 1 (ticket A001) as job 3" in again.stdout
+    pages = decode.pages(out.read_bytes())
+    assert len(pages) == 3 and pages[2].image.tobytes() == pages[0].image.tobytes()
+    nothing = run("print", "reprint", "99")
+    assert nothing.returncode != 0 and "no print job 99" in nothing.stderr and "Traceback" not in nothing.stderr
 
 
 def test_print_worker_process_prints_jobs_submitted_while_running(tmp_path, emulator):

@@ -157,6 +157,7 @@ def test_a_form_without_its_csrf_token_is_refused(app, engine):
         "/staff/dossiers/phone": {"code": "HS-001", "phone": "0987654321"},
         "/staff/dossiers/slip": {"code": "HS-001"},
         "/staff/notices/1/retry": {},
+        "/staff/print-jobs/1/reprint": {},
         "/staff/users": {"username": "moi", "password": "x" * 12, "role": "admin"},
         "/staff/users/1/disable": {},
         "/staff/logout": {},

@@ -101,6 +101,26 @@ def print_slip(obj: AppContext, dossier_code: str, wait_s: float) -> None:
     _deliver(obj, job_id, wait_s)
 
 
+@print_group.command("reprint")
+@click.argument("job_id", type=int)
+@click.option("--wait", "wait_s", type=float, default=30, show_default=True,
+              help="Seconds to wait for the print worker.")
+@click.pass_obj
+def print_reprint(obj: AppContext, job_id: int, wait_s: float) -> None:
+    """Print a job again (a lost ticket, or a job left "uncertain" by a worker crash): `print status` lists them."""
+    # lazy: only the print commands that need it load the printer stack (Pillow, python-escpos)
+    from kiosk.printing.jobs import get_job, reprint
+
+    with obj.engine.begin() as conn:
+        try:
+            new_id = reprint(conn, job_id, source="cli")
+        except LookupError:
+            raise click.ClickException(f"no print job {job_id}") from None
+        old = get_job(conn, job_id)
+    click.echo(f"Reprinting job {job_id} ({old['kind']} {old['ref']}) as job {new_id}.")
+    _deliver(obj, new_id, wait_s)
+
+
 @print_group.command("status")
 @click.pass_obj
 def print_status(obj: AppContext) -> None:

@@ -16,6 +16,7 @@ SESSION_EXPIRED = "session_expired"
 DOSSIER_STATUS, DOSSIER_PHONE, DOSSIER_SLIP = "dossier_status", "dossier_phone", "dossier_slip"
 NOTICE_RETRY, NOTICE_CANCEL, NOTICE_RESEND, NOTICE_MARK_SENT = (
     "notice_retry", "notice_cancel", "notice_resend", "notice_mark_sent")
+PRINT_REPRINT = "print_reprint"
 COUNTER, PAGE_ACTION = "counter", "page_action"  # recorded by the guard for other areas' pages
 USER_ADD, USER_DISABLE, USER_ENABLE, USER_PASSWORD, USER_UNLOCK = (
     "user_add", "user_disable", "user_enable", "user_password", "user_unlock")

@@ -23,7 +23,9 @@ from limits.strategies import FixedWindowRateLimiter
 from kiosk import health
 from kiosk.context import get_config, get_engine
 from kiosk.i18n import status_label
+from kiosk.printing import jobs as print_jobs
 from kiosk.printing.jobs import submit_slip
+from kiosk.printing.states import JobState
 from kiosk.staff import audit, users
 from kiosk.staff.forms import ActionForm, LanguageForm, LoginForm, PasswordForm, PhoneForm, StatusForm, UserAddForm
 from kiosk.staff.guard import LOGIN_AT_KEY, SEEN_KEY, StaffUser, client_address, safe_next
@@ -73,6 +75,7 @@ ACTION_LABELS = {
     audit.USER_ENABLE: _l("Mở khóa tài khoản"),
     audit.USER_PASSWORD: _l("Đổi mật khẩu"),
     audit.USER_UNLOCK: _l("Gỡ khóa đăng nhập sai"),
+    audit.PRINT_REPRINT: _l("In lại phiếu"),
     audit.COUNTER: _l("Thao tác tại quầy"),
     audit.PAGE_ACTION: _l("Thao tác khác"),
 }
@@ -420,6 +423,42 @@ def notice_action(notice_id: int, action: str):
         flash(_("Đã cập nhật tin nhắn số %(id)d.", id=notice_id), "success")
     state = request.args.get("state", "")
     return redirect(url_for("staff.notice_list", state=state if state in NOTICE_STATES else None))
+
+
+# --- print jobs ---------------------------------------------------------------------------------
+
+PRINT_JOB_LIMIT = 50
+JOB_STATE_LABELS = {
+    JobState.PENDING: _l("Đang chờ in"),
+    JobState.PRINTING: _l("Đang in"),
+    JobState.DONE: _l("Đã in"),
+    JobState.UNCERTAIN: _l("Chưa rõ đã in chưa"),
+    JobState.EXPIRED: _l("Quá lâu, không in"),
+    JobState.FAILED: _l("Lỗi, không in được"),
+}
+JOB_KIND_LABELS = {"ticket": _l("Số thứ tự"), "slip": _l("Phiếu trạng thái"), "test": _l("In thử")}
+# A job still waiting or printing will come out by itself: reprinting it would print it twice.
+REPRINTABLE = frozenset({JobState.DONE, JobState.UNCERTAIN, JobState.EXPIRED, JobState.FAILED})
+
+
+@bp.get("/print-jobs")
+def print_job_list():
+    """Recent tickets and slips, so an official can reprint a lost or uncertain one."""
+    with reading(get_engine()) as conn:
+        rows = print_jobs.recent_jobs(conn, PRINT_JOB_LIMIT)
+    return render_template("staff/print_jobs.html", rows=rows, form=ActionForm(), reprintable=REPRINTABLE,
+                           state_labels=JOB_STATE_LABELS, kind_labels=JOB_KIND_LABELS)
+
+
+@bp.post("/print-jobs/<int:job_id>/reprint")
+def print_job_reprint(job_id: int):
+    try:
+        new_id = _write(audit.PRINT_REPRINT, f"print_job:{job_id}", None,
+                        lambda conn: print_jobs.reprint(conn, job_id, source="staff"))
+    except LookupError:
+        abort(404)
+    flash(_("Đã gửi lệnh in lại (lệnh số %(id)d).", id=new_id), "success")
+    return redirect(url_for("staff.print_job_list"))
 
 
 # --- device health ------------------------------------------------------------------------------
