@@ -160,8 +160,10 @@ def list_stations(engine: sa.Engine, *, stale_after_s: float, now: datetime | No
     """Every station with its services, stale ones included (marked), ordered by station id."""
     now = now or utcnow()
     limit = timedelta(seconds=stale_after_s)
+    # A read on SQLite must not take the write lock (motcua.db.reading does this; not imported: a cycle).
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(stations).order_by(stations.c.station_id, stations.c.service)).all()
+        rows = conn.execution_options(readonly=True).execute(
+            sa.select(stations).order_by(stations.c.station_id, stations.c.service)).all()
     out: dict[str, Station] = {}
     for r in rows:
         st = out.get(r.station_id)
