@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -188,3 +189,41 @@ def tree_label(tree: Path) -> str:
     dirty = subprocess.run(["git", "-C", str(tree), "status", "--porcelain", "--untracked-files=no"],
                            capture_output=True, text=True).stdout.strip()
     return f"{tree} ({rev}{'+changes' if dirty else ''})"
+
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def resident_pages(pid: int) -> set[int]:
+    """Physical frame numbers of the pages this process has in RAM (/proc/<pid>/pagemap; needs root)."""
+    frames: set[int] = set()
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text().splitlines()
+        with open(f"/proc/{pid}/pagemap", "rb") as pm:
+            for line in maps:
+                lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+                if line.rstrip().endswith("[vsyscall]"):
+                    continue
+                pm.seek(lo // PAGE * 8)
+                data = pm.read((hi - lo) // PAGE * 8)
+                for (entry,) in struct.iter_unpack("<Q", data):
+                    if entry >> 63:  # present in RAM
+                        frames.add(entry & ((1 << 55) - 1))
+    except OSError:
+        pass
+    return frames
+
+
+def own_pss_kb(pids: list[int]) -> dict[int, float] | None:
+    """PSS as if nothing but these processes ran: each resident page divided among those of `pids`
+    that map it. smaps_rollup's PSS also divides by unrelated processes that map the same library
+    files (other programs using the same virtualenv's OpenCV), which a kiosk would not have.
+    None when the page frame numbers are hidden (not root)."""
+    frames = {pid: resident_pages(pid) for pid in pids}
+    if not any(f - {0} for f in frames.values()):
+        return None
+    count: dict[int, int] = {}
+    for f in frames.values():
+        for frame in f:
+            count[frame] = count.get(frame, 0) + 1
+    return {pid: sum(1 / count[fr] for fr in f) * PAGE / 1024 for pid, f in frames.items()}

@@ -3,8 +3,16 @@
 `gunicorn 'kiosk.wsgi:app()'` works for IT staff who prefer plain gunicorn; `kiosk serve` runs
 the same with settings from the config. The gthread worker class is used so that long-lived
 event streams (scan events, hall display) do not block other requests.
+
+Memory on a Pi: one worker with many threads serves a kiosk (its screen, a hall display, staff
+pages). The master imports the app's modules before it forks, and freezes them out of the garbage
+collector, so the worker shares those pages with the master instead of holding its own copy; the
+app itself (engine, sessions, rate-limit store) is still made in the worker, after the fork.
 """
 from __future__ import annotations
+
+import gc
+import importlib
 
 from gunicorn.app.base import BaseApplication
 
@@ -40,7 +48,17 @@ class _Gunicorn(BaseApplication):
         return application
 
 
+def preload_modules() -> None:
+    """Import the web app's code in the master (no app, engine or connection made) and freeze it."""
+    importlib.import_module("kiosk.app")
+    # Objects that exist now are never collected: the collector would otherwise write to (and so
+    # copy) every page of them in the worker the first time it runs.
+    gc.collect()
+    gc.freeze()
+
+
 def run_gunicorn(cfg: Config, bind: str | None = None, workers: int | None = None) -> None:
+    preload_modules()
     options = {
         "bind": bind or cfg.kiosk.bind,
         "workers": workers or cfg.kiosk.workers,

@@ -11,7 +11,6 @@ instead of silently ignored.
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from datetime import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from motcua.patterns import compile_scanner_pattern
 from motcua.stations import StationRole
 
 ENV_VAR = "MOTCUA_CONFIG"
@@ -313,7 +313,7 @@ class SourceConfig(Section):
 
 class KioskConfig(Section):
     bind: str = "127.0.0.1:8080"
-    workers: int = Field(2, ge=1)
+    workers: int = Field(1, ge=1, description="gunicorn workers; one with `threads` threads serves a kiosk")
     threads: int = Field(16, ge=1,
                          description="threads per worker; each open event stream (scanner, hall display) holds one")
     secret_key: str = Field("", description="Flask session key; empty: generated once into data_dir")
@@ -378,17 +378,6 @@ class ScannerConfig(Section):
     def _code_pattern_compiles(cls, v: str) -> str:
         compile_scanner_pattern(v, needs_code_group=False)
         return v
-
-
-def compile_scanner_pattern(pattern: str, needs_code_group: bool = True) -> "re.Pattern[str]":
-    """Compile a province's payload pattern; the one check used at config load and at scan time."""
-    try:
-        rx = re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"invalid pattern {pattern!r}: {exc}") from None
-    if needs_code_group and "code" not in rx.groupindex:
-        raise ValueError(f"pattern {pattern!r} needs a named group (?P<code>...)")
-    return rx
 
 
 class PrinterConfig(Section):

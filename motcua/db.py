@@ -8,20 +8,20 @@ several kiosks share one database; its driver is the optional extra `motcua-kios
 """
 from __future__ import annotations
 
+import ast
 import contextlib
 import fcntl
 import logging
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 from motcua.config import Config
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -99,6 +99,8 @@ def reading(engine: Engine) -> Iterator[sa.Connection]:
 
 
 def _alembic_config(connection: sa.Connection | None = None) -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     acfg = AlembicConfig()
     acfg.set_main_option("script_location", str(MIGRATIONS))
     if connection is not None:
@@ -107,12 +109,55 @@ def _alembic_config(connection: sa.Connection | None = None) -> AlembicConfig:
 
 
 def head_revisions() -> set[str]:
+    from alembic.script import ScriptDirectory
+
     return set(ScriptDirectory.from_config(_alembic_config()).get_heads())
 
 
 def current_revisions(engine: Engine) -> set[str]:
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as conn:
         return set(MigrationContext.configure(conn).get_current_heads())
+
+
+def declared_heads() -> set[str] | None:
+    """The heads the migration scripts declare, read without importing Alembic; None if unsure.
+
+    Alembic with Mako costs ~10 MB in every long-running process, and a service start usually finds
+    the schema current. So the scripts' `revision`/`down_revision` literals are read here, and only a
+    database that differs (or a script this cannot read) goes through Alembic itself.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        found: dict[str, object] = {}
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                if node.targets[0].id in ("revision", "down_revision"):
+                    try:
+                        found[node.targets[0].id] = ast.literal_eval(node.value)
+                    except ValueError:
+                        return None
+        rev, down = found.get("revision"), found.get("down_revision")
+        if not isinstance(rev, str):
+            return None
+        revisions.add(rev)
+        if isinstance(down, str):
+            parents.add(down)
+        elif isinstance(down, (tuple, list)):
+            parents.update(down)
+        elif down is not None:
+            return None
+    return revisions - parents or None
+
+
+def _stamped_revisions(engine: Engine) -> set[str]:
+    """The revisions recorded in the database (empty for a new one), by plain SQL."""
+    with reading(engine) as conn:
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return set()
+        return {row[0] for row in conn.exec_driver_sql("SELECT version_num FROM alembic_version")}
 
 
 @contextlib.contextmanager
@@ -146,8 +191,12 @@ def migrate(engine: Engine) -> None:
     The lock is taken before the first connection: on a new SQLite file that connection switches
     the journal to WAL, which needs the database to itself.
     """
-    heads = head_revisions()
     with _migration_lock(engine):
+        if _stamped_revisions(engine) == declared_heads():
+            return  # the usual start: nothing to do, and Alembic not imported
+        from alembic import command
+
+        heads = head_revisions()
         current = current_revisions(engine)
         if current == heads:
             return
@@ -162,5 +211,7 @@ def migrate(engine: Engine) -> None:
 
 
 def _all_revisions() -> set[str]:
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(_alembic_config())
     return {rev.revision for rev in script.walk_revisions()}

@@ -14,7 +14,6 @@ from pathlib import Path
 from motcua.config import ModemConfig
 from motcua.devicelock import DeviceBusy, DeviceLock, for_device
 from sms_gateway.health import ModemState
-from sms_gateway.modem import Modem, ModemFault
 
 
 @dataclass
@@ -53,6 +52,9 @@ def probe_modem(cfg: ModemConfig, data_dir: Path) -> ModemProbe:
 
 
 def _probe(cfg: ModemConfig, start: float) -> ModemProbe:
+    # python-gammu only here: every kiosk process imports sms_gateway.api, few ever probe a modem.
+    from sms_gateway.modem import Modem, ModemFault
+
     with tempfile.TemporaryDirectory(prefix="modem-probe-") as workdir:
         modem = Modem(cfg, Path(workdir), delivery_reports=False)
         try:

@@ -6,7 +6,7 @@ import sys
 
 import sqlalchemy as sa
 
-from motcua.db import current_revisions, head_revisions, make_engine
+from motcua.db import current_revisions, declared_heads, head_revisions, make_engine
 from tests.conftest import write_config_file
 
 STARTER = """
@@ -25,6 +25,36 @@ def test_concurrent_starts_migrate_once(tmp_path):
     outs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1][-500:] for o in outs]
     eng = sa.create_engine(f"sqlite:///{tmp_path / 'data' / 'motcua.db'}")
+    assert current_revisions(eng) == head_revisions()
+    eng.dispose()
+
+
+def test_heads_read_without_alembic_are_alembics_heads():
+    assert declared_heads() == head_revisions()
+
+
+def test_a_start_on_a_current_database_does_not_import_alembic(tmp_path):
+    cfg = write_config_file(tmp_path / "c.toml", {"paths": {"data_dir": str(tmp_path / "data")}})
+    probe = STARTER + "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))\n"
+    first = subprocess.run([sys.executable, "-c", probe, str(cfg)], capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert "alembic" in first.stdout  # the new database was migrated through Alembic
+    second = subprocess.run([sys.executable, "-c", probe, str(cfg)], capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.splitlines()[-1] == "[]"
+
+
+def test_a_database_behind_the_scripts_is_still_migrated(tmp_path):
+    cfg = write_config_file(tmp_path / "c.toml", {"paths": {"data_dir": str(tmp_path / "data")}})
+    run = [sys.executable, "-c", STARTER, str(cfg)]
+    assert subprocess.run(run, capture_output=True, timeout=120).returncode == 0
+    eng = sa.create_engine(f"sqlite:///{tmp_path / 'data' / 'motcua.db'}")
+    with eng.begin() as conn:  # as if this head's last migration had not run yet
+        conn.exec_driver_sql("DELETE FROM alembic_version WHERE version_num = 'a0003'")
+        conn.exec_driver_sql("INSERT INTO alembic_version VALUES ('a0002')")
+        conn.exec_driver_sql("DROP INDEX ix_dossiers_updated_at")
+    out = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
     assert current_revisions(eng) == head_revisions()
     eng.dispose()
 

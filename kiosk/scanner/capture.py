@@ -11,33 +11,18 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import numpy as np
 
+from kiosk.scanner.source import SourceSpec
+
+__all__ = ["NewestFrameReader", "SourceSpec", "open_capture"]
 log = logging.getLogger(__name__)
 
 REOPEN_S = 2.0
 FAILED_READS = 10  # consecutive failed reads that mean the camera is gone
-
-
-@dataclass
-class SourceSpec:
-    """Where frames come from: kind "camera" (OpenCV index or /dev/v4l/by-id path) or "video" (a file)."""
-    kind: str
-    target: str
-    width: int = 640
-    height: int = 480
-    fps: int = 15
-    loop: bool = False
-    # The demo's looping receipt video: report its codes only while the scan screen is open (it asks for
-    # the preview), so the demo can be walked through without a receipt turning up every few seconds.
-    scans_only_when_watched: bool = False
-
-    def describe(self) -> str:
-        return f"camera {self.target}" if self.kind == "camera" else f"video {os.path.basename(self.target)}"
 
 
 def open_capture(spec: SourceSpec) -> cv2.VideoCapture | None:

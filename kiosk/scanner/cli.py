@@ -38,8 +38,8 @@ def scan_command(obj: AppContext, camera: str | None, device: str | None, video:
             sys.stdout.flush()
         return
 
-    from kiosk.scanner.capture import SourceSpec
     from kiosk.scanner.service import run_scanner
+    from kiosk.scanner.source import SourceSpec
 
     sc = cfg.scanner
     if video:

@@ -9,23 +9,29 @@ screen is open (a receipt every few seconds would otherwise replace whatever scr
 """
 from __future__ import annotations
 
+import multiprocessing as mp
 import sys
 from pathlib import Path
-
-import cv2
-import numpy as np
+from typing import Any
 
 SHOW_S = 2.0
 GAP_S = 2.0
 
 
-def _desk(w: int, h: int) -> np.ndarray:
+def _desk(w: int, h: int) -> Any:
+    import cv2
+    import numpy as np
+
     img = np.full((h, w, 3), (96, 112, 128), np.uint8)
     cv2.rectangle(img, (20, 30), (w // 4, h // 5), (60, 150, 200), -1)
     return img
 
 
 def build_video(receipts: list[Path], out: Path, size: tuple[int, int] = (640, 480), fps: int = 15) -> Path:
+    # OpenCV only here: the scanner's supervisor runs this module as __main__ and must stay small.
+    import cv2
+    import numpy as np
+
     w, h = size
     desk = _desk(w, h)
     vw = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
@@ -55,8 +61,8 @@ def build_video(receipts: list[Path], out: Path, size: tuple[int, int] = (640, 4
 
 
 def main() -> int:
-    from kiosk.scanner.capture import SourceSpec
     from kiosk.scanner.service import run_scanner
+    from kiosk.scanner.source import SourceSpec
     from motcua.cli import setup_logging
     from motcua.config import load_config
 
@@ -69,7 +75,14 @@ def main() -> int:
         if not receipts:
             print(f"no receipt images in {data_dir / 'receipts'}: run `kiosk demo` first", file=sys.stderr)
             return 1
-        build_video(receipts, video, fps=cfg.scanner.fps)
+        # In a short-lived process: this one becomes the scanner's supervisor, which keeps OpenCV out.
+        builder = mp.get_context("spawn").Process(target=build_video, args=(receipts, video),
+                                                  kwargs={"fps": cfg.scanner.fps}, name="scanner-demo-video")
+        builder.start()
+        builder.join()
+        if builder.exitcode != 0 or not video.exists():
+            print(f"could not build the demo video {video} (exit code {builder.exitcode})", file=sys.stderr)
+            return 1
     sc = cfg.scanner
     return run_scanner(cfg, SourceSpec("video", str(video), sc.width, sc.height, sc.fps, loop=True,
                                        scans_only_when_watched=True))

@@ -24,7 +24,7 @@ from datetime import date, datetime
 from functools import lru_cache
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from motcua.config import compile_scanner_pattern
+from motcua.patterns import compile_scanner_pattern
 
 MAX_LENGTH = 512
 

@@ -3,22 +3,22 @@
 zbar can abort() the process it runs in, and a camera driver can hang. So the camera and decoders live
 in a child process; the supervisor relays the child's events to the local socket (the web app's SSE
 streams stay connected), watches its heartbeat, and restarts it with a back-off when it dies or hangs.
-The web app itself never shares a process with the camera or a decoder.
+The web app itself never shares a process with the camera or a decoder. OpenCV and NumPy are imported
+in the child only: the supervisor stays small (it runs as long as the appliance does).
 """
 from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import signal
 import threading
 import time
 from dataclasses import asdict
 from typing import Any, Callable
 
-import cv2
-
-from kiosk.scanner.capture import NewestFrameReader, SourceSpec
 from kiosk.scanner.channel import EventServer
+from kiosk.scanner.source import SourceSpec
 from kiosk.scanner.status import HEARTBEAT_S, camera_lock, socket_path, write_status
 from motcua import stations
 from motcua.stations import Device, Service
@@ -35,6 +35,13 @@ def _decode_child(spec: dict[str, Any], scanner: dict[str, Any], conn: Any, prev
     from motcua.cli import setup_logging
 
     setup_logging(False)
+    # Before NumPy/OpenCV load: their OpenBLAS would start a thread (and buffers, tens of MB) per
+    # core for matrix work the decoders never do.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    import cv2
+
+    from kiosk.scanner.capture import NewestFrameReader
+
     # One core for the decoders; a Pi's other cores serve Chromium and the web app.
     cv2.setNumThreads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the supervisor, which stops us
@@ -79,6 +86,8 @@ def _decode_child(spec: dict[str, Any], scanner: dict[str, Any], conn: Any, prev
 
 
 def _preview_jpeg(frame: Any, width: int) -> bytes:
+    import cv2
+
     h, w = frame.shape[:2]
     if w > width:
         frame = cv2.resize(frame, (width, int(h * width / w)), interpolation=cv2.INTER_AREA)
@@ -153,6 +162,13 @@ class Supervisor:
 
     def _run_child(self, server: EventServer) -> bool:
         """Run one child until it dies, hangs, ends (video) or we stop. True when the video ended."""
+        # glibc raises its mmap threshold as large blocks are freed, after which camera frames (~1 MB)
+        # land in the heaps, and the frame-reader thread gets a heap of its own: both fragment, and
+        # the child's memory crept from ~50 to 70-95 MB. A fixed threshold keeps frames in mmap
+        # (returned when freed) and one heap serves both threads. glibc reads these when the child
+        # starts, so they go into the environment it inherits.
+        os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", "131072")
+        os.environ.setdefault("MALLOC_ARENA_MAX", "1")
         parent_conn, child_conn = self._ctx.Pipe(duplex=False)
         preview_flag = self._ctx.Value("b", 0, lock=False)
         scanner = self.cfg.scanner.model_dump(include={"decoders", "fallback_every", "fallback_cpu",

@@ -8,7 +8,6 @@ from typing import Any, Mapping
 
 import sqlalchemy as sa
 
-from kiosk.store.ingest import DossierEvent, apply_event
 from kiosk.store.schema import dossier_history, dossiers
 from motcua.phones import InvalidPhone, mask, normalise_vn_mobile
 from motcua.statuses import STATUSES
@@ -94,6 +93,8 @@ def set_phone(conn: sa.Connection, code: str, phone: str, *, via: str, actor: st
 
     Raises InvalidPhone with a reason, or LookupError when the dossier does not exist.
     """
+    from kiosk.store.ingest import DossierEvent, apply_event
+
     e164 = normalise_vn_mobile(phone)
     row = find(conn, code)
     if row is None:
@@ -105,6 +106,10 @@ def set_phone(conn: sa.Connection, code: str, phone: str, *, via: str, actor: st
 def set_status(conn: sa.Connection, code: str, status: str, *, via: str, actor: str | None = None) -> str:
     """A staff status update: the same path as ingest, so a change into a notifying status
     enqueues exactly one notice."""
+    # The ingest path (and the SMS outbox behind it) is imported by the writers only: the print
+    # worker reads dossiers through this module and stays without them.
+    from kiosk.store.ingest import DossierEvent, apply_event
+
     if status not in STATUSES:
         raise ValueError(f"unknown status {status!r}")
     if find(conn, code) is None:
