@@ -363,6 +363,9 @@ class ScannerConfig(Section):
     patterns: list[str] = Field(
         default=[], description="Extra payload regexes (full match) with named groups code and optional secret")
     code_pattern: str = Field("", description="Regex a dossier code must fully match; empty: built-in loose shape")
+    idle_fps: float = Field(
+        6.0, ge=0, le=60, description="Frames taken per second while the camera sees an empty, unchanged scene "
+        "(0: always all); the first frame that differs restores the full rate")
     preview_fps: float = Field(3.0, gt=0, le=15, description="MJPEG preview frame rate for aiming")
     preview_width: int = Field(320, ge=80, description="MJPEG preview width in pixels")
 

@@ -60,6 +60,8 @@ class NewestFrameReader:
         self.detail = f"opening {spec.describe()}"
         self.ended = False  # a video without --loop has played to its end
         self.frames_read = 0
+        self._idle_period = 0.0  # > 0: keep only one frame per this many seconds (see `set_idle`)
+        self._next_keep = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="frame-reader", daemon=True)
 
@@ -72,6 +74,14 @@ class NewestFrameReader:
         with self._cond:
             self._cond.notify_all()
         self._thread.join(timeout=5)
+
+    def set_idle(self, period_s: float) -> None:
+        """Keep one frame per `period_s` seconds (0: every frame). The camera still delivers at its rate
+        and each frame is taken off it (`grab`, no JPEG decoding), so when the idle ends the next frame
+        kept is a fresh one, not one queued during the idle."""
+        self._idle_period = max(0.0, period_s)
+        if not period_s:
+            self._next_keep = 0.0
 
     def wait_newer(self, after: int, timeout: float) -> tuple[int, np.ndarray] | None:
         with self._cond:
@@ -113,8 +123,14 @@ class NewestFrameReader:
         failures = 0
         next_due = time.monotonic()
         while not self._stop.is_set():
-            ok, frame = cap.read()
-            if not ok or frame is None:
+            frame = None
+            ok = cap.grab()
+            keep = ok and (not self._idle_period or time.monotonic() >= self._next_keep)
+            if keep:
+                ok, frame = cap.retrieve()
+                if self._idle_period:
+                    self._next_keep = time.monotonic() + self._idle_period
+            if not ok or (keep and frame is None):
                 if paced:
                     if spec.loop and self.frames_read:
                         cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
@@ -130,13 +146,14 @@ class NewestFrameReader:
                 continue
             failures = 0
             self.frames_read += 1
-            if self.state != "ok":
-                h, w = frame.shape[:2]
-                self._set_state("ok", f"{spec.describe()} at {w}x{h}")
-            with self._cond:
-                self._frame = frame
-                self._seq += 1
-                self._cond.notify_all()
+            if frame is not None:
+                if self.state != "ok":
+                    h, w = frame.shape[:2]
+                    self._set_state("ok", f"{spec.describe()} at {w}x{h}")
+                with self._cond:
+                    self._frame = frame
+                    self._seq += 1
+                    self._cond.notify_all()
             if paced:  # a file plays at the configured rate, as a camera would deliver it
                 next_due += period
                 delay = next_due - time.monotonic()

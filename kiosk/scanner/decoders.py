@@ -201,14 +201,18 @@ class DecoderChain:
             return False
         return not self.fallback_cpu or self._clock() >= self._next_blind
 
-    def decode(self, grey: np.ndarray) -> Outcome:
+    def decode(self, grey: np.ndarray, blind_fallbacks: bool = True) -> Outcome:
+        """Decode one frame; `blind_fallbacks=False` skips the fallbacks when the first decoder saw
+        nothing (a recheck of a scene they have already been run on)."""
         first, *rest = self.decoders
         out = first.decode(grey)
         if out.texts or not rest:
             self._misses = 0
             return out
-        self._misses += 1
         blind = not out.unreadable
+        if blind and not blind_fallbacks:
+            return out
+        self._misses += 1
         if blind and not self._blind_fallback_due():
             return out
         t0 = self._clock()

@@ -70,10 +70,75 @@ class HintTracker:
         return self.hint
 
 
+class StillnessGate:
+    """Skip decoding while the camera looks at the same empty scene; say when it has been idle a while.
+
+    Nobody is at a kiosk most of the day, and decoding the empty desk at the camera's full rate was most
+    of the appliance's idle CPU. Each frame is reduced to a 32x24 grey thumbnail (an area average: a
+    camera's sensor noise falls well below one grey level). A frame is decoded when the last decode saw
+    something (a code, read or not: someone is presenting a receipt), when any thumbnail cell differs
+    from the last decoded frame's by more than `threshold` grey levels (something moved into view; a slow
+    drift adds up against that reference and counts too), or `recheck_s` after the last decode (a
+    recheck, by the first decoder only). A new
+    scene is decoded `settle` times before frames are skipped, so the chain's fallback decoders (run on
+    every `fallback_every`-th miss) get their turn at it. `idle` turns true after `idle_after_s` of
+    nothing but skips: the capture may then slow down.
+    """
+
+    SIZE = (32, 24)
+
+    def __init__(self, threshold: float = 6.0, recheck_s: float = 3.0, idle_after_s: float = 2.0,
+                 settle: int = 3, clock: Callable[[], float] = time.monotonic):
+        self.threshold = threshold
+        self.recheck_s = recheck_s
+        self.idle_after_s = idle_after_s
+        self.settle = settle
+        self._empty_decodes = 0  # consecutive empty decodes of the scene in `_ref`
+        self._clock = clock
+        self._ref: np.ndarray | None = None  # thumbnail of the last decoded frame, when it held nothing
+        self._pending: np.ndarray | None = None  # thumbnail of the frame let through, until `decoded`
+        self._last_decode = 0.0
+        self._still_since: float | None = None
+        self.rechecking = False  # the frame let through is only a recheck of an unchanged empty scene
+
+    @property
+    def idle(self) -> bool:
+        return self._still_since is not None and self._clock() - self._still_since >= self.idle_after_s
+
+    def should_decode(self, grey: np.ndarray) -> bool:
+        import cv2
+
+        thumb = cv2.resize(grey, self.SIZE, interpolation=cv2.INTER_AREA).astype(np.int16)
+        now = self._clock()
+        changed = self._ref is None or int(np.abs(thumb - self._ref).max()) > self.threshold
+        settling = self._empty_decodes < self.settle
+        if changed or settling or now - self._last_decode >= self.recheck_s:
+            self._pending = thumb
+            self.rechecking = not (changed or settling)
+            return True
+        if self._still_since is None:
+            self._still_since = now
+        return False
+
+    def decoded(self, outcome: Outcome) -> None:
+        """Tell the gate what the decode of the frame it let through found."""
+        self._last_decode = self._clock()
+        empty = not outcome.texts and not outcome.unreadable
+        same = (self._ref is not None and self._pending is not None
+                and int(np.abs(self._pending - self._ref).max()) <= self.threshold)
+        if not (empty and same):  # unless a recheck of the same empty scene: it stays still
+            self._still_since = None
+        self._empty_decodes = self._empty_decodes + 1 if empty and same else (1 if empty else 0)
+        if not (empty and same):
+            self._ref = self._pending if empty else None
+
+
 class ScanPipeline:
     def __init__(self, chain: DecoderChain, interval_s: float, patterns: list[str] | None = None,
-                 code_pattern: str | None = None, clock: Callable[[], float] = time.monotonic):
+                 code_pattern: str | None = None, clock: Callable[[], float] = time.monotonic,
+                 gate: StillnessGate | None = None):
         self.chain = chain
+        self.gate = gate or StillnessGate(clock=clock)
         self.repeats = RepeatFilter(interval_s, clock)
         self.hints = HintTracker()
         self.patterns = patterns or []
@@ -84,7 +149,13 @@ class ScanPipeline:
         return parse_payload(text, self.patterns, code_pattern=self.code_pattern)
 
     def process(self, frame: np.ndarray) -> list[Event]:
-        outcome = self.chain.decode(to_grey(frame))
+        grey = to_grey(frame)
+        if self.gate.should_decode(grey):
+            # A recheck of a scene the whole chain has already seen empty: the first decoder suffices.
+            outcome = self.chain.decode(grey, blind_fallbacks=not self.gate.rechecking)
+            self.gate.decoded(outcome)
+        else:
+            outcome = Outcome()  # the same empty scene as the last decoded frame: nothing in view
         events: list[Event] = []
         read = False
         for text in outcome.texts:

@@ -54,6 +54,7 @@ def _decode_child(spec: dict[str, Any], scanner: dict[str, Any], conn: Any, prev
     pipeline = ScanPipeline(chain, scanner["repeat_interval_s"], scanner["patterns"], scanner["code_pattern"])
     reader = NewestFrameReader(source).start()
     preview_period = 1.0 / scanner["preview_fps"]
+    idle_period = 1.0 / scanner["idle_fps"] if scanner["idle_fps"] else 0.0
     preview_width = scanner["preview_width"]
     last_state = None
     last_alive = last_preview = 0.0
@@ -70,6 +71,8 @@ def _decode_child(spec: dict[str, Any], scanner: dict[str, Any], conn: Any, prev
                 seq, frame = got
                 for event in pipeline.process(frame):
                     conn.send(event)
+                # An empty, unchanged scene for a while: take fewer frames until something moves.
+                reader.set_idle(idle_period if pipeline.gate.idle and not preview_flag.value else 0.0)
                 if preview_flag.value and now - last_preview >= preview_period:
                     last_preview = now
                     conn.send(("preview", _preview_jpeg(frame, preview_width)))
@@ -173,7 +176,7 @@ class Supervisor:
         preview_flag = self._ctx.Value("b", 0, lock=False)
         scanner = self.cfg.scanner.model_dump(include={"decoders", "fallback_every", "fallback_cpu",
                                                         "repeat_interval_s", "patterns", "code_pattern",
-                                                        "preview_fps", "preview_width"})
+                                                        "preview_fps", "preview_width", "idle_fps"})
         child = self._ctx.Process(target=_decode_child, name="scanner-decode",
                                   args=(asdict(self.source), scanner, child_conn, preview_flag), daemon=True)
         child.start()
