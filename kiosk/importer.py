@@ -14,7 +14,7 @@ import sys
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import click
 import sqlalchemy as sa
@@ -120,8 +120,9 @@ def records(path: Path, cfg: Config) -> Iterator[tuple[int, dict[str, Any]]]:
         yield number, rec
 
 
-def import_file(engine: sa.Engine, cfg: Config, path: Path, *,
-                dry_run: bool = False) -> tuple[IngestReport, list[RowError]]:
+def import_file(engine: sa.Engine, cfg: Config, path: Path, *, dry_run: bool = False,
+                on_row: Callable[[int, int], None] | None = None) -> tuple[IngestReport, list[RowError]]:
+    """Import one file; `on_row(rows_read, errors)` is called for every row (kiosk/import_progress.py)."""
     parser = Parser.from_config(cfg)
     report = IngestReport()
     errors: list[RowError] = []
@@ -149,6 +150,8 @@ def import_file(engine: sa.Engine, cfg: Config, path: Path, *,
         tx = conn.begin()
         pending: list[tuple[int, DossierEvent]] = []
         for number, rec in records(path, cfg):
+            if on_row:
+                on_row(number - 1, len(errors))
             code = rec.get("code")
             try:
                 pending.append((number, parser.parse(rec)))
@@ -189,10 +192,14 @@ def import_command(obj, file: Path, dry_run: bool, errors_path: Path | None, as_
     """Import dossiers from a CSV (UTF-8, with or without BOM) or XLSX export."""
     if not file.exists():
         raise click.ClickException(f"{file} does not exist")
+    from kiosk.import_progress import ImportProgress
+
+    progress = ImportProgress(file.name)
     try:
-        report, errors = import_file(obj.engine, obj.config, file, dry_run=dry_run)
+        report, errors = import_file(obj.engine, obj.config, file, dry_run=dry_run, on_row=progress.row)
     except ImportFileError as exc:
         raise click.ClickException(str(exc)) from None
+    progress.finish(len(errors), dry_run)
     summary = {k: v for k, v in report.as_dict().items() if k != "errors"} | {"errors": len(errors), "dry_run": dry_run}
     if as_json:
         click.echo(json.dumps(summary | {"error_rows": [e.__dict__ for e in errors[:1000]]}, ensure_ascii=False))
