@@ -45,14 +45,18 @@ def test_a_start_on_a_current_database_does_not_import_alembic(tmp_path):
 
 
 def test_a_database_behind_the_scripts_is_still_migrated(tmp_path):
+    from alembic import command
+
+    from motcua.db import _alembic_config
+
     cfg = write_config_file(tmp_path / "c.toml", {"paths": {"data_dir": str(tmp_path / "data")}})
     run = [sys.executable, "-c", STARTER, str(cfg)]
     assert subprocess.run(run, capture_output=True, timeout=120).returncode == 0
     eng = sa.create_engine(f"sqlite:///{tmp_path / 'data' / 'motcua.db'}")
+    head = sorted(head_revisions())[0]
     with eng.begin() as conn:  # as if this head's last migration had not run yet
-        conn.exec_driver_sql("DELETE FROM alembic_version WHERE version_num = 'a0003'")
-        conn.exec_driver_sql("INSERT INTO alembic_version VALUES ('a0002')")
-        conn.exec_driver_sql("DROP INDEX ix_dossiers_updated_at")
+        command.downgrade(_alembic_config(conn), f"{head}-1")
+    assert current_revisions(eng) != head_revisions()
     out = subprocess.run(run, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert current_revisions(eng) == head_revisions()
