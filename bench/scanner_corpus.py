@@ -2,7 +2,8 @@
 
 Each frame: a cluttered desk-like background, a receipt sheet with text lines and a QR code (made with
 segno) of one of the payload forms from `kiosk.demo.receipt_payloads`, placed by a homography (size,
-rotation, tilt), then one camera fault (blur, noise, low light, JPEG, glare, occlusion, colour).
+rotation, tilt), then one camera fault (blur, noise, low light, JPEG, glare, occlusion, colour), or
+one of the ways citizens really hold a receipt up (HELD_UP: shaking, crumpled, curved, tiny, phone).
 Empty frames hold no code; "foreign" frames hold a QR code that is not a dossier reference.
 Everything is seeded, so a run is repeatable.
 """
@@ -20,7 +21,12 @@ import segno
 from kiosk.demo import generate, receipt_payloads
 
 CATEGORIES = ["clean", "small", "rotation", "perspective", "defocus", "motion", "noise", "lowlight", "jpeg",
-              "glare", "occlusion", "colour", "empty", "foreign"]
+              "glare", "occlusion", "colour", "shake", "crumpled", "curved", "tiny", "phone", "empty", "foreign"]
+# What citizens really hold up (issue 16): a shaking hand (blur along a wandering path, not a line),
+# crumpled and curved paper, small low-resolution codes (a far-away or photocopied receipt), and a
+# phone screen showing a photo of the receipt (a bezel, the screen's pixel grid beating against the
+# camera's into moire, a reflection across the glass).
+HELD_UP = ["shake", "crumpled", "curved", "tiny", "phone"]
 RESOLUTIONS = [(640, 480), (1280, 720)]
 FOREIGN_PAYLOADS = [
     "https://zalo.me/g/ubndxayenhoa",
@@ -145,6 +151,28 @@ def _fault(img: np.ndarray, category: str, rng: random.Random, nrng: np.random.G
                     rng.uniform(0, 180), 0, 360, 1.0, -1)
         overlay = cv2.GaussianBlur(overlay, (0, 0), sigmaX=size * 0.08)
         img = np.clip(img + overlay[:, :, None] * rng.uniform(150, 230), 0, 255).astype(np.uint8)
+    elif category == "shake":
+        n = int(rng.randint(9, 17) * s) | 1
+        kernel = np.zeros((n, n), np.float32)
+        x, y = n / 2, n / 2
+        vx, vy = rng.uniform(-1, 1), rng.uniform(-1, 1)
+        for _ in range(4 * n):  # a hand's tremor: a wandering path, slower at the turns
+            vx += rng.gauss(0, 0.35)
+            vy += rng.gauss(0, 0.35)
+            norm = max(1.0, (vx * vx + vy * vy) ** 0.5)
+            vx, vy = vx / norm, vy / norm
+            x, y = min(max(x + vx * 0.5, 0), n - 1), min(max(y + vy * 0.5, 0), n - 1)
+            kernel[int(y), int(x)] += 1.0
+        img = cv2.filter2D(img, -1, kernel / kernel.sum())
+    elif category == "phone" and qr_box:
+        cx, cy, size = qr_box
+        overlay = np.zeros((h, w), np.float32)  # a window's reflection: a soft band across the glass
+        a = rng.uniform(0, np.pi)
+        x0, y0 = int(cx + np.cos(a) * size), int(cy + np.sin(a) * size)
+        x1, y1 = int(cx - np.cos(a) * size), int(cy - np.sin(a) * size)
+        cv2.line(overlay, (x0, y0), (x1, y1), 1.0, max(2, int(size * rng.uniform(0.08, 0.16))))
+        overlay = cv2.GaussianBlur(overlay, (0, 0), sigmaX=size * 0.05)
+        img = np.clip(img + overlay[:, :, None] * rng.uniform(50, 100), 0, 255).astype(np.uint8)
     elif category == "occlusion" and qr_box:
         cx, cy, size = qr_box
         # A fingertip over one edge of the code (not a finder pattern corner: that is unreadable for all).
@@ -156,6 +184,50 @@ def _fault(img: np.ndarray, category: str, rng: random.Random, nrng: np.random.G
         cv2.circle(img, centre, r,
                    (int(rng.uniform(120, 170)), int(rng.uniform(140, 180)), int(rng.uniform(180, 220))), -1)
     return img
+
+
+def _crumple(sheet: np.ndarray, rng: random.Random, nrng: np.random.Generator) -> np.ndarray:
+    """Creases and bumps: a smooth random displacement of the paper, shaded where it tilts."""
+    sh, sw = sheet.shape[:2]
+    amp = sw * rng.uniform(0.006, 0.014)
+    field = []
+    for _ in range(2):
+        f = cv2.GaussianBlur(nrng.normal(0, 1, (sh, sw)).astype(np.float32), (0, 0), sigmaX=sw * 0.06)
+        field.append(f / (np.abs(f).max() + 1e-6) * amp)
+    yy, xx = np.mgrid[0:sh, 0:sw].astype(np.float32)
+    out = cv2.remap(sheet, xx + field[0], yy + field[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    gy, gx = np.gradient(field[0] + field[1])
+    shade = 1.0 + np.clip((gx + gy) * rng.uniform(2, 4), -0.25, 0.15)
+    return np.clip(out * shade[:, :, None], 0, 255).astype(np.uint8)
+
+
+def _curve(sheet: np.ndarray, rng: random.Random) -> np.ndarray:
+    """Paper bent round a hand: rows bow by a few percent of the height, darker towards the bend's edges."""
+    sh, sw = sheet.shape[:2]
+    bow = sh * rng.uniform(0.04, 0.09) * rng.choice([-1, 1])
+    yy, xx = np.mgrid[0:sh, 0:sw].astype(np.float32)
+    t = (xx / sw - 0.5) * 2  # -1 .. 1 across the sheet
+    src_y = yy - bow * (1 - t * t)
+    src_x = 0.5 * sw + (xx - 0.5 * sw) * (1 + 0.06 * t * t)  # the edges turn away and narrow
+    out = cv2.remap(sheet, src_x, src_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    shade = 1.0 - 0.25 * (t * t)
+    return np.clip(out * shade[:, :, None], 0, 255).astype(np.uint8)
+
+
+def _phone_sheet(qr: np.ndarray, code_px: int, rng: random.Random) -> tuple[np.ndarray, tuple[int, int]]:
+    """A phone showing the receipt's code: a black bezel round a bright screen with a visible pixel grid."""
+    qr_big = cv2.resize(qr, (code_px, code_px), interpolation=cv2.INTER_NEAREST)
+    sw, sh = int(code_px * 1.25), int(code_px * 2.1)
+    screen = np.full((sh, sw, 3), (255, 250, 245), np.uint8)  # a slightly blue-white screen (BGR)
+    ox, oy = (sw - code_px) // 2, int(sh * 0.3)
+    screen[oy:oy + code_px, ox:ox + code_px][qr_big < 128] = (25, 20, 20)
+    pitch = rng.choice([2, 3])  # the sub-pixel grid, near the camera's own pixel size: moire
+    screen[:, ::pitch] = (screen[:, ::pitch] * rng.uniform(0.55, 0.75)).astype(np.uint8)
+    screen[::pitch, :] = (screen[::pitch, :] * rng.uniform(0.7, 0.85)).astype(np.uint8)
+    bezel = max(4, code_px // 10)
+    phone = np.full((sh + 2 * bezel, sw + 2 * bezel, 3), (18, 18, 22), np.uint8)
+    phone[bezel:bezel + sh, bezel:bezel + sw] = screen
+    return phone, (ox + bezel, oy + bezel)
 
 
 def make_frame(category: str, size: tuple[int, int], rng: random.Random, nrng: np.random.Generator,
@@ -176,6 +248,10 @@ def make_frame(category: str, size: tuple[int, int], rng: random.Random, nrng: n
         modules = qr.shape[1]  # includes the quiet zone
         if category == "small":
             px_per_module = rng.uniform(2.0, 2.6)
+        elif category == "tiny":
+            px_per_module = rng.uniform(1.5, 2.0)
+        elif category == "phone":
+            px_per_module = rng.uniform(2.6, 4.5)
         else:
             px_per_module = rng.uniform(2.8, 6.0)
         code_px = min(int(modules * px_per_module * s), int(0.8 * h))
@@ -183,7 +259,14 @@ def make_frame(category: str, size: tuple[int, int], rng: random.Random, nrng: n
         if category == "colour":
             paper = (rng.randint(120, 255), rng.randint(180, 255), rng.randint(180, 255))  # tinted paper (BGR)
             ink = (rng.randint(60, 140), rng.randint(0, 60), rng.randint(0, 60))  # blue ink
-        sheet, (ox, oy) = _receipt(qr, code_px, rng, paper, ink)
+        if category == "phone":
+            sheet, (ox, oy) = _phone_sheet(qr, code_px, rng)
+        else:
+            sheet, (ox, oy) = _receipt(qr, code_px, rng, paper, ink)
+        if category == "crumpled":
+            sheet = _crumple(sheet, rng, nrng)
+        elif category == "curved":
+            sheet = _curve(sheet, rng)
         angle = rng.uniform(-8, 8)
         tilt = 0.0
         if category == "rotation":
@@ -203,6 +286,8 @@ def make_frame(category: str, size: tuple[int, int], rng: random.Random, nrng: n
         _place(img, sheet, (cx, cy), angle, tilt, rng)
         qr_box = (qcx, qcy, code_px)
     img = _fault(img, category, rng, nrng, qr_box)
+    if category == "tiny":  # a far-away code is also a little soft: the lens, then the sensor's resolution
+        img = cv2.GaussianBlur(img, (0, 0), sigmaX=0.6 * s)
     if category not in ("noise", "lowlight"):
         img = np.clip(img + nrng.normal(0, 2.0, img.shape), 0, 255).astype(np.uint8)  # sensor noise
     return Frame(category, size, img, payload, expected)
@@ -226,6 +311,10 @@ if __name__ == "__main__":  # write a few frames to look at: python bench/scanne
 
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "corpus-sample")
     out.mkdir(parents=True, exist_ok=True)
+    expected = []  # file name, then the dossier code a correct read yields (empty: none)
     for n, fr in enumerate(corpus(per_category=2)):
-        cv2.imwrite(str(out / f"{fr.size[0]}-{fr.category}-{n:03d}.png"), fr.image)
-    print(f"wrote samples to {out}")
+        name = f"{fr.size[0]}-{fr.category}-{n:03d}.png"
+        cv2.imwrite(str(out / name), fr.image)
+        expected.append(f"{name}\t{fr.expected_code or ''}\n")
+    (out / "expected.tsv").write_text("".join(expected), encoding="utf-8")
+    print(f"wrote samples and expected.tsv to {out}")
