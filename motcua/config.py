@@ -538,6 +538,30 @@ class ModemConfig(Section):
     health_every_s: float = Field(60.0, gt=0, description="how often to read SIM, network and signal")
 
 
+class ZnsConfig(Section):
+    """Zalo ZNS: template notices to the citizen's Zalo account (sms_gateway/channels/zns.py)."""
+    enabled: bool = Field(False, description="send notices by ZNS first; SMS when ZNS fails")
+    api_url: str = Field("https://business.openapi.zalo.me", description="ZNS API base (POST /message/template)")
+    oauth_url: str = Field("https://oauth.zaloapp.com", description="OAuth base (POST /v4/oa/access_token)")
+    app_id: str = ""
+    secret_key: str = Field("", description="the Zalo app's secret key, for token refresh")
+    refresh_token: str = Field("", description="first refresh token; later ones are kept in data_dir")
+    templates: dict[str, str] = Field(default_factory=dict,
+                                      description="ZNS template_id per notice kind (kinds without one go by SMS)")
+    timeout_s: float = Field(10.0, gt=0, description="timeout of every ZNS request")
+
+
+class BrandnameConfig(Section):
+    """An HTTP SMS brandname provider (eSMS-style API) used instead of the modem (channels/brandname.py)."""
+    enabled: bool = Field(False, description="send SMS through the brandname provider, not the modem")
+    api_url: str = Field("https://rest.esms.vn/MainService.svc/json", description="provider API base")
+    api_key: str = ""
+    secret_key: str = ""
+    brandname: str = Field("", description="the registered sender name")
+    sms_type: int = Field(2, description="provider SmsType (2: customer care brandname)")
+    timeout_s: float = Field(10.0, gt=0, description="timeout of every request")
+
+
 class StaffConfig(Section):
     """Staff pages (kiosk/staff)."""
     allow_kiosk_addresses: bool = Field(
@@ -584,6 +608,8 @@ class Config(Section):
     queue: QueueConfig = Field(default_factory=lambda: QueueConfig())
     sms: SmsConfig = Field(default_factory=lambda: SmsConfig())
     modem: ModemConfig = Field(default_factory=lambda: ModemConfig())
+    zns: ZnsConfig = Field(default_factory=lambda: ZnsConfig())
+    brandname: BrandnameConfig = Field(default_factory=lambda: BrandnameConfig())
     staff: StaffConfig = Field(default_factory=lambda: StaffConfig())
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)

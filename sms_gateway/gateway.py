@@ -31,10 +31,13 @@ from motcua.phones import InvalidPhone, normalise_vn_mobile
 from motcua.timeutil import utcnow
 from sms_gateway import health as h
 from sms_gateway import incoming, outbox, resolve
+from sms_gateway.channels import Channel, Outgoing, Transport
+from sms_gateway.channels.brandname import BrandnameTransport
+from sms_gateway.channels.zns import ZnsTransport
 from sms_gateway.health import ModemState
-from sms_gateway.modem import AMBIGUOUS, CMS_MAX_ATTEMPTS, PERMANENT, Modem, ModemFault, Report, SendError
+from sms_gateway.modem import AMBIGUOUS, CMS_MAX_ATTEMPTS, PERMANENT, TEMPORARY, Modem, ModemFault, Report, SendError
 from sms_gateway.schedule import Clock, Schedule
-from sms_gateway.text import Rendered, render_notice
+from sms_gateway.text import UCS2, Rendered, render_notice
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +81,16 @@ class Gateway:
         workdir = Path(cfg.paths.data_dir) / "sms-gateway"
         self.modem = modem or Modem(cfg.modem, workdir, delivery_reports=cfg.sms.delivery_reports,
                                     text_in=cfg.sms.text_in)
+        # Channel policy: ZNS first for the kinds it has a template for; SMS by the brandname provider
+        # when one is configured, else by the modem (then the modem is not needed at all).
+        self.zns: Transport | None = ZnsTransport(cfg.zns, workdir) if cfg.zns.enabled else None
+        self.brandname: Transport | None = BrandnameTransport(cfg.brandname) if cfg.brandname.enabled else None
+        self._uses_modem = self.brandname is None
         self.notifier = sdnotify.SystemdNotifier()
         self.stop_event = threading.Event()
         self.zone = ZoneInfo(cfg.site.timezone)
-        self.state = ModemState.ERROR
-        self.detail = "starting"
+        self.state = ModemState.ERROR if self._uses_modem else ModemState.OK
+        self.detail = "starting" if self._uses_modem else ""
         self._reconnect_wait = cfg.modem.reconnect_s
         # What runs between messages, and when. All but the report sweep are due at the start.
         self.schedule = Schedule(clock)
@@ -129,6 +137,9 @@ class Gateway:
                 self._flush()  # if this fails the notice stays `sending`: uncertain at the next start
             finally:
                 self.modem.close()
+                for transport in (self.zns, self.brandname):
+                    if transport is not None:
+                        transport.close()
                 self._reap()
                 self._heartbeat(force=True)
         return code
@@ -161,7 +172,7 @@ class Gateway:
         schedule = self.schedule
         while not self.stop_event.is_set():
             self.notifier.notify("WATCHDOG=1")
-            if not self.modem.connected:
+            if self._uses_modem and not self.modem.connected:
                 if not schedule.due(CONNECT):
                     if until_idle and not self._has_due():
                         return EXIT_IDLE
@@ -173,7 +184,7 @@ class Gateway:
                         return EXIT_MODEM_UNUSABLE if self._has_due() else EXIT_IDLE
                     continue
                 failed_connects = 0
-            if schedule.due(HEALTH) and not self._check_health():
+            if self._uses_modem and schedule.due(HEALTH) and not self._check_health():
                 if until_idle:
                     return EXIT_MODEM_UNUSABLE if self._has_due() else EXIT_IDLE
                 continue
@@ -418,19 +429,44 @@ class Gateway:
             return claimed
         row, number, rendered = claimed
         try:
-            refs = self.modem.send(number, rendered, smsc=self.cfg.modem.smsc,
-                                   timeout_s=self.cfg.modem.send_timeout_s)
+            channel, refs, provider_id = self._send(row, number, rendered)
         except SendError as err:
             self._record_failure(row, err)
         else:
-            notice_id, reports = row.id, self.cfg.sms.delivery_reports
-            self._pending.append(lambda conn: outbox.mark_sent(conn, notice_id, refs, delivery_reports=reports))
+            notice_id, reports = row.id, self.cfg.sms.delivery_reports and channel == Channel.MODEM
+
+            def write(conn: sa.Connection) -> None:
+                outbox.mark_sent(conn, notice_id, refs, delivery_reports=reports)
+                if channel != Channel.MODEM:
+                    conn.execute(outbox.notices.update().where(outbox.notices.c.id == notice_id)
+                                 .values(channel=channel, provider_id=provider_id))
+            self._pending.append(write)
             self.stats["sent"] += 1
             if log.isEnabledFor(logging.INFO):
-                log.info("notice %s sent to %s (%d part(s), %s, ref %s)", row.id, number[:-3] + "***",
-                         rendered.parts, rendered.encoding, refs)
+                log.info("notice %s sent to %s by %s (%d part(s), %s, ref %s)", row.id, number[:-3] + "***",
+                         channel, rendered.parts, rendered.encoding, refs or provider_id)
         self._sent_since_read = True
         return True
+
+    def _send(self, row: Any, number: str, rendered: Rendered) -> tuple[Channel, list[int], str | None]:
+        """The channel policy: ZNS first where it has a template, SMS when ZNS refuses or fails; SMS by
+        the brandname provider or the modem. Raises SendError."""
+        out = Outgoing(row.id, row.idempotency_key, number, row.kind, json.loads(row.params or "{}"),
+                       rendered.text, rendered.encoding == UCS2)
+        for transport in (self.zns, self.brandname):
+            if transport is None or not transport.accepts(out):
+                continue
+            try:
+                return transport.channel, [], transport.send(out)
+            except SendError as err:
+                if err.outcome == AMBIGUOUS:
+                    # The provider recognises the resend (tracking_id / RequestId): retry, not uncertain.
+                    raise SendError(TEMPORARY, f"{transport.channel}: {err.detail}") from None
+                if transport is self.brandname:
+                    raise SendError(err.outcome, f"{transport.channel}: {err.detail}") from None
+                log.warning("notice %s: %s failed (%s); sending by SMS", row.id, transport.channel, err.detail)
+        refs = self.modem.send(number, rendered, smsc=self.cfg.modem.smsc, timeout_s=self.cfg.modem.send_timeout_s)
+        return Channel.MODEM, refs, None
 
     def _claim_next(self, conn: sa.Connection) -> tuple[Any, str, Rendered] | bool | None:
         """Claim the oldest due notice that can be sent; notices that never can are failed on the way.

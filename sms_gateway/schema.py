@@ -32,6 +32,9 @@ notices = sa.Table(
     sa.Column("updated_at", UtcDateTime, nullable=False),
     # s0002
     sa.Column("message_refs", sa.String(200)),  # every part's TP-MR, comma separated
+    # s0016
+    sa.Column("channel", sa.String(16)),  # a channels.Channel: what carried it (set when sent)
+    sa.Column("provider_id", sa.String(100)),  # ZNS msg_id / brandname SMSID
 )
 
 # Who moved a notice by hand, and the gateway's own decisions worth a trail (uncertain, failed).

@@ -1,0 +1,191 @@
+"""Zalo ZNS and the SMS brandname provider as channels of the same outbox, against HTTP emulators of
+their real APIs (tests/emulators/zns.py, esms.py) with faults: 5xx, a timeout after the provider
+accepted, a duplicate RequestId, an expired token. ZNS first, SMS when ZNS fails."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from motcua.db import make_engine
+from sms_gateway import outbox
+from sms_gateway.channels import Channel
+from sms_gateway.gateway import Gateway
+from sms_gateway.outbox import NoticeState
+from sms_gateway.schema import notices
+from tests.emulators.esms import BrandnameEmulator
+from tests.emulators.zns import ZnsEmulator
+from tests.modem.harness import FAST_SMS, EmulatedModem
+
+
+@pytest.fixture
+def zalo():
+    with ZnsEmulator() as emu:
+        yield emu
+
+
+@pytest.fixture
+def esms():
+    with BrandnameEmulator() as emu:
+        yield emu
+
+
+@pytest.fixture
+def modem(tmp_path: Path) -> EmulatedModem:
+    return EmulatedModem(tmp_path / "emulated-modem")
+
+
+def _zns(emu, **kw):
+    return {"enabled": True, "api_url": emu.url, "oauth_url": emu.url, "app_id": "app-1",
+            "secret_key": "zalo-secret", "refresh_token": "rt-0", "templates": {"result_ready": "tpl-ready"},
+            "timeout_s": 2, **kw}
+
+
+def _brandname(emu, **kw):
+    return {"enabled": True, "api_url": emu.url, "api_key": "esms-key", "secret_key": "esms-secret",
+            "brandname": "UBND YEN HOA", "timeout_s": 1, **kw}
+
+
+@pytest.fixture
+def gateway(make_config, modem):
+    engines = []
+
+    def _make(sms=None, **sections):
+        cfg = make_config(sms={**FAST_SMS, "retry_base_s": 0.05, "retry_max_s": 0.05, **(sms or {})},
+                          modem=modem.modem_section(), **sections)
+        engines.append(make_engine(cfg))
+        return cfg, engines[-1]
+
+    yield _make
+    for eng in engines:
+        eng.dispose()
+
+
+def _enqueue(engine, kind="result_ready", n=1, prefix="c"):
+    with engine.begin() as conn:
+        return [outbox.enqueue(conn, key=f"{prefix}{i}", phone=f"0912{i:06d}", kind=kind,
+                               params={"code": f"H42-{i:04d}", "procedure": "Khai sinh", "text": f"tin {i}"})
+                for i in range(n)]
+
+
+def _rows(engine):
+    with engine.connect() as conn:
+        return {r.id: r for r in conn.execute(sa.select(notices))}
+
+
+def _due_now(engine):
+    """A retry's backoff has passed (the test does not wait for it)."""
+    from motcua.timeutil import utcnow
+    with engine.begin() as conn:
+        conn.execute(notices.update().where(notices.c.state == "retry").values(next_attempt_at=utcnow()))
+
+
+SLOW_RETRY = {"retry_base_s": 600, "retry_max_s": 600}
+
+
+def _drain(cfg, engine, runs=3):
+    import time
+    for _ in range(runs):
+        Gateway(cfg, engine).run(until_idle=True)
+        with engine.connect() as conn:
+            if not conn.execute(sa.select(notices.c.id).where(notices.c.state.in_(("queued", "retry")))).first():
+                return
+        time.sleep(0.1)  # past the 0.05 s backoff
+
+
+def test_zns_first_with_a_token_from_the_refresh_token_and_sms_for_kinds_without_a_template(
+        gateway, zalo, modem):
+    cfg, engine = gateway(zns=_zns(zalo))
+    [ready] = _enqueue(engine, "result_ready")
+    [text] = _enqueue(engine, "text", prefix="t")
+    _drain(cfg, engine)
+    rows = _rows(engine)
+    assert rows[ready].state == NoticeState.SENT and rows[ready].channel == Channel.ZNS
+    assert rows[ready].provider_id == zalo.messages[0]["msg_id"]
+    assert zalo.messages[0]["phone"] == "84912000000" and zalo.messages[0]["template_id"] == "tpl-ready"
+    assert zalo.messages[0]["data"]["code"] == "H42-0000" and zalo.refreshes == 1
+    assert rows[text].state == NoticeState.SENT and rows[text].channel is None  # the modem
+    assert [m[0] for m in modem.messages()] == ["+84912000000"]
+    saved = json.loads((Path(cfg.paths.data_dir) / "sms-gateway" / "zns-token.json").read_text())
+    assert saved == {"access_token": "at-1", "refresh_token": "rt-1"}  # Zalo's new refresh token kept
+
+
+def test_expired_zns_token_is_refreshed_and_the_notice_sent_once(gateway, zalo, modem):
+    cfg, engine = gateway(zns=_zns(zalo))
+    _enqueue(engine)
+    _drain(cfg, engine)
+    zalo.fault = "expire"
+    [second] = _enqueue(engine, prefix="again")
+    _drain(cfg, engine)
+    assert _rows(engine)[second].channel == Channel.ZNS and zalo.refreshes == 2
+    assert len(zalo.messages) == 2 and modem.sent() == []
+
+
+def test_zns_server_error_falls_back_to_sms(gateway, zalo, modem):
+    cfg, engine = gateway(zns=_zns(zalo))
+    zalo.fault, zalo.fault_paths = "500", ("/message/template",)
+    [notice_id] = _enqueue(engine)
+    _drain(cfg, engine)
+    row = _rows(engine)[notice_id]
+    assert row.state == NoticeState.SENT and row.channel is None and len(modem.messages()) == 1
+    assert zalo.messages == []
+
+
+def test_zns_timeout_after_accept_is_retried_with_the_same_tracking_id_and_sent_once(gateway, zalo, modem):
+    cfg, engine = gateway(zns=_zns(zalo, timeout_s=0.5), sms=SLOW_RETRY)
+    zalo.fault, zalo.delay_s = "accept_then_hang", 1.5
+    [notice_id] = _enqueue(engine)
+    Gateway(cfg, engine).run(until_idle=True)
+    assert _rows(engine)[notice_id].state == NoticeState.RETRY  # not uncertain: the resend is recognised
+    zalo.fault = None
+    _due_now(engine)
+    _drain(cfg, engine)
+    row = _rows(engine)[notice_id]
+    assert row.state == NoticeState.SENT and row.channel == Channel.ZNS and row.attempts == 2
+    assert len(zalo.messages) == 1 and modem.sent() == []
+
+
+def test_brandname_provider_sends_instead_of_the_modem(gateway, esms, modem):
+    cfg, engine = gateway(brandname=_brandname(esms), sms={**FAST_SMS, "encoding": "ucs2"})
+    ids = _enqueue(engine, "text", n=3)
+    _drain(cfg, engine)
+    rows = _rows(engine)
+    assert {rows[i].state for i in ids} == {NoticeState.SENT}
+    assert {rows[i].channel for i in ids} == {Channel.BRANDNAME}
+    assert [m["content"] for m in esms.messages] == ["tin 0", "tin 1", "tin 2"]
+    assert esms.messages[0]["phone"] == "84912000000" and esms.messages[0]["unicode"] is True
+    assert not (modem.dir / "starts.log").exists()  # no modem opened at all
+
+
+def test_brandname_timeout_after_accept_resends_with_the_same_request_id_and_is_not_sent_twice(
+        gateway, esms):
+    cfg, engine = gateway(brandname=_brandname(esms, timeout_s=0.5), sms=SLOW_RETRY)
+    esms.fault, esms.delay_s = "accept_then_hang", 1.5
+    [notice_id] = _enqueue(engine, "text")
+    Gateway(cfg, engine).run(until_idle=True)
+    assert _rows(engine)[notice_id].state == NoticeState.RETRY
+    esms.fault = None
+    _due_now(engine)
+    _drain(cfg, engine)
+    row = _rows(engine)[notice_id]
+    assert row.state == NoticeState.SENT and row.provider_id.startswith("duplicate:")  # refused as seen
+    assert len(esms.messages) == 1 and esms.count("SendMultipleMessage") == 2
+
+
+def test_brandname_server_error_is_retried_and_wrong_keys_fail_at_once(gateway, esms):
+    cfg, engine = gateway(brandname=_brandname(esms), sms=SLOW_RETRY)
+    esms.fault = "500"
+    [notice_id] = _enqueue(engine, "text")
+    Gateway(cfg, engine).run(until_idle=True)
+    assert _rows(engine)[notice_id].state == NoticeState.RETRY
+    esms.fault = None
+    _due_now(engine)
+    _drain(cfg, engine)
+    assert _rows(engine)[notice_id].state == NoticeState.SENT
+    cfg_bad, engine_bad = gateway(brandname=_brandname(esms, brandname="NOT REGISTERED"))
+    [bad] = _enqueue(engine_bad, "text", prefix="bad")
+    Gateway(cfg_bad, engine_bad).run(until_idle=True)
+    row = _rows(engine_bad)[bad]
+    assert row.state == NoticeState.FAILED and "CodeResult 104" in row.last_error
