@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from motcua.config import Config
+from sms_gateway.channels import Channel
 from sms_gateway.health import MODEM_STATE_LABELS, ModemState, read_modem_health
 from sms_gateway.incoming import DossierLookup, IncomingCommand, LookupAnswer, list_incoming, list_opt_outs
 from sms_gateway.outbox import (
@@ -54,6 +55,6 @@ __all__ = [
     "enqueue", "retry", "cancel", "resolve_uncertain", "RETRYABLE", "CANCELLABLE", "RESOLVABLE",
     "list_notices", "counts_by_state", "daily_usage", "read_modem_health", "probe_modem", "ModemProbe",
     "modem_lock",
-    "NoticeState", "DeliveryStatus", "ModemState", "MODEM_STATE_LABELS", "IncomingCommand",
+    "NoticeState", "DeliveryStatus", "ModemState", "MODEM_STATE_LABELS", "IncomingCommand", "Channel",
     "run_gateway", "DossierLookup", "LookupAnswer", "list_incoming", "list_opt_outs",
 ]

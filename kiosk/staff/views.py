@@ -393,6 +393,20 @@ def dossier_slip():
 
 # --- notices ------------------------------------------------------------------------------------
 
+INCOMING_LIMIT = 100
+# What carried a notice (sms_gateway.api.Channel; NULL: the modem) and what a citizen's SMS asked.
+CHANNEL_LABELS = {
+    sms.Channel.MODEM: _l("SMS (modem)"),
+    sms.Channel.ZNS: _l("Zalo ZNS"),
+    sms.Channel.BRANDNAME: _l("SMS thương hiệu"),
+}
+INCOMING_LABELS = {
+    sms.IncomingCommand.LOOKUP: _l("Tra cứu hồ sơ"),
+    sms.IncomingCommand.STOP: _l("Ngừng nhận tin"),
+    sms.IncomingCommand.UNKNOWN: _l("Không rõ yêu cầu"),
+}
+
+
 @bp.get("/notices")
 def notice_list():
     state = request.args.get("state", "")
@@ -403,11 +417,14 @@ def notice_list():
         rows = sms.list_notices(conn, state=state or None, limit=NOTICE_LIMIT)
         counts = sms.counts_by_state(conn)
         usage = sms.daily_usage(conn, 14, cfg.site.timezone)
+        incoming = sms.list_incoming(conn, limit=INCOMING_LIMIT)
+        opt_outs = sms.list_opt_outs(conn)
     price = cfg.staff.sms_part_price_vnd
     return render_template("staff/notices.html", rows=rows, state=state, states=NOTICE_STATES, counts=counts,
                            usage=list(reversed(usage)), price=price, actions=NOTICE_ACTIONS, form=ActionForm(),
                            total_parts=sum(d["parts"] for d in usage), total_sent=sum(d["sent"] for d in usage),
-                           limit=NOTICE_LIMIT)
+                           limit=NOTICE_LIMIT, incoming=incoming, opt_outs=opt_outs, channels=CHANNEL_LABELS,
+                           commands=INCOMING_LABELS)
 
 
 @bp.post("/notices/<int:notice_id>/<action>")
