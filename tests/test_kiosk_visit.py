@@ -450,3 +450,46 @@ def test_a_priority_ticket_is_printed_as_such_called_first_and_marked_on_the_dis
         assert latest.locator(".call-priority").inner_text() == "Ưu tiên"
     finally:
         ctx.close()
+
+
+# --- satisfaction rating ----------------------------------------------------------------------
+
+def _ratings(server: Any) -> list[dict[str, Any]]:
+    import sqlalchemy as sa
+
+    eng = server.engine()
+    try:
+        with eng.connect() as conn:
+            return [dict(r) for r in conn.execute(sa.text("select * from ratings order by id")).mappings()]
+    finally:
+        eng.dispose()
+
+
+def test_after_the_status_screen_one_tap_rates_and_a_low_score_asks_why(page, server, scanner):
+    before = len(_ratings(server))
+    page.goto(server.url + "/code")
+    Taps(page).keys("8")
+    page.click("#submit-digits")
+    page.wait_for_selector("#status")
+    page.click("#go-home")  # "Xong": the rating comes before the next citizen
+    page.wait_for_selector("#rating-form")
+    assert page.inner_text("#rate-5").strip() == "Rất hài lòng"
+    audit_and_shoot(page, "visit-rating")
+    page.click("#rate-2")
+    page.wait_for_selector("#reasons-form")
+    audit_and_shoot(page, "visit-rating-reasons")
+    page.click('.reason[data-reason="wait"]')
+    page.click("#send-rating")
+    page.wait_for_selector("#rating-thanks")
+    page.goto(server.url + "/rate")
+    page.click("#rate-5")  # a good score: thanks at once, no questions
+    page.wait_for_selector("#rating-thanks")
+    rows = _ratings(server)[before:]
+    assert [(r["score"], r["reasons"], r["channel"]) for r in rows] == [(2, "wait", "kiosk"), (5, "", "kiosk")]
+    assert rows[0]["procedure"] == "Chứng thực bản sao" and rows[1]["procedure"] is None
+    assert not any(_today_code("0008") in str(v) for r in rows for v in r.values())  # anonymous
+
+
+def test_the_rating_screen_goes_home_by_itself_after_thirty_seconds(page, server, scanner):
+    page.goto(server.url + "/rate")
+    assert page.get_attribute("body", "data-idle-ms") == "30000"

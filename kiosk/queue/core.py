@@ -246,6 +246,12 @@ def call_next(conn: sa.Connection, cfg: Config, counter: str, *, now: datetime |
     raise QueueError("busy")
 
 
+def last_service_at(conn: sa.Connection, counter: str) -> str | None:
+    """The service of the ticket this counter called last (a rating at the counter is about it)."""
+    return conn.execute(sa.select(queue_calls.c.service_code).where(queue_calls.c.counter == counter)
+                        .order_by(queue_calls.c.id.desc()).limit(1)).scalar()
+
+
 def priority_due(conn: sa.Connection, cfg: Config, codes: list[str], day: date) -> bool:
     """The policy of `[queue] priority_every` = N: a waiting priority ticket is called when none of the
     last N calls of these services was a priority one (N = 0: priority tickets always first). With

@@ -26,6 +26,7 @@ from kiosk.i18n import status_label
 from kiosk.printing import jobs as print_jobs
 from kiosk.printing.jobs import submit_slip
 from kiosk.printing.states import JobState
+from kiosk.ratings import core as ratings
 from kiosk.staff import audit, users
 from kiosk.staff.forms import ActionForm, LanguageForm, LoginForm, PasswordForm, PhoneForm, StatusForm, UserAddForm
 from kiosk.staff.guard import LOGIN_AT_KEY, SEEN_KEY, StaffUser, client_address, safe_next
@@ -476,6 +477,45 @@ def print_job_reprint(job_id: int):
         abort(404)
     flash(_("Đã gửi lệnh in lại (lệnh số %(id)d).", id=new_id), "success")
     return redirect(url_for("staff.print_job_list"))
+
+
+# --- satisfaction ratings -----------------------------------------------------------------------
+
+RATING_GROUP_LABELS = {"day": _l("Theo ngày"), "month": _l("Theo tháng"), "counter": _l("Theo quầy")}
+
+
+def _rating_query() -> tuple[str, Any, Any]:
+    from datetime import date, timedelta
+
+    group = request.args.get("by", "day")
+    group = group if group in ratings.GROUPS else "day"
+    today = datetime.now(ZoneInfo(get_config().site.timezone)).date()
+
+    def day(name: str, default: date) -> date:
+        try:
+            return date.fromisoformat(request.args.get(name, "")[:10])
+        except ValueError:
+            return default
+    return group, day("from", today - timedelta(days=30)), day("to", today)
+
+
+@bp.get("/ratings")
+def rating_report():
+    """Citizen satisfaction by day, month or counter, with a CSV export of the same figures."""
+    group, start, end = _rating_query()
+    with reading(get_engine()) as conn:
+        lines = ratings.report(conn, group, start, end)
+    return render_template("staff/ratings.html", lines=lines, group=group, start=start, end=end,
+                           groups=RATING_GROUP_LABELS, scores=ratings.SCORES, reasons=ratings.REASONS)
+
+
+@bp.get("/ratings.csv")
+def rating_csv():
+    group, start, end = _rating_query()
+    with reading(get_engine()) as conn:
+        body = ratings.to_csv(ratings.report(conn, group, start, end), group)
+    return current_app.response_class(body, mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="danh-gia-{group}-{start:%Y%m%d}-{end:%Y%m%d}.csv"'})
 
 
 # --- device health ------------------------------------------------------------------------------

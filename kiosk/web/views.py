@@ -33,6 +33,7 @@ from kiosk.i18n import LANGUAGES, SESSION_KEY
 from kiosk.printing import jobs as printing
 from kiosk.printing.states import CANNOT_PRINT, printer_message
 from kiosk.queue import core as queue
+from kiosk.ratings import core as ratings
 from kiosk.scanner.payload import ParsedPayload, PayloadRejected, parse_with_config
 from kiosk.scanner.status import read_status
 from kiosk.security import is_kiosk_screen
@@ -426,6 +427,54 @@ def _queue_full(exc: Any) -> Any:
         title = _("Dịch vụ này đang có rất nhiều người chờ")
     return _screen("message.html", 503, screen="message", tone="warn", title=title,
                    lines=[_("Vui lòng báo cán bộ để được phục vụ.")])
+
+
+# --- satisfaction rating ------------------------------------------------------------------------
+
+def _rating_screen(channel: str, counter: str | None, **where: Any) -> Any:
+    """One rating flow for the kiosk (after the status screen) and a counter's citizen-facing screen:
+    faces -> (reasons, when the score is low) -> thanks. Anonymous: the dossier code is only used to
+    read the procedure's name, and is not stored."""
+    ctx = {"channel": channel, "counter": counter, "scores": ratings.SCORES, "reasons": ratings.REASONS,
+           "code": _field("code")[:64] if request.method == "POST" else ""}
+    if request.method == "GET" or not request.form.get("score"):
+        return _screen("rate.html", screen="rate", step="faces", **ctx)
+    try:
+        score = int(request.form.get("score", ""))
+    except ValueError:
+        score = 0
+    if score not in ratings.SCORES:
+        return _screen("rate.html", 400, screen="rate", step="faces", **ctx)
+    if score <= ratings.ASK_REASONS_AT and not request.form.get("final"):
+        return _screen("rate.html", screen="rate", step="reasons", score=score, **ctx)
+    cfg = get_config()
+    chosen = [r for r in request.form.getlist("reason")[:len(ratings.REASONS)] if r in ratings.REASONS]
+    with get_engine().begin() as conn:
+        procedure = None
+        if ctx["code"]:
+            row = dossiers.find(conn, ctx["code"])
+            procedure = row["procedure"] if row is not None else None
+        ratings.record(conn, cfg, score, chosen, channel=channel, counter=counter, procedure=procedure, **where)
+    return _screen("rate.html", screen="rate", step="thanks", **ctx)
+
+
+@bp.route("/rate", methods=["GET", "POST"])
+def rate() -> Any:
+    refused = _kiosk_only()
+    return refused or _rating_screen("kiosk", None)
+
+
+@bp.route("/counter/<counter>/rate", methods=["GET", "POST"])
+def counter_rate(counter: str) -> Any:
+    """The counter's citizen-facing screen (signed in as the official, by the staff guard)."""
+    cfg = get_config()
+    try:
+        queue.services_at_counter(cfg, counter)
+    except LookupError:
+        abort(404)
+    with reading(get_engine()) as conn:
+        service = queue.last_service_at(conn, counter)
+    return _rating_screen("counter", counter, service_code=service)
 
 
 @bp.errorhandler(Exception)
