@@ -41,3 +41,21 @@ def test_an_official_reprints_an_uncertain_ticket_and_a_waiting_one_is_not_offer
 def test_reprint_without_its_csrf_token_is_refused(app, engine):
     client = sign_in(app)
     assert client.post("/staff/print-jobs/1/reprint", data={}).status_code in (400, 403)
+
+
+def test_notices_show_the_sms_text_and_phone_numbers_never_wrap(app, engine):
+    from datetime import timezone
+
+    from sms_gateway.schema import notices
+
+    now = __import__("datetime").datetime.now(timezone.utc)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(notices).values(
+            idempotency_key="t14", dossier_code="HS-1", kind="result_ready", phone_raw="0912345678",
+            phone_e164="+84912345678", text="UBND xa Yen Hoa: Ho so HS-1 da co ket qua.", state="queued",
+            created_at=now, updated_at=now))
+    body = sign_in(app).get("/staff/notices").get_data(as_text=True)
+    assert "UBND xa Yen Hoa: Ho so HS-1 da co ket qua." in body
+    assert '<td class="phone">+84912345678</td>' in body
+    css = app.test_client().get("/static/staff/staff.css").get_data(as_text=True)
+    assert ".phone { white-space: nowrap; }" in css
