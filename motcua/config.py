@@ -474,6 +474,11 @@ DEFAULT_SMS_TEMPLATES: dict[str, str] = {
     "reply_status_secret": "{commune}: Hồ sơ {code}: {status}. Ngày hẹn trả: {appointment_date}.",
     "reply_help": "{commune}: Không tìm thấy hồ sơ. Soạn HS <mã hồ sơ> <mã bí mật> gửi số này để tra cứu; "
                   "HUY để ngừng nhận tin. Hỗ trợ: {hotline}.",
+    # Reminders (sms_gateway/reminders.py), at most one of each per dossier.
+    "reminder_appointment": "{commune}: Nhắc lịch: ngày mai {appointment_date} là ngày hẹn trả hồ sơ {code} "
+                            "({procedure}). {place}, {hours}.",
+    "reminder_uncollected": "{commune}: Hồ sơ {code} ({procedure}) đã có kết quả nhưng chưa được nhận. "
+                            "Mời nhận tại {place}, {hours}.",
     "reply_opted_out": "{commune}: Số này sẽ không nhận tin báo hồ sơ nữa. Muốn nhận lại, xin báo {place}.",
 }
 
@@ -501,6 +506,9 @@ class SmsConfig(Section):
     resolve_wait_s: float = Field(1800, gt=0, description="an uncertain notice with no report this long, while "
                                   "reports arrive for later messages, is sent again once automatically")
     resolve_min_reports: int = Field(3, ge=1, description="... reports for at least this many later messages")
+    reminder_appointment: bool = Field(True, description="an SMS the day before the appointment date")
+    reminder_uncollected_days: int = Field(3, ge=0, description="an SMS when a ready result is not collected "
+                                           "after this many days (0: never)")
     text_in: bool = Field(True, description="read citizens' SMS to the hall's number and answer lookups and HUY/STOP")
     text_in_replies_per_hour: int = Field(5, ge=0, description="answers to one number per hour at most")
     poll_s: float = Field(2.0, gt=0, description="how often an idle gateway looks at the outbox and the modem")

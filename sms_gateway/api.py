@@ -33,10 +33,11 @@ from sms_gateway.outbox import (
     retry,
 )
 from sms_gateway.probe import ModemProbe, modem_lock, probe_modem
+from sms_gateway.reminders import APPOINTMENT, UNCOLLECTED, Reminder, ReminderSource
 
 
 def run_gateway(cfg: Config, engine: sa.Engine, *, lookup: DossierLookup | None = None,
-                until_idle: bool = False, **kw: Any) -> int:
+                reminders: ReminderSource | None = None, until_idle: bool = False, **kw: Any) -> int:
     """Run the gateway daemon in this process (the CLI's way); the exit code. Takes the modem's
     lock first (raises motcua.devicelock.DeviceBusy when another process owns the modem)."""
     from sms_gateway.gateway import Gateway  # python-gammu is loaded only by the process that sends
@@ -44,7 +45,7 @@ def run_gateway(cfg: Config, engine: sa.Engine, *, lookup: DossierLookup | None 
     # One owner per modem: held until this process exits (the kernel drops it if it dies).
     modem_lock(cfg.modem, cfg.paths.data_dir).acquire()
     # This process runs the gateway alone: its only children are the modem proxies Gammu starts.
-    gateway = Gateway(cfg, engine, reap_children=True, lookup=lookup)
+    gateway = Gateway(cfg, engine, reap_children=True, lookup=lookup, reminders=reminders)
     return gateway.run(until_idle=until_idle, handle_signals=True, **kw)
 
 
@@ -56,5 +57,6 @@ __all__ = [
     "list_notices", "counts_by_state", "daily_usage", "read_modem_health", "probe_modem", "ModemProbe",
     "modem_lock",
     "NoticeState", "DeliveryStatus", "ModemState", "MODEM_STATE_LABELS", "IncomingCommand", "Channel",
+    "Reminder", "ReminderSource", "APPOINTMENT", "UNCOLLECTED",
     "run_gateway", "DossierLookup", "LookupAnswer", "list_incoming", "list_opt_outs",
 ]

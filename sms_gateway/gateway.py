@@ -30,7 +30,7 @@ from motcua.db import reading
 from motcua.phones import InvalidPhone, normalise_vn_mobile
 from motcua.timeutil import utcnow
 from sms_gateway import health as h
-from sms_gateway import incoming, outbox, resolve
+from sms_gateway import incoming, outbox, reminders, resolve
 from sms_gateway.channels import Channel, Outgoing, Transport
 from sms_gateway.channels.brandname import BrandnameTransport
 from sms_gateway.channels.zns import ZnsTransport
@@ -51,6 +51,8 @@ CLAIM_SCAN = 50  # unsendable notices failed in one transaction before the loop 
 CONNECT, HEALTH, BALANCE, SWEEP, HEARTBEAT, READ = "connect", "health", "balance", "sweep", "heartbeat", "read"
 RESOLVE = "resolve"
 RESOLVE_S = 30.0
+REMIND = "remind"
+REMIND_S = 900.0
 
 
 def in_quiet_hours(local: datetime, start: Any, end: Any) -> bool:
@@ -75,7 +77,8 @@ class Gateway:
 
     def __init__(self, cfg: Config, engine: sa.Engine, *, modem: Modem | None = None,
                  reap_children: bool = False, clock: Clock = time.monotonic,
-                 lookup: incoming.DossierLookup | None = None):
+                 lookup: incoming.DossierLookup | None = None,
+                 reminders: reminders.ReminderSource | None = None):
         self.cfg = cfg
         self.engine = engine
         workdir = Path(cfg.paths.data_dir) / "sms-gateway"
@@ -100,6 +103,7 @@ class Gateway:
         # Right after the first send: reports stored while no gateway ran settle uncertain notices.
         self.schedule.every(SWEEP, REPORT_SWEEP_S)
         self.schedule.every(RESOLVE, RESOLVE_S)
+        self.schedule.every(REMIND, REMIND_S)
         self.schedule.every(HEARTBEAT, HEARTBEAT_S)
         self.schedule.every(READ, READ_DEVICE_S)
         self._sent_since_read = False
@@ -112,6 +116,7 @@ class Gateway:
         # Citizens' messages (text-in): joined, stored and answered with the next transaction; their
         # memory slots are freed only after it committed.
         self.lookup = lookup
+        self.reminders = reminders
         self._assembler = incoming.Assembler()
         self._texts: list[incoming.Message] = []
         self.stats = {"sent": 0, "failed": 0, "retry": 0, "uncertain": 0}
@@ -204,7 +209,10 @@ class Gateway:
                 self._sleep(self.cfg.sms.poll_s)
                 continue
             local = utcnow().astimezone(self.zone)
-            if in_quiet_hours(local, self.cfg.sms.quiet_start, self.cfg.sms.quiet_end):
+            quiet = in_quiet_hours(local, self.cfg.sms.quiet_start, self.cfg.sms.quiet_end)
+            if schedule.due(REMIND) and self._first_send_done and not quiet:
+                self._remind(local.date())
+            if quiet:
                 if until_idle:
                     return EXIT_IDLE
                 self._set_status(f"quiet hours until {self.cfg.sms.quiet_end:%H:%M}")
@@ -221,6 +229,8 @@ class Gateway:
                 if until_idle:
                     if schedule.due(SWEEP):
                         self._sweep()
+                    if schedule.due(REMIND):
+                        self._remind(local.date())
                     if self.cfg.sms.delivery_reports and self._resolve():
                         continue  # an uncertain notice was queued again
                     if self._has_due():
@@ -350,6 +360,21 @@ class Gateway:
 
     def _set_status(self, text: str) -> None:
         self.notifier.notify(f"STATUS={text[:200]}")
+
+    def _remind(self, today: Any) -> None:
+        """Queue the reminders due today (sms_gateway/reminders.py); never during quiet hours, so an
+        appointment reminder does not wait until the morning of the appointment."""
+        self.schedule.done(REMIND)
+        sms = self.cfg.sms
+        if self.reminders is None or not (sms.reminder_appointment or sms.reminder_uncollected_days):
+            return
+        self._flush()
+        with self.engine.begin() as conn:
+            due = self.reminders(conn, today, sms.reminder_uncollected_days, self.cfg.site.timezone,
+                                 sms.reminder_appointment)
+            queued = reminders.queue_reminders(conn, due)
+        if queued:
+            log.info("%d reminder(s) queued", len(queued))
 
     def _sweep(self) -> None:
         """Read what the modem kept in memory (reports, incoming SMS) and write it at once."""
