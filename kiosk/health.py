@@ -87,7 +87,8 @@ def check_disk(cfg: Config, engine: sa.Engine | None = None) -> dict[str, Any]:
 def check_last_ingest(cfg: Config, engine: sa.Engine) -> dict[str, Any]:
     try:
         with reading(engine) as conn:
-            last = conn.execute(sa.select(sa.func.max(ingest_runs.c.finished_at))).scalar_one()
+            last = conn.execute(sa.select(sa.func.max(ingest_runs.c.finished_at))
+                                .where(ingest_runs.c.failure.is_(None))).scalar_one()
     except Exception as exc:
         return _check("last_ingest", ERROR, f"cannot read ingest runs: {exc}")
     if last is None:

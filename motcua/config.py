@@ -183,6 +183,12 @@ class ImportConfig(Section):
     )
     csv_delimiter: str = Field("", description="empty: detect , ; or tab")
     batch_rows: int = Field(500, ge=1, description="rows per transaction")
+    # Bounds checked before an XLSX is opened (openpyxl keeps the whole shared-strings table in memory,
+    # even read-only): a 1 MB file can unzip to gigabytes.
+    max_xlsx_mb: int = Field(300, ge=1, description="largest total uncompressed size of an XLSX")
+    max_shared_strings_mb: int = Field(50, ge=1, description="largest shared-strings table of an XLSX")
+    max_cells: int = Field(20_000_000, ge=1000, description="most cells read from one file")
+    max_columns: int = Field(200, ge=11, description="columns read per row; later columns are ignored")
 
     @field_validator("columns")
     @classmethod

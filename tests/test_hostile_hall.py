@@ -275,3 +275,128 @@ def test_lookups_from_the_screen_have_a_generous_station_limit(make_config, engi
     from kiosk.health import check_limits
 
     assert check_limits(app.config["MOTCUA"])["data"]["lookup"] == 141
+
+
+# --- cases 2, 3 and 6: a bounded importer ---------------------------------------------------------
+
+HEADER = "Mã hồ sơ,Trạng thái,Ngày hẹn trả,Người nộp\n"
+
+
+def _csv(path, rows):
+    path.write_bytes(HEADER.encode() + b"".join(rows))
+    return path
+
+
+def _runs(engine):
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(sa.select(ingest_runs).order_by(ingest_runs.c.id)).mappings()]
+
+
+def test_an_xlsx_whose_shared_strings_unzip_too_far_is_refused_before_opening(make_config, engine, tmp_path):
+    import zipfile
+
+    from openpyxl import Workbook
+
+    from kiosk.importer import ImportFileError, import_file
+
+    cfg = make_config({"import": {"max_shared_strings_mb": 1, "max_xlsx_mb": 4}})
+    wb = Workbook()
+    wb.active.append(["Mã hồ sơ", "Trạng thái"])
+    wb.active.append(["HS-2025-0001", "processing"])
+    plain = tmp_path / "plain.xlsx"
+    wb.save(plain)
+    bomb = tmp_path / "bomb.xlsx"
+    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            if item.filename != "xl/sharedStrings.xml":
+                dst.writestr(item, src.read(item))
+        dst.writestr("xl/sharedStrings.xml", '<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+                     + "<si><t>" + "A" * (2 * 2**20) + "</t></si></sst>")
+    assert bomb.stat().st_size < 100_000  # a small file that unzips to megabytes
+    with pytest.raises(ImportFileError, match="max_shared_strings_mb"):
+        import_file(engine, cfg, bomb)
+    assert _runs(engine) == [] and _count(engine, dossiers) == 0
+    report, errors = import_file(engine, cfg, plain)
+    assert report.created == 1 and errors.total == 0
+
+
+def test_row_errors_stream_to_the_report_and_only_the_first_thousand_stay_in_memory(make_config, engine, tmp_path):
+    import csv
+
+    from kiosk.importer import KEPT_ERRORS, import_file
+
+    src = _csv(tmp_path / "bad.csv", [f"HS-2025-{i:06d},khong-co-trang-thai,,\n".encode() for i in range(5000)])
+    out = tmp_path / "errors.csv"
+    report, errors = import_file(engine, make_config(), src, errors_path=out)
+    assert errors.total == 5000 and len(errors) == KEPT_ERRORS == len(report.errors)
+    with out.open(encoding="utf-8-sig") as fh:
+        assert sum(1 for _ in csv.reader(fh)) == 5001
+    assert _runs(engine)[-1]["errors"] == 5000
+
+
+def test_a_year_one_date_at_row_1100_is_a_row_error_and_the_run_is_recorded(make_config, engine, tmp_path):
+    from kiosk.importer import import_file
+
+    rows = [f"HS-2025-{i:06d},processing,{'0001-01-01' if i == 1099 else '2026-01-05'},Lan\n".encode()
+            for i in range(1200)]
+    report, errors = import_file(engine, make_config(), _csv(tmp_path / "dates.csv", rows))
+    assert report.created == 1199 and errors.total == 1
+    assert errors[0].row == 1101 and errors[0].field == "appointment_date" and "year 1" in errors[0].error
+    run = _runs(engine)[-1]
+    assert run["created"] == 1199 and run["errors"] == 1 and run["failure"] is None
+
+
+def test_a_non_utf8_byte_at_row_3000_is_that_rows_error(make_config, engine, tmp_path):
+    from kiosk.importer import import_file
+
+    rows = [f"HS-2025-{i:06d},processing,,Lan\n".encode() for i in range(3200)]
+    rows[2998] = b"HS-2025-002998,processing,,Tr\xe2n\n"  # Windows-1258 'Trần' cut: not UTF-8
+    report, errors = import_file(engine, make_config(), _csv(tmp_path / "bytes.csv", rows))
+    assert report.created == 3199 and errors.total == 1
+    assert errors[0].row == 3000 and "byte 0xE2" in errors[0].error and "Người nộp" in errors[0].error
+
+
+def test_an_unexpected_failure_still_records_the_run_and_exits_3(make_config, engine, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from kiosk import importer
+    from kiosk.cli import cli
+
+    cfg = make_config({"import": {"batch_rows": 100}})
+    path = tmp_path / "cli.toml"
+    path.write_text(f'[paths]\ndata_dir = "{cfg.paths.data_dir}"\n[import]\nbatch_rows = 100\n', encoding="utf-8")
+    src = _csv(tmp_path / "ok.csv", [f"HS-2025-{i:06d},processing,,Lan\n".encode() for i in range(1000)])
+    real, calls = importer.apply_events, []
+
+    def failing(conn, events, **kw):
+        calls.append(len(events))
+        if len(calls) == 4:
+            raise RuntimeError("disk I/O error")
+        return real(conn, events, **kw)
+
+    monkeypatch.setattr(importer, "apply_events", failing)
+    result = CliRunner().invoke(cli, ["--config", str(path), "import", str(src)])
+    assert result.exit_code == importer.EXIT_ABORTED == 3, result.output
+    assert "STOPPED at row" in result.output
+    run = _runs(engine)[-1]
+    assert run["created"] == 300 and run["stopped_at_row"] == 401 and "disk I/O error" in run["failure"]
+    assert _count(engine, dossiers) == 300
+
+
+def test_formula_codes_are_refused_and_report_cells_are_escaped(make_config, engine, tmp_path):
+    import csv
+
+    from kiosk.importer import import_file, report_cell
+
+    rows = ['"=HYPERLINK(""http://evil.example"",""x"")",processing,,Lan\n'.encode(),
+            b"+84912345678,processing,,Lan\n", b"@SUM(A1),processing,,Lan\n",
+            b"HS-2025-000001,=cmd|' /C calc'!A0,,Lan\n"]
+    out = tmp_path / "errors.csv"
+    report, errors = import_file(engine, make_config(), _csv(tmp_path / "formula.csv", rows), errors_path=out)
+    assert report.created == 0 and errors.total == 4
+    assert {e.field for e in errors} == {"code", "status"}
+    with out.open(encoding="utf-8-sig") as fh:
+        cells = [c for row in list(csv.reader(fh))[1:] for c in row]
+    assert not any(c.startswith(("=", "+", "-", "@", "\t", "\r")) for c in cells), cells
+    assert "'=HYPERLINK(\"http://evil.example\",\"x\")" in cells
+    assert report_cell("-1") == "'-1" and report_cell("HS-1") == "HS-1"

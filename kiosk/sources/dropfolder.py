@@ -62,7 +62,7 @@ class DropFolderSource(Source):
         return out
 
     def import_pending(self, engine: sa.Engine, now: float | None = None) -> list[FolderImport]:
-        from kiosk.importer import ImportFileError, import_file
+        from kiosk.importer import ImportAborted, ImportFileError, import_file, report_cell
 
         done = []
         for path in self.pending(now):
@@ -74,11 +74,11 @@ class DropFolderSource(Source):
             rows: list[list[object]] = []
             try:
                 report, errors = import_file(engine, self.cfg, path)
-                result.created, result.updated, result.errors = report.created, report.updated, len(errors)
-                rows = [[e.row, e.code or "", e.field, e.error] for e in errors]
-            except ImportFileError as exc:
+                result.created, result.updated, result.errors = report.created, report.updated, errors.total
+                rows = [[e.row, report_cell(e.code), e.field, report_cell(e.error)] for e in errors]
+            except (ImportFileError, ImportAborted) as exc:
                 result.failed = str(exc)
-                rows = [["", "", "(file)", str(exc)]]
+                rows = [["", "", "(file)", report_cell(str(exc))]]
             os.replace(path, target)
             if rows:
                 with open(target.with_name(target.name + ".errors.csv"), "w", newline="", encoding="utf-8-sig") as fh:

@@ -377,12 +377,16 @@ class IngestReport:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def record_run(conn: sa.Connection, via: str, source: str | None, report: IngestReport, started: datetime) -> None:
+def record_run(conn: sa.Connection, via: str, source: str | None, report: IngestReport, started: datetime, *,
+               errors: int | None = None, stopped_at_row: int | None = None, failure: str | None = None) -> None:
+    """One ingest_runs row; `errors` when the report keeps only the first errors, `stopped_at_row` and
+    `failure` for a run that did not reach the end."""
     conn.execute(
         ingest_runs.insert().values(
             via=via, source=source, started_at=started, finished_at=utcnow(),
             created=report.created, updated=report.updated, unchanged=report.unchanged,
-            stale=report.stale, errors=len(report.errors),
+            stale=report.stale, errors=len(report.errors) if errors is None else errors,
+            stopped_at_row=stopped_at_row, failure=failure,
         )
     )
 

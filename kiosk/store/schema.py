@@ -53,4 +53,7 @@ ingest_runs = sa.Table(
     sa.Column("unchanged", sa.Integer, nullable=False, server_default="0"),
     sa.Column("stale", sa.Integer, nullable=False, server_default="0"),
     sa.Column("errors", sa.Integer, nullable=False, server_default="0"),
+    # An import that failed part-way (migration i0002): the row it stopped at and why; NULL when done.
+    sa.Column("stopped_at_row", sa.Integer),
+    sa.Column("failure", sa.Text),
 )
