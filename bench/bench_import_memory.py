@@ -6,7 +6,7 @@ Each import runs as its own child process (`python -m kiosk.cli import FILE --er
 PYTHONPATH and cwd = the tree, a fresh data folder); its peak RSS comes from os.wait4's rusage, with
 an address-space limit of 3 GiB and a 120 s deadline so a runaway import ends as a figure, not a
 swapped machine. Files:
-- bomb.xlsx: a few hundred KB whose shared-strings table unzips to --bomb-mb MB;
+- bomb.xlsx: a few MB whose shared-strings table unzips to --bomb-mb MB of 100-byte strings;
 - wide.xlsx: 100,000 rows that also have one cell in the last column (XFD);
 - bad.csv: --rows rows whose status is unknown (every row an error), and good.csv, the same rows valid;
 - partial.csv: 3,200 rows with year 0001 at row 1,100 and a non-UTF-8 byte at row 3,000 (case 3):
@@ -46,12 +46,16 @@ def make_files(work: Path, rows: int, bomb_mb: int) -> dict[str, Path]:
         for item in src.infolist():
             if item.filename != "xl/sharedStrings.xml":
                 dst.writestr(item, src.read(item))
+        # The workbook's own strings first (the sheet points at them), then --bomb-mb MB of 100-byte
+        # entries: openpyxl keeps every one as a Python string.
+        original = src.read("xl/sharedStrings.xml").decode()
         with dst.open("xl/sharedStrings.xml", "w", force_zip64=True) as fh:
-            fh.write(f'{SST}<si><t>'.encode())
-            chunk = b"A" * 2**20
+            fh.write(original[: original.rindex("</sst>")].encode())
+            entry = b"<si><t>" + b"A" * 87 + b"</t></si>"
+            chunk = entry * (2**20 // len(entry))
             for _ in range(bomb_mb):
                 fh.write(chunk)
-            fh.write(b"</t></si></sst>")
+            fh.write(b"</sst>")
     files["wide.xlsx"] = work / "wide.xlsx"
     with zipfile.ZipFile(plain) as src, zipfile.ZipFile(files["wide.xlsx"], "w", zipfile.ZIP_DEFLATED) as dst:
         for item in src.infolist():

@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 from motcua import hours
 from motcua.config import Config
+from motcua.textnorm import clean_text
 
 GSM7 = "gsm7"
 UCS2 = "ucs2"
@@ -134,6 +135,24 @@ def _shorten(words: str, limit: int, ellipsis: str) -> str:
     return (cut + ellipsis) if cut else ""
 
 
+# Data from a dossier (or a request) placed in a template: what the commune's own settings say is
+# trusted, data is not. A procedure name with a newline and a URL once went out as "... BAM
+# http://evil.example/pay ..." (issue 17): data is one line, capped, and carries no link.
+DATA_LIMITS = {"code": 64, "procedure": 200, "date": 20, "text": 320}
+_LINK = re.compile(
+    r"(?i)(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)\S*"  # scheme://... and www....
+    r"|\b(?:[a-z0-9-]+\.)+(?:[a-z]{2,24})\b(?:/\S*)?"  # bare domains: evil.example/pay, bit.ly/x
+)
+
+
+def template_data(value: Any, limit: int) -> str:
+    """A dossier value fit for an SMS template: NFC without invisible characters, one line, no link,
+    at most `limit` characters."""
+    text = clean_text(str(value or ""))
+    text = _LINK.sub(" ", text)
+    return " ".join(text.split())[:limit].rstrip()
+
+
 def render_notice(cfg: Config, kind: str, params: Mapping[str, Any]) -> Rendered:
     """The text a citizen receives for a notice of this kind, within `[sms] max_parts` if possible.
 
@@ -145,14 +164,14 @@ def render_notice(cfg: Config, kind: str, params: Mapping[str, Any]) -> Rendered
         raise ValueError(f"no SMS template for notice kind {kind!r} (add it to [sms] templates)")
     values = {
         "commune": cfg.site.commune_name,
-        "code": str(params.get("code") or ""),
-        "procedure": " ".join(str(params.get("procedure") or "").split()),
+        "code": template_data(params.get("code"), DATA_LIMITS["code"]),
+        "procedure": template_data(params.get("procedure"), DATA_LIMITS["procedure"]),
         "place": sms.place or cfg.site.collect_place,
         "hours": sms.hours or hours.short_text(cfg.site.opening_hours),
-        "appointment_date": _format_date(params.get("appointment_date")),
+        "appointment_date": template_data(_format_date(params.get("appointment_date")), DATA_LIMITS["date"]),
         "hotline": cfg.site.hotline,
-        "text": str(params.get("text") or ""),
-        "status": str(params.get("status") or ""),
+        "text": template_data(params.get("text"), DATA_LIMITS["text"]),
+        "status": template_data(params.get("status"), DATA_LIMITS["text"]),
     }
     if sms.encoding == "ascii":  # fold once; the shortening search below then works on plain ASCII
         template = _fold_nfc(template)

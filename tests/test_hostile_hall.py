@@ -400,3 +400,54 @@ def test_formula_codes_are_refused_and_report_cells_are_escaped(make_config, eng
     assert not any(c.startswith(("=", "+", "-", "@", "\t", "\r")) for c in cells), cells
     assert "'=HYPERLINK(\"http://evil.example\",\"x\")" in cells
     assert report_cell("-1") == "'-1" and report_cell("HS-1") == "HS-1"
+
+
+# --- cases 8 and 9: SMS ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("encoding", ["ascii", "ucs2"])
+def test_dossier_data_in_an_sms_is_one_line_capped_and_never_a_link(make_config, encoding):
+    from sms_gateway.text import render_notice
+
+    cfg = make_config(sms={"encoding": encoding, "max_parts": 6})
+    for procedure in ["Cấp bản sao\nBAM http://evil.example/pay de nhan ket qua",
+                      "Khai sinh\r\nvao evil.example/pay", "Khai tu WWW.EVIL.EXAMPLE\u202e", "A" * 5000]:
+        params = {"code": "HS-2025-0001\nhttps://x.example", "procedure": procedure}
+        text = render_notice(cfg, "result_ready", params).text
+        assert "\n" not in text and "\r" not in text and "\u202e" not in text
+        assert "http" not in text.lower() and "evil.example" not in text.lower() and "x.example" not in text
+        assert "A" * 201 not in text
+    ok = render_notice(cfg, "result_ready", {"code": CODE, "procedure": "Đăng ký khai sinh"}).text
+    assert CODE in ok  # a dossier code is not mistaken for a domain
+
+
+def test_eight_parallel_sign_ups_save_one_phone_with_history_and_audit(make_config, engine):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kiosk.staff.models import staff_audit
+    from kiosk.store.schema import dossier_history
+
+    cfg = make_config(site={"opening_hours": ALL_WEEK}, staff=CHEAP)
+    app = create_app(cfg, engine, test_config={"TESTING": True})
+    ingest_batch(engine, Parser.from_config(cfg), [{"code": CODE, "secret": "ABC234", "status": "processing"}],
+                 via="api")
+    start = threading.Barrier(8)
+
+    def sign_up(i: int) -> str:
+        client = app.test_client()
+        start.wait()
+        return client.post("/sms/phone", data={"code": CODE, "secret": "ABC234", "consent": "yes",
+                                               "phone": f"091234567{i}"}).get_data(as_text=True)
+
+    with ThreadPoolExecutor(8) as pool:
+        pages = list(pool.map(sign_up, range(8)))
+    saved = [i for i, page in enumerate(pages) if "Đã lưu số điện thoại" in page]
+    assert len(saved) == 1
+    assert sum("đã có số điện thoại" in page for page in pages) == 7
+    with engine.connect() as conn:
+        phone = conn.scalar(sa.select(dossiers.c.phone).where(dossiers.c.code == CODE))
+        audits = conn.execute(sa.select(staff_audit).where(staff_audit.c.target == CODE)).mappings().all()
+        hist = conn.execute(sa.select(dossier_history).where(dossier_history.c.via == "kiosk")).mappings().all()
+    assert phone == f"+8491234567{saved[0]}"  # the one told "saved" is the one kept
+    assert len(audits) == 1 and audits[0]["actor"] == "kiosk" and audits[0]["action"] == "dossier_phone"
+    assert len(hist) == 1 and "điện thoại" in hist[0]["actor"]

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from kiosk.store.schema import dossier_history, dossiers
 from motcua.phones import InvalidPhone, mask, normalise_vn_mobile
 from motcua.statuses import STATUSES
+from motcua.timeutil import utcnow
 
 FINISHED = frozenset({"result_ready", "handed_over", "denied", "cancelled"})
 
@@ -103,6 +104,33 @@ def set_phone(conn: sa.Connection, code: str, phone: str, *, via: str, actor: st
     return e164
 
 
+class PhoneAlreadySet(Exception):
+    """Someone else added a phone to this dossier first (the kiosk never overwrites one)."""
+
+
+def add_phone_once(conn: sa.Connection, code: str, phone: str, *, via: str, actor: str) -> str:
+    """A citizen's sign-up for SMS: sets the phone only if the dossier has none, in one conditional
+    UPDATE, so of several parallel sign-ups exactly one is told "saved" (the first writer wins).
+    A history row records it (the status does not change; `actor` says what happened).
+
+    Raises InvalidPhone, LookupError (no dossier) or PhoneAlreadySet.
+    """
+    e164 = normalise_vn_mobile(phone)
+    now = utcnow()
+    changed = conn.execute(
+        dossiers.update().where(dossiers.c.code == code, dossiers.c.phone.is_(None))
+        .values(phone=e164, updated_at=now).returning(dossiers.c.id, dossiers.c.status)
+    ).first()
+    if changed is None:
+        if find(conn, code) is None:
+            raise LookupError(code)
+        raise PhoneAlreadySet(code)
+    conn.execute(dossier_history.insert().values(
+        dossier_id=changed.id, from_status=changed.status, to_status=changed.status, via=via, actor=actor,
+        changed_at=now))
+    return e164
+
+
 def set_status(conn: sa.Connection, code: str, status: str, *, via: str, actor: str | None = None) -> str:
     """A staff status update: the same path as ingest, so a change into a notifying status
     enqueues exactly one notice."""
@@ -117,4 +145,5 @@ def set_status(conn: sa.Connection, code: str, status: str, *, via: str, actor: 
     return apply_event(conn, DossierEvent(code=code, status=status), via=via, actor=actor, force=True)
 
 
-__all__ = ["PublicDossier", "find", "public_view", "history", "set_phone", "set_status", "InvalidPhone"]
+__all__ = ["PublicDossier", "find", "public_view", "history", "set_phone", "add_phone_once", "PhoneAlreadySet",
+           "set_status", "InvalidPhone"]

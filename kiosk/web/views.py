@@ -38,12 +38,14 @@ from kiosk.scanner.payload import ParsedPayload, PayloadRejected, parse_with_con
 from kiosk.scanner.status import read_status
 from kiosk.security import is_kiosk_screen
 from kiosk.sources.api import lookup as lookup_dossier
+from kiosk.staff import audit
 from kiosk.store import codes, dossiers
 from kiosk.web import ratelimit
 from kiosk.web.ratelimit import make_limiter
 from kiosk.web.screens import fmt_date, freshness, status_screen
 from motcua import hours
 from motcua.db import reading
+from motcua.phones import mask
 from motcua.textnorm import clean_text
 
 log = logging.getLogger(__name__)
@@ -353,7 +355,13 @@ def sms_phone() -> Any:
                        error=_("Bạn cần đồng ý nhận tin nhắn trước khi gửi."))
     try:
         with engine.begin() as conn:
-            dossiers.set_phone(conn, code, phone, via="kiosk")
+            e164 = dossiers.add_phone_once(conn, code, phone, via="kiosk", actor="kiosk: thêm số điện thoại")
+            audit.record(conn, actor="kiosk", action=audit.DOSSIER_PHONE, target=code,
+                         detail={"via": "kiosk", "phone": mask(e164)}, address=request.remote_addr)
+    except dossiers.PhoneAlreadySet:
+        log.info("kiosk phone for %s not saved: the dossier already has one", code)
+        return _render_status(code, secret, _("Hồ sơ này đã có số điện thoại nhận tin nhắn. Nếu cần đổi số, "
+                                              "vui lòng hỏi cán bộ."), "warn")
     except dossiers.InvalidPhone:
         log.info("kiosk phone refused for %s: not a valid mobile number", code)  # the number stays out of the log
         return _screen("phone.html", 400, screen="phone", code=code, secret=secret or "", phone=phone,
