@@ -130,33 +130,55 @@ def check_printer(cfg: Config, engine: sa.Engine) -> dict[str, Any]:
                   pending_jobs=st.get("pending_jobs"))
 
 
-def check_modem(cfg: Config, engine: sa.Engine) -> dict[str, Any]:
-    try:
-        with reading(engine) as conn:
-            st = sms.read_modem_health(conn)
-    except Exception as exc:
-        return _check("modem", ERROR, f"cannot read modem health: {exc}")
-    if st is None:
-        return _check("modem", UNKNOWN, "the SMS gateway has never run", status=None)
+def _one_modem(st: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    """(state, detail, data) for one gateway's heartbeat."""
     raw = str(st.get("state") or "unknown")
     data = {
-        "status": raw, "sim": st.get("sim"), "registered": st.get("registered"), "network": st.get("network"),
-        "signal_percent": st.get("signal_percent"), "balance_low": bool(st.get("balance_low")),
-        "balance_checked_at": _iso(st.get("balance_checked_at")), "last_seen_at": _iso(st.get("last_seen_at")),
-        "gateway_running": not st.get("stale", False),
+        "gateway": st.get("gateway"), "status": raw, "sim": st.get("sim"), "registered": st.get("registered"),
+        "network": st.get("network"), "signal_percent": st.get("signal_percent"),
+        "balance_low": bool(st.get("balance_low")), "balance_checked_at": _iso(st.get("balance_checked_at")),
+        "last_seen_at": _iso(st.get("last_seen_at")), "gateway_running": not st.get("stale", False),
+        "capped": bool(st.get("capped")), "capped_until": _iso(st.get("capped_until")),
+        "daily_cap": st.get("daily_cap"), "sent_today": st.get("sent_today"),
     }
     detail = str(st.get("detail") or "")
     if st.get("balance_text"):
         detail = f"{detail}; balance: {st['balance_text']}".strip("; ")
     if st.get("stale"):
-        return _check("modem", ERROR, f"SMS gateway not running (last seen {data['last_seen_at']}); {detail}", **data)
+        return ERROR, f"SMS gateway not running (last seen {data['last_seen_at']}); {detail}".strip("; "), data
     if raw != sms.ModemState.OK:
-        state = ERROR
-    elif st.get("balance_low") or (st.get("signal_percent") is not None and st["signal_percent"] < 15):
-        state = WARNING
-    else:
-        state = OK
-    return _check("modem", state, detail, **data)
+        return ERROR, detail, data
+    if st.get("capped"):
+        detail = (f"the SIM reached its daily cap ({st.get('daily_cap')} parts): no sending until "
+                  f"{data['capped_until']}; {detail}").strip("; ")
+        return WARNING, detail, data
+    if st.get("balance_low") or (st.get("signal_percent") is not None and st["signal_percent"] < 15):
+        return WARNING, detail, data
+    return OK, detail, data
+
+
+def check_modem(cfg: Config, engine: sa.Engine) -> dict[str, Any]:
+    """Every gateway's modem. With several, one down is a warning while another still sends. Free text
+    (details may name a number) stays in the check's detail, which /healthz leaves out."""
+    try:
+        with reading(engine) as conn:
+            rows = sms.list_modem_health(conn)
+    except Exception as exc:
+        return _check("modem", ERROR, f"cannot read modem health: {exc}")
+    if not rows:
+        return _check("modem", UNKNOWN, "the SMS gateway has never run", status=None)
+    modems = [_one_modem(st) for st in rows]
+    if len(modems) == 1:
+        state, detail, data = modems[0]
+        return _check("modem", state, detail, **data, modems=[{"state": state, **data}])
+    working = [m for m in modems if m[0] != ERROR and not m[2]["capped"]]
+    state = max((m[0] for m in modems), key=lambda s: _RANK.get(s, 2))
+    if working and state == ERROR:
+        state = WARNING  # the hall still sends through the others (a SIM at its cap does not count)
+    first = working[0] if working else modems[0]
+    detail = "; ".join(f"{m[2]['gateway']}: {m[1] or m[2]['status']}" for m in modems)
+    return _check("modem", state, f"{len(working)} of {len(modems)} modems sending. {detail}", **first[2],
+                  modems=[{"state": st, **data} for st, _d, data in modems])
 
 
 def check_outbox(cfg: Config, engine: sa.Engine) -> dict[str, Any]:

@@ -518,6 +518,9 @@ class SmsConfig(Section):
     text_in: bool = Field(True, description="read citizens' SMS to the hall's number and answer lookups and HUY/STOP")
     text_in_replies_per_hour: int = Field(5, ge=0, description="answers to one number per hour at most")
     poll_s: float = Field(2.0, gt=0, description="how often an idle gateway looks at the outbox and the modem")
+    holder_stale_s: float = Field(
+        300.0, gt=0, description="a notice another gateway is sending becomes uncertain once that gateway's "
+                                 "heartbeat is older than this (it died); more than twice [modem] send_timeout_s")
     balance_ussd: str = Field("*101#", description="USSD code for the prepaid balance; empty disables the check")
     balance_every_s: float = Field(6 * 3600, gt=0, description="how often to ask the balance")
     balance_low_below: float = Field(10_000, ge=0, description="warn on the staff health page below this amount (VND)")
@@ -550,6 +553,11 @@ class ModemConfig(Section):
     reconnect_s: float = Field(10.0, gt=0,
                                description="first wait before reconnecting a lost modem; doubles up to 5 min")
     health_every_s: float = Field(60.0, gt=0, description="how often to read SIM, network and signal")
+    name: str = Field("modem", pattern=STATION_ID_PATTERN,
+                      description="this modem's name on its station; the gateway is `station id/name` in the hall")
+    daily_cap: int = Field(0, ge=0, description="most SMS parts this SIM sends per local day (operators lock SIMs "
+                                                 "that look like spammers); at the cap the gateway stops claiming "
+                                                 "until midnight; 0: no cap")
 
 
 class ZnsConfig(Section):
@@ -638,6 +646,15 @@ class Config(Section):
     @source.setter
     def source(self, path: Path | None) -> None:
         self._file = path
+
+    @model_validator(mode="after")
+    def _holder_outlives_a_send(self) -> "Config":
+        # A live gateway writes no heartbeat while one send hangs up to send_timeout_s; a shorter
+        # staleness would let another gateway declare it dead in the middle of its send.
+        if self.sms.holder_stale_s <= 2 * self.modem.send_timeout_s:
+            raise ValueError(f"[sms] holder_stale_s ({self.sms.holder_stale_s:g}) must be more than twice "
+                             f"[modem] send_timeout_s ({self.modem.send_timeout_s:g})")
+        return self
 
     @model_validator(mode="after")
     def _default_db(self) -> "Config":

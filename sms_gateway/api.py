@@ -3,8 +3,8 @@
 - queue a notice: `enqueue` (inside the caller's transaction, idempotent by key)
 - staff actions on a notice: `retry`, `cancel`, `resolve_uncertain`; the states each applies to
 - reports: `list_notices`, `counts_by_state`, `daily_usage`
-- the modem: `read_modem_health` (the running gateway's heartbeat), `probe_modem` (a brief look for
-  `kiosk doctor`, refused while the gateway holds `modem_lock`)
+- the modems: `list_modem_health` (every gateway's heartbeat, one per modem), `read_modem_health`,
+  `probe_modem` (a brief look for `kiosk doctor`, refused while the gateway holds `modem_lock`)
 - the states: `NoticeState`, `DeliveryStatus`, `ModemState` (worded once in `MODEM_STATE_LABELS`)
 
 Phone numbers are `motcua.phones`: both sides use them.
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from motcua.config import Config
 from sms_gateway.channels import Channel
-from sms_gateway.health import MODEM_STATE_LABELS, ModemState, read_modem_health
+from sms_gateway.health import MODEM_STATE_LABELS, ModemState, list_modem_health, read_modem_health
 from sms_gateway.incoming import DossierLookup, IncomingCommand, LookupAnswer, list_incoming, list_opt_outs
 from sms_gateway.outbox import (
     CANCELLABLE,
@@ -54,8 +54,8 @@ RESOLVABLE = (NoticeState.UNCERTAIN,)
 
 __all__ = [
     "enqueue", "retry", "cancel", "resolve_uncertain", "RETRYABLE", "CANCELLABLE", "RESOLVABLE",
-    "list_notices", "counts_by_state", "daily_usage", "read_modem_health", "probe_modem", "ModemProbe",
-    "modem_lock",
+    "list_notices", "counts_by_state", "daily_usage", "read_modem_health", "list_modem_health", "probe_modem",
+    "ModemProbe", "modem_lock",
     "NoticeState", "DeliveryStatus", "ModemState", "MODEM_STATE_LABELS", "IncomingCommand", "Channel",
     "Reminder", "ReminderSource", "APPOINTMENT", "UNCOLLECTED",
     "run_gateway", "DossierLookup", "LookupAnswer", "list_incoming", "list_opt_outs",

@@ -49,23 +49,26 @@ def send(obj: AppContext, to: str, text: str) -> None:
 @cli.command()
 @click.pass_obj
 def status(obj: AppContext) -> None:
-    """Print the modem's health and the outbox counts by state."""
+    """Print every gateway's modem health and the outbox counts by state."""
     from motcua.db import reading
-    from sms_gateway.health import format_age, read_modem_health
+    from sms_gateway.health import format_age, list_modem_health
     from sms_gateway.outbox import counts_by_state
 
     with reading(obj.engine) as conn:
-        health = read_modem_health(conn)
+        gateways = list_modem_health(conn)
         counts = counts_by_state(conn)
-    if health is None:
+    if not gateways:
         click.echo("modem: no report yet (has the gateway run?)")
-    else:
+    for health in gateways:
         signal = f"{health['signal_percent']}%" if health["signal_percent"] is not None else "?"
         click.echo(
-            f"modem: {health['state']} ({health['label_vi']})"
+            f"modem {health['gateway']}: {health['state']} ({health['label_vi']})"
             f"{' [gateway not running]' if health['stale'] else ''}; network {health['network'] or '?'}, "
             f"signal {signal}, last seen {format_age(health['last_seen_at'])}"
         )
+        if health["capped"]:
+            click.echo(f"  daily cap of {health['daily_cap']} part(s) reached; sending resumes at "
+                       f"{health['capped_until'].isoformat()}")
         if health["detail"]:
             click.echo(f"  detail: {health['detail']}")
         if health["balance_text"] is not None:

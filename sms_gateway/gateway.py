@@ -7,6 +7,11 @@ transaction that claims message N+1 (one fsync per message, not two), but never 
 memory: anything that waits or talks to the modem other than a send (pacing, idling, quiet hours,
 reconnects, health, balance, stopping) commits it first.
 Between messages: pacing with jitter, quiet hours, modem health, delivery reports and the balance.
+
+Several gateways, one per modem, may drain one outbox (docs/sms.md, "Several modems"): each claims
+atomically under its own name (`station/modem`), recovers at start only the notices it held, makes
+uncertain the notices of a gateway whose heartbeat went stale, and stops claiming for the rest of the
+local day once its SIM reached [modem] daily_cap.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import signal
 import threading
 import time
 from datetime import datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
@@ -25,6 +31,7 @@ from zoneinfo import ZoneInfo
 import sdnotify
 import sqlalchemy as sa
 
+from motcua import stations
 from motcua.config import Config
 from motcua.db import reading
 from motcua.phones import InvalidPhone, normalise_vn_mobile
@@ -53,6 +60,8 @@ RESOLVE = "resolve"
 RESOLVE_S = 30.0
 REMIND = "remind"
 REMIND_S = 900.0
+ABANDONED = "abandoned"  # other gateways' notices whose holder went silent
+STATION = "station"  # this service's row in the hall's stations table (motcua/stations.py)
 
 
 def in_quiet_hours(local: datetime, start: Any, end: Any) -> bool:
@@ -81,7 +90,10 @@ class Gateway:
                  reminders: reminders.ReminderSource | None = None):
         self.cfg = cfg
         self.engine = engine
-        workdir = Path(cfg.paths.data_dir) / "sms-gateway"
+        # Gammu's files (gammurc, debug log, refused PIN) are per modem: two gateways on one box must
+        # not share them. The default modem keeps the folder it always had.
+        folder = "sms-gateway" if cfg.modem.name == h.DEFAULT_MODEM else f"sms-gateway-{cfg.modem.name}"
+        workdir = Path(cfg.paths.data_dir) / folder
         self.modem = modem or Modem(cfg.modem, workdir, delivery_reports=cfg.sms.delivery_reports,
                                     text_in=cfg.sms.text_in)
         # Channel policy: ZNS first for the kinds it has a template for; SMS by the brandname provider
@@ -94,6 +106,8 @@ class Gateway:
         self.zone = ZoneInfo(cfg.site.timezone)
         self.state = ModemState.ERROR if self._uses_modem else ModemState.OK
         self.detail = "starting" if self._uses_modem else ""
+        self.name = h.gateway_id(cfg)
+        self._capped_until: datetime | None = None
         self._reconnect_wait = cfg.modem.reconnect_s
         # What runs between messages, and when. All but the report sweep are due at the start.
         self.schedule = Schedule(clock)
@@ -104,7 +118,11 @@ class Gateway:
         self.schedule.every(SWEEP, REPORT_SWEEP_S)
         self.schedule.every(RESOLVE, RESOLVE_S)
         self.schedule.every(REMIND, REMIND_S)
-        self.schedule.every(HEARTBEAT, HEARTBEAT_S)
+        # A heartbeat well inside the staleness other gateways allow, however short it is configured.
+        self.schedule.every(HEARTBEAT, min(HEARTBEAT_S, cfg.sms.holder_stale_s / 3))
+        self.schedule.every(ABANDONED, min(30.0, cfg.sms.holder_stale_s / 3))
+        self.schedule.every(STATION, cfg.station.heartbeat_s)
+        self._started_at = utcnow()
         self.schedule.every(READ, READ_DEVICE_S)
         self._sent_since_read = False
         self._first_send_done = False  # balance and memory sweep wait for it (see the loop)
@@ -127,10 +145,13 @@ class Gateway:
         if handle_signals:
             self._install_signals()
         with self.engine.begin() as conn:
-            interrupted = outbox.recover_interrupted(conn)
+            # Alive before anything (other gateways judge it by this row), in the recovery's transaction.
+            h.write_modem_health(conn, self.name, **self._heartbeat_fields())
+            interrupted = outbox.recover_interrupted(conn, self.name)
+        self.schedule.done(HEARTBEAT)
         if interrupted:
-            log.warning("%d notice(s) were being sent when the gateway stopped; marked uncertain: %s",
-                        len(interrupted), interrupted)
+            log.warning("%d notice(s) were being sent when gateway %s stopped; marked uncertain: %s",
+                        len(interrupted), self.name, interrupted)
         self.notifier.notify("READY=1")
         self._set_status("started")
         code = EXIT_IDLE
@@ -177,6 +198,9 @@ class Gateway:
         schedule = self.schedule
         while not self.stop_event.is_set():
             self.notifier.notify("WATCHDOG=1")
+            self._heartbeat()
+            if schedule.due(ABANDONED):
+                self._sweep_abandoned()
             if self._uses_modem and not self.modem.connected:
                 if not schedule.due(CONNECT):
                     if until_idle and not self._has_due():
@@ -207,6 +231,11 @@ class Gateway:
                 if until_idle:
                     return EXIT_MODEM_UNUSABLE if self._has_due() else EXIT_IDLE
                 self._sleep(self.cfg.sms.poll_s)
+                continue
+            if self._at_daily_cap():
+                if until_idle:
+                    return EXIT_IDLE
+                self._sleep(min(60.0, self.cfg.sms.poll_s * 10))
                 continue
             local = utcnow().astimezone(self.zone)
             quiet = in_quiet_hours(local, self.cfg.sms.quiet_start, self.cfg.sms.quiet_end)
@@ -241,6 +270,37 @@ class Gateway:
                 self._sleep(self.cfg.sms.pace_s + random.uniform(0, self.cfg.sms.pace_jitter_s))
         return EXIT_IDLE
 
+    def _sweep_abandoned(self) -> None:
+        self.schedule.done(ABANDONED)
+        stale_s = self.cfg.sms.holder_stale_s
+        try:
+            with reading(self.engine) as conn:  # almost always nothing: no write lock, no fsync
+                if not outbox.find_abandoned(conn, me=self.name, stale_s=stale_s):
+                    return
+            with self.engine.begin() as conn:
+                swept = outbox.sweep_abandoned(conn, me=self.name, stale_s=stale_s)
+        except sa.exc.SQLAlchemyError as exc:  # the next turn tries again
+            log.warning("could not look for abandoned notices: %s", exc)
+            return
+        if swept:
+            log.warning("notice(s) %s held by a gateway silent for more than %g s: marked uncertain",
+                        swept, self.cfg.sms.holder_stale_s)
+
+    def _at_daily_cap(self) -> bool:
+        """The SIM reached its cap today: nothing is claimed until local midnight (other gateways go on)."""
+        if self._capped_until is None:
+            return False
+        if utcnow() < self._capped_until:
+            return True
+        log.info("gateway %s: a new day, the SIM's daily cap starts again", self.name)
+        self._capped_until = None
+        self._write_health(capped_until=None)
+        return False
+
+    def _next_midnight(self) -> datetime:
+        today = utcnow().astimezone(self.zone).date()
+        return datetime.combine(today + timedelta(days=1), dtime(0), self.zone)
+
     def _has_due(self) -> bool:
         self._flush()
         with reading(self.engine) as conn:
@@ -262,10 +322,10 @@ class Gateway:
         matched = []
         for number, report in self._reports:
             notice_id = outbox.record_delivery(conn, phone_e164=number, message_ref=report.reference,
-                                               delivered=bool(report.delivered))
+                                               delivered=bool(report.delivered), holder=self.name)
             if notice_id is None:
                 resolve.record_unmatched_report(conn, phone_e164=number, message_ref=report.reference,
-                                                delivered=bool(report.delivered))
+                                                delivered=bool(report.delivered), gateway=self.name)
             matched.append((report, notice_id))
         sms = self.cfg.sms
         for message in self._texts:
@@ -334,12 +394,26 @@ class Gateway:
         if not force and not self.schedule.due(HEARTBEAT):
             return
         self.schedule.done(HEARTBEAT)
+        self._write_health(**self._heartbeat_fields())
+        if self.schedule.due(STATION):
+            self.schedule.done(STATION)
+            try:
+                stations.heartbeat(self.engine, self.cfg.station, f"sms-gateway/{self.cfg.modem.name}",
+                                   device="modem", device_state=str(self.state), detail=self.detail or None,
+                                   started_at=self._started_at)
+            except sa.exc.SQLAlchemyError as exc:
+                log.warning("could not write the station heartbeat: %s", exc)
+
+    def _heartbeat_fields(self) -> dict[str, Any]:
         fields = {k: v for k, v in self._status_fields.items()
                   if k in ("sim", "registered", "network", "signal_percent", "model", "imei")}
+        return dict(state=self.state, detail=self.detail or None, last_seen_at=utcnow(),
+                    daily_cap=self.cfg.modem.daily_cap or None, **fields)
+
+    def _write_health(self, **fields: Any) -> None:
         try:
             with self.engine.begin() as conn:
-                h.write_modem_health(conn, state=self.state, detail=self.detail or None,
-                                     last_seen_at=utcnow(), **fields)
+                h.write_modem_health(conn, self.name, **fields)
         except sa.exc.SQLAlchemyError as exc:  # the database being busy must not stop sending
             log.warning("could not write the modem heartbeat: %s", exc)
 
@@ -396,7 +470,7 @@ class Gateway:
                 return False  # the usual case: no write transaction (and no fsync) for nothing
         with self.engine.begin() as conn:
             done = resolve.resolve_uncertain(conn, window_s=sms.resolve_window_s, wait_s=sms.resolve_wait_s,
-                                             min_reports=sms.resolve_min_reports)
+                                             min_reports=sms.resolve_min_reports, holder=self.name)
         for ids, what in ((done.marked_sent, "marked sent by delivery reports"),
                           (done.resent, "sent again once (no report while later ones arrived)"),
                           (done.half_sent, "half-sent by their delivery reports; left to an official")):
@@ -417,8 +491,8 @@ class Gateway:
         if low:
             log.warning("prepaid balance low: %s", answer)
         with self.engine.begin() as conn:
-            h.write_modem_health(conn, balance_text=answer[:500], balance_amount=amount, balance_low=low,
-                                 balance_checked_at=utcnow())
+            h.write_modem_health(conn, self.name, balance_text=answer[:500], balance_amount=amount,
+                                 balance_low=low, balance_checked_at=utcnow())
 
     def _read_reports(self, read_device: bool) -> None:
         """Take the delivery reports the modem announced; ReadDevice (tens of ms) at most every
@@ -461,7 +535,9 @@ class Gateway:
             notice_id, reports = row.id, self.cfg.sms.delivery_reports and channel == Channel.MODEM
 
             def write(conn: sa.Connection) -> None:
-                outbox.mark_sent(conn, notice_id, refs, delivery_reports=reports)
+                if not outbox.mark_sent(conn, notice_id, refs, delivery_reports=reports, holder=self.name):
+                    log.warning("notice %s went out, but another gateway had already marked it uncertain "
+                                "(this one was silent too long); an official decides", notice_id)
                 if channel != Channel.MODEM:
                     conn.execute(outbox.notices.update().where(outbox.notices.c.id == notice_id)
                                  .values(channel=channel, provider_id=provider_id))
@@ -495,9 +571,10 @@ class Gateway:
 
     def _claim_next(self, conn: sa.Connection) -> tuple[Any, str, Rendered] | bool | None:
         """Claim the oldest due notice that can be sent; notices that never can are failed on the way.
-        None: nothing due; False: only unsendable ones this time (the loop comes back at once)."""
+        None: nothing due (or the SIM is at its daily cap); False: only unsendable ones this time (the
+        loop comes back at once)."""
         for _ in range(CLAIM_SCAN):
-            rows = outbox.due(conn, utcnow(), limit=1)
+            rows = outbox.due_to_claim(conn, utcnow(), limit=1)
             if not rows:
                 return None
             row = rows[0]
@@ -514,8 +591,17 @@ class Gateway:
             except (ValueError, KeyError) as exc:
                 self._unsendable(conn, row.id, f"cannot write the text: {exc}")
                 continue
+            today = utcnow().astimezone(self.zone).date()
+            cap = self.cfg.modem.daily_cap
+            if cap and h.parts_sent_on(conn, self.name, today) + rendered.parts > cap:
+                self._capped_until = self._next_midnight()
+                h.write_modem_health(conn, self.name, capped_until=self._capped_until)
+                log.warning("gateway %s: the SIM's daily cap of %d part(s) is reached; no more claims until %s",
+                            self.name, cap, self._capped_until.isoformat())
+                return None
             if outbox.claim(conn, row.id, phone_e164=number, text=rendered.text,
-                            encoding=rendered.encoding, parts=rendered.parts):
+                            encoding=rendered.encoding, parts=rendered.parts, holder=self.name):
+                h.count_parts(conn, self.name, today, rendered.parts)  # also the heartbeat
                 return row, number, rendered
         return False
 
@@ -536,23 +622,23 @@ class Gateway:
                 if refs:
                     conn.execute(outbox.notices.update().where(outbox.notices.c.id == notice_id)
                                  .values(message_refs=refs))
-                outbox.mark_uncertain(conn, notice_id, err.detail)
+                outbox.mark_uncertain(conn, notice_id, err.detail, self.name)
             self.stats["uncertain"] += 1
         elif err.outcome == PERMANENT:
             def write(conn: sa.Connection) -> None:
-                outbox.mark_failed(conn, notice_id, err.detail, err.cms_code)
+                outbox.mark_failed(conn, notice_id, err.detail, err.cms_code, self.name)
             self.stats["failed"] += 1
         elif attempts >= min(self.cfg.sms.max_attempts, CMS_MAX_ATTEMPTS.get(err.cms_code, self.cfg.sms.max_attempts)):
             def write(conn: sa.Connection) -> None:
                 outbox.mark_failed(conn, notice_id, f"gave up after {attempts} attempts: {err.detail}",
-                                   err.cms_code)
+                                   err.cms_code, self.name)
             self.stats["failed"] += 1
         else:
             at = utcnow() + timedelta(seconds=retry_delay(attempts, self.cfg.sms.retry_base_s,
                                                           self.cfg.sms.retry_max_s))
 
             def write(conn: sa.Connection) -> None:
-                outbox.mark_retry(conn, notice_id, err.detail, err.cms_code, at)
+                outbox.mark_retry(conn, notice_id, err.detail, err.cms_code, at, self.name)
             self.stats["retry"] += 1
         self._pending.append(write)
         log.warning("notice %s %s: %s", row.id, {AMBIGUOUS: "uncertain", PERMANENT: "failed"}.get(

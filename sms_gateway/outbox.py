@@ -17,6 +17,12 @@ States (see docs/sms.md):
 The gateway claims a notice (queued -> sending) in a committed transaction before handing it to the
 modem (the same transaction records the previous message's outcome), so a crash can only leave
 `sending` rows, which the next start turns into `uncertain`: never resent on its own, never lost.
+
+Several gateways share one outbox (one per modem, see docs/sms.md). The claim is atomic: the due row
+is read `FOR UPDATE SKIP LOCKED` on PostgreSQL (two gateways never wait on, or take, the same row) and
+under BEGIN IMMEDIATE on SQLite (one writer at a time). The claim records the holder (`station/modem`);
+only the holder finishes its notice, a gateway's start recovers only its own `sending` notices, and a
+notice whose holder's heartbeat is stale is made `uncertain` by any live gateway (`sweep_abandoned`).
 """
 from __future__ import annotations
 
@@ -30,7 +36,8 @@ import sqlalchemy as sa
 
 from motcua.phones import InvalidPhone, normalise_vn_mobile
 from motcua.timeutil import utcnow
-from sms_gateway.schema import notice_events, notices, opt_outs
+from sms_gateway.health import DEFAULT_GATEWAY
+from sms_gateway.schema import modem_health, notice_events, notices, opt_outs
 
 
 class NoticeState(StrEnum):
@@ -237,14 +244,20 @@ _DUE = (
     .order_by(notices.c.next_attempt_at, notices.c.id)
     .limit(sa.bindparam("limit"))
 )
+# The claim's read locks the row it returns until the claim commits; rows another gateway locked are
+# skipped, not waited for (PostgreSQL; SQLite ignores the clause and serialises writers instead).
+_DUE_TO_CLAIM = _DUE.with_for_update(skip_locked=True)
 _CLAIM = (
     notices.update()
     .where(notices.c.id == sa.bindparam("nid"), _IS_DUE)
     .values(state=NoticeState.SENDING, phone_e164=sa.bindparam("b_phone"), text=sa.bindparam("b_text"),
             encoding=sa.bindparam("b_encoding"), parts=sa.bindparam("b_parts"),
-            attempts=notices.c.attempts + 1, updated_at=sa.bindparam("b_now"))
+            attempts=notices.c.attempts + 1, updated_at=sa.bindparam("b_now"), holder=sa.bindparam("b_holder"))
 )
-_FINISH_WHERE = (notices.c.id == sa.bindparam("nid"), notices.c.state == NoticeState.SENDING)
+# Only the holder finishes a notice: one swept to uncertain (and perhaps queued again by staff and
+# claimed by another gateway) is not overwritten by a gateway that comes back late.
+_FINISH_WHERE = (notices.c.id == sa.bindparam("nid"), notices.c.state == NoticeState.SENDING,
+                 notices.c.holder == sa.bindparam("b_holder"))
 _MARK_SENT = notices.update().where(*_FINISH_WHERE).values(
     state=NoticeState.SENT, sent_at=sa.bindparam("b_now"), updated_at=sa.bindparam("b_now"), next_attempt_at=None,
     last_error=None, cms_code=None, message_ref=sa.bindparam("b_ref"), message_refs=sa.bindparam("b_refs"),
@@ -269,36 +282,57 @@ def due(conn: sa.Connection, now: datetime, limit: int = 50) -> Sequence[sa.Row]
     return conn.execute(_DUE, {"now": now, "limit": limit}).all()
 
 
-def claim(conn: sa.Connection, notice_id: int, *, phone_e164: str, text: str, encoding: str, parts: int) -> bool:
-    """queued/retry -> sending, with the exact text about to go out. False if someone else moved it."""
+def due_to_claim(conn: sa.Connection, now: datetime, limit: int = 1) -> Sequence[sa.Row]:
+    """Like `due`, inside a writing transaction: the rows returned are this gateway's to claim or fail,
+    rows another gateway is claiming right now are skipped."""
+    return conn.execute(_DUE_TO_CLAIM, {"now": now, "limit": limit}).all()
+
+
+def claim(conn: sa.Connection, notice_id: int, *, phone_e164: str, text: str, encoding: str, parts: int,
+          holder: str = DEFAULT_GATEWAY) -> bool:
+    """queued/retry -> sending by `holder`, with the exact text about to go out. False if someone else
+    moved it."""
     result = conn.execute(_CLAIM, {"nid": notice_id, "b_phone": phone_e164, "b_text": text,
-                                   "b_encoding": encoding, "b_parts": parts, "b_now": utcnow()})
+                                   "b_encoding": encoding, "b_parts": parts, "b_now": utcnow(),
+                                   "b_holder": holder})
     return result.rowcount == 1
 
 
-def mark_sent(conn: sa.Connection, notice_id: int, refs: list[int], *, delivery_reports: bool) -> None:
-    conn.execute(_MARK_SENT, {
+def mark_sent(conn: sa.Connection, notice_id: int, refs: list[int], *, delivery_reports: bool,
+              holder: str = DEFAULT_GATEWAY) -> bool:
+    return conn.execute(_MARK_SENT, {
         "nid": notice_id, "b_now": utcnow(), "b_ref": refs[-1] if refs else None,
-        "b_refs": ",".join(map(str, refs)) or None,
+        "b_refs": ",".join(map(str, refs)) or None, "b_holder": holder,
         "b_delivery": DeliveryStatus.PENDING if delivery_reports and refs else None,
-    })
+    }).rowcount == 1
 
 
-def mark_retry(conn: sa.Connection, notice_id: int, error: str, cms_code: int | None, at: datetime) -> None:
-    conn.execute(_MARK_RETRY, {"nid": notice_id, "b_error": error, "b_cms": cms_code, "b_at": at,
-                               "b_now": utcnow()})
+def mark_retry(conn: sa.Connection, notice_id: int, error: str, cms_code: int | None, at: datetime,
+               holder: str = DEFAULT_GATEWAY) -> bool:
+    return conn.execute(_MARK_RETRY, {"nid": notice_id, "b_error": error, "b_cms": cms_code, "b_at": at,
+                                      "b_now": utcnow(), "b_holder": holder}).rowcount == 1
 
 
-def mark_failed(conn: sa.Connection, notice_id: int, error: str, cms_code: int | None = None) -> None:
+def mark_failed(conn: sa.Connection, notice_id: int, error: str, cms_code: int | None = None,
+                holder: str = DEFAULT_GATEWAY) -> bool:
     now = utcnow()
-    conn.execute(_MARK_FAILED, {"nid": notice_id, "b_error": error, "b_cms": cms_code, "b_now": now})
-    log_event(conn, notice_id, NoticeState.SENDING, NoticeState.FAILED, "gateway", error, now)
+    done = conn.execute(_MARK_FAILED, {"nid": notice_id, "b_error": error, "b_cms": cms_code, "b_now": now,
+                                       "b_holder": holder}).rowcount == 1
+    if done:
+        log_event(conn, notice_id, NoticeState.SENDING, NoticeState.FAILED, f"gateway {holder}", error, now)
+    return done
 
 
-def mark_uncertain(conn: sa.Connection, notice_id: int, reason: str) -> None:
+def mark_uncertain(conn: sa.Connection, notice_id: int, reason: str, holder: str = DEFAULT_GATEWAY,
+                   actor: str | None = None) -> bool:
+    """sending -> uncertain for the notice `holder` holds; `actor` (default: the holder) is who decided."""
     now = utcnow()
-    conn.execute(_MARK_UNCERTAIN, {"nid": notice_id, "b_error": reason, "b_now": now})
-    log_event(conn, notice_id, NoticeState.SENDING, NoticeState.UNCERTAIN, "gateway", reason, now)
+    done = conn.execute(_MARK_UNCERTAIN, {"nid": notice_id, "b_error": reason, "b_now": now,
+                                          "b_holder": holder}).rowcount == 1
+    if done:
+        log_event(conn, notice_id, NoticeState.SENDING, NoticeState.UNCERTAIN, actor or f"gateway {holder}", reason,
+                  now)
+    return done
 
 
 def fail_unsendable(conn: sa.Connection, notice_id: int, error: str) -> None:
@@ -311,19 +345,55 @@ def fail_unsendable(conn: sa.Connection, notice_id: int, error: str) -> None:
         log_event(conn, notice_id, None, NoticeState.FAILED, "gateway", error)
 
 
-def recover_interrupted(conn: sa.Connection) -> list[int]:
-    """At start: a notice left `sending` was handed to a modem by a gateway that died. It may have
-    gone out, so it becomes `uncertain` (an official decides), never resent on its own."""
-    ids = list(conn.execute(sa.select(notices.c.id).where(notices.c.state == NoticeState.SENDING)).scalars())
+def recover_interrupted(conn: sa.Connection, holder: str = DEFAULT_GATEWAY) -> list[int]:
+    """At a gateway's start: a notice it left `sending` was handed to its modem before it died. It may
+    have gone out, so it becomes `uncertain` (an official decides), never resent on its own. Notices
+    other gateways hold are theirs: they may be sending them right now."""
+    ids = list(conn.execute(sa.select(notices.c.id).where(
+        notices.c.state == NoticeState.SENDING, notices.c.holder == holder)).scalars())
     for notice_id in ids:
-        mark_uncertain(conn, notice_id, "gateway stopped while sending; the message may have gone out")
+        mark_uncertain(conn, notice_id, "gateway stopped while sending; the message may have gone out", holder)
     return ids
 
 
+def find_abandoned(conn: sa.Connection, *, me: str, stale_s: float,
+                   now: datetime | None = None) -> list[tuple[int, str | None, datetime | None]]:
+    """(notice id, holder, its last heartbeat) for every notice `sweep_abandoned` would take; reads only."""
+    now = now or utcnow()
+    rows = conn.execute(
+        sa.select(notices.c.id, notices.c.holder, modem_health.c.last_seen_at)
+        .select_from(notices.outerjoin(modem_health, modem_health.c.gateway == notices.c.holder))
+        .where(notices.c.state == NoticeState.SENDING, sa.or_(notices.c.holder.is_(None), notices.c.holder != me))
+        .order_by(notices.c.id)
+    ).all()
+    return [(n, holder, seen) for n, holder, seen in rows
+            if seen is None or now - seen > timedelta(seconds=stale_s)]
+
+
+def sweep_abandoned(conn: sa.Connection, *, me: str, stale_s: float, now: datetime | None = None) -> list[int]:
+    """Notices held by another gateway whose heartbeat is older than `stale_s` (or that has none: a
+    notice claimed before holders were recorded) become `uncertain`, so none waits for a gateway that
+    never returns. A live gateway refreshes its heartbeat in every claim's transaction."""
+    rows = find_abandoned(conn, me=me, stale_s=stale_s, now=now)
+    swept = []
+    for notice_id, holder, seen in rows:
+        reason = (f"gateway {holder or '(unknown)'} silent since {seen.isoformat() if seen else 'ever'} "
+                  f"while sending; the message may have gone out")
+        result = conn.execute(notices.update().where(
+            notices.c.id == notice_id, notices.c.state == NoticeState.SENDING,
+            notices.c.holder.is_(None) if holder is None else notices.c.holder == holder,
+        ).values(state=NoticeState.UNCERTAIN, last_error=reason, next_attempt_at=None, updated_at=utcnow()))
+        if result.rowcount == 1:
+            log_event(conn, notice_id, NoticeState.SENDING, NoticeState.UNCERTAIN, f"gateway {me}", reason)
+            swept.append(notice_id)
+    return swept
+
+
 def record_delivery(conn: sa.Connection, *, phone_e164: str | None, message_ref: int, delivered: bool,
-                    at: datetime | None = None, window_days: int = 7) -> int | None:
+                    at: datetime | None = None, window_days: int = 7, holder: str | None = None) -> int | None:
     """Match a status report to the newest sent notice with this reference (TP-MR wraps at 255, so the
-    newest pending one for the same number wins). Returns the notice id or None when nothing matches."""
+    newest pending one for the same number wins). Returns the notice id or None when nothing matches.
+    `holder`: only notices that gateway sent (references are per modem: another modem's ref 5 is not ours)."""
     since = utcnow() - timedelta(days=window_days)
     query = (
         sa.select(notices.c.id)
@@ -331,6 +401,8 @@ def record_delivery(conn: sa.Connection, *, phone_e164: str | None, message_ref:
                notices.c.delivery_status == DeliveryStatus.PENDING, notices.c.sent_at >= since)
         .order_by(notices.c.sent_at.desc(), notices.c.id.desc()).limit(1)
     )
+    if holder is not None:
+        query = query.where(notices.c.holder == holder)
     if phone_e164:
         query = query.where(notices.c.phone_e164 == phone_e164)
     notice_id = conn.execute(query).scalar()

@@ -13,6 +13,9 @@ crash, a hang, an unplug mid-send). With delivery reports on, the network itself
   once, automatically, with its recorded text, and the trail says so.
 - everything else (several uncertain notices for one number, a second uncertainty after the
   automatic resend, no reports arriving at all) stays uncertain for an official.
+
+With several gateways each settles only the notices it held, by its own modem's reports (message
+references and delivery reports are per modem); a dead gateway's notices wait for it or an official.
 """
 from __future__ import annotations
 
@@ -38,10 +41,11 @@ class Resolution:
 
 
 def record_unmatched_report(conn: sa.Connection, *, phone_e164: str | None, message_ref: int, delivered: bool,
-                            at: datetime | None = None) -> None:
-    """Keep a delivery report no sent notice claimed: it may be the evidence for an uncertain one."""
+                            at: datetime | None = None, gateway: str | None = None) -> None:
+    """Keep a delivery report no sent notice claimed: it may be the evidence for an uncertain one.
+    `gateway`: whose modem received it."""
     conn.execute(sms_reports.insert().values(phone_e164=phone_e164, message_ref=message_ref,
-                                             delivered=delivered, received_at=at or utcnow()))
+                                             delivered=delivered, received_at=at or utcnow(), gateway=gateway))
 
 
 def has_uncertain(conn: sa.Connection) -> bool:
@@ -60,11 +64,14 @@ def _auto_resent_before(conn: sa.Connection, notice_id: int) -> bool:
         notice_events.c.notice_id == notice_id, notice_events.c.detail == AUTO_RESEND).limit(1)).first() is not None
 
 
-def _known_refs(conn: sa.Connection, phone: str, since: datetime) -> set[int]:
+def _known_refs(conn: sa.Connection, phone: str, since: datetime, holder: str | None = None) -> set[int]:
     """References already recorded for sent notices to this number (a duplicate report is no evidence)."""
     refs: set[int] = set()
-    rows = conn.execute(sa.select(notices.c.message_refs, notices.c.message_ref).where(
-        notices.c.phone_e164 == phone, notices.c.state == NoticeState.SENT, notices.c.sent_at >= since)).all()
+    query = sa.select(notices.c.message_refs, notices.c.message_ref).where(
+        notices.c.phone_e164 == phone, notices.c.state == NoticeState.SENT, notices.c.sent_at >= since)
+    if holder is not None:
+        query = query.where(notices.c.holder == holder)
+    rows = conn.execute(query).all()
     for many, last in rows:
         refs.update(int(r) for r in (many or "").split(",") if r.strip().isdigit())
         if last is not None:
@@ -73,12 +80,15 @@ def _known_refs(conn: sa.Connection, phone: str, since: datetime) -> set[int]:
 
 
 def resolve_uncertain(conn: sa.Connection, *, window_s: float, wait_s: float, min_reports: int,
-                      now: datetime | None = None, limit: int = 200) -> Resolution:
-    """Settle the uncertain notices the evidence allows (see the module docstring)."""
+                      now: datetime | None = None, limit: int = 200, holder: str | None = None) -> Resolution:
+    """Settle the uncertain notices the evidence allows (see the module docstring). `holder`: only the
+    notices that gateway held (and those from before holders were recorded), by its own reports."""
     now = now or utcnow()
     out = Resolution()
-    rows = conn.execute(sa.select(notices).where(notices.c.state == NoticeState.UNCERTAIN)
-                        .order_by(notices.c.id).limit(limit)).all()
+    query = sa.select(notices).where(notices.c.state == NoticeState.UNCERTAIN)
+    if holder is not None:
+        query = query.where(sa.or_(notices.c.holder == holder, notices.c.holder.is_(None)))
+    rows = conn.execute(query.order_by(notices.c.id).limit(limit)).all()
     per_phone: dict[str | None, int] = {}
     for row in rows:
         per_phone[row.phone_e164] = per_phone.get(row.phone_e164, 0) + 1
@@ -86,12 +96,15 @@ def resolve_uncertain(conn: sa.Connection, *, window_s: float, wait_s: float, mi
         if not row.phone_e164:
             continue
         since = _uncertain_since(conn, row.id, row.updated_at)
-        evidence = conn.execute(sa.select(sms_reports).where(
+        reports = sa.select(sms_reports).where(
             sms_reports.c.phone_e164 == row.phone_e164, sms_reports.c.notice_id.is_(None),
             sms_reports.c.received_at >= since - SLACK,
             sms_reports.c.received_at <= since + timedelta(seconds=window_s),
-        ).order_by(sms_reports.c.id)).all()
-        known = _known_refs(conn, row.phone_e164, since - timedelta(seconds=window_s))
+        )
+        if holder is not None:
+            reports = reports.where(sms_reports.c.gateway == holder)
+        evidence = conn.execute(reports.order_by(sms_reports.c.id)).all()
+        known = _known_refs(conn, row.phone_e164, since - timedelta(seconds=window_s), holder)
         evidence = [e for e in evidence if e.message_ref not in known]
         if evidence:
             if per_phone[row.phone_e164] > 1:
@@ -111,8 +124,10 @@ def resolve_uncertain(conn: sa.Connection, *, window_s: float, wait_s: float, mi
             continue
         if now - since < timedelta(seconds=wait_s) or _auto_resent_before(conn, row.id):
             continue
-        later_reported = conn.execute(sa.select(sa.func.count()).where(
-            notices.c.delivered_at > since, notices.c.id != row.id)).scalar()
+        later = sa.select(sa.func.count()).where(notices.c.delivered_at > since, notices.c.id != row.id)
+        if holder is not None:  # silence on this modem is only telling if this modem's reports arrive
+            later = later.where(notices.c.holder == holder)
+        later_reported = conn.execute(later).scalar()
         if later_reported < min_reports:
             continue  # no reports arriving at all: silence proves nothing
         moved = conn.execute(notices.update().where(notices.c.id == row.id,

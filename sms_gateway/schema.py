@@ -1,5 +1,5 @@
-"""The gateway's tables: the outbox `notices` (migration 0001), its audit trail and the modem's
-heartbeat row (migration s0002 in motcua/migrations)."""
+"""The gateway's tables: the outbox `notices` (migration 0001), its audit trail and one heartbeat row
+per gateway (migrations s0002, s0015, s0016, s0017 in motcua/migrations)."""
 import sqlalchemy as sa
 
 from motcua.timeutil import UtcDateTime
@@ -35,6 +35,8 @@ notices = sa.Table(
     # s0016
     sa.Column("channel", sa.String(16)),  # a channels.Channel: what carried it (set when sent)
     sa.Column("provider_id", sa.String(100)),  # ZNS msg_id / brandname SMSID
+    # s0017: the gateway (`station/modem`) that claimed it; only it finishes or recovers the notice
+    sa.Column("holder", sa.String(100)),
 )
 
 # Who moved a notice by hand, and the gateway's own decisions worth a trail (uncertain, failed).
@@ -50,11 +52,11 @@ notice_events = sa.Table(
     sa.Column("detail", sa.Text),
 )
 
-# One heartbeat row per modem (id 1 on a one-modem appliance), written by the running gateway.
+# One heartbeat row per gateway (one gateway per modem: "main/modem" on a single box), written by it.
 modem_health = sa.Table(
     "modem_health",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("gateway", sa.String(100), primary_key=True),
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("sim", sa.String(32)),
     sa.Column("registered", sa.Boolean),
@@ -70,6 +72,11 @@ modem_health = sa.Table(
     sa.Column("detail", sa.Text),
     sa.Column("pid", sa.Integer),
     sa.Column("updated_at", UtcDateTime, nullable=False),
+    # the SIM's daily cap: parts handed to the modem on `sent_day` (local date), and until when it waits
+    sa.Column("sent_day", sa.Date),
+    sa.Column("sent_today", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("daily_cap", sa.Integer),
+    sa.Column("capped_until", UtcDateTime),
 )
 
 # s0015: delivery reports that matched no sent notice: the evidence uncertain notices are resolved by.
@@ -82,6 +89,7 @@ sms_reports = sa.Table(
     sa.Column("delivered", sa.Boolean, nullable=False),
     sa.Column("received_at", UtcDateTime, nullable=False),
     sa.Column("notice_id", sa.Integer, sa.ForeignKey("notices.id", ondelete="SET NULL")),  # resolved by it
+    sa.Column("gateway", sa.String(100)),  # s0017: whose modem received it (references are per modem)
 )
 
 # Every SMS a citizen sent to the hall's number, and what the gateway did with it.

@@ -295,7 +295,7 @@ def test_cli_send_run_status(tmp_path, modem):
     run = subprocess.run([*cli, "run", "--until-idle"], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     status = subprocess.run([*cli, "status"], capture_output=True, text=True, timeout=60)
-    assert "modem: ok" in status.stdout and "sent 1" in status.stdout
+    assert "modem main/modem: ok" in status.stdout and "sent 1" in status.stdout
     assert modem.messages() == [("+84912345678", "ucs2", "Xin chào, hồ sơ đã xong.")]
 
 
