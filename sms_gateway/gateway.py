@@ -335,11 +335,14 @@ class Gateway:
     def _written(self, matched: list[tuple[Report, int | None]]) -> None:
         """The transaction holding the pending writes committed."""
         self._pending.clear()
+        stored = [r.location for _, r in self._reports if r.location is not None]
         self._reports.clear()
         if self._texts:
             log.info("%d incoming message(s) stored", len(self._texts))
-            self.modem.delete_stored([p.location for m in self._texts for p in m.parts])
+            stored += [p.location for m in self._texts for p in m.parts]
             self._texts.clear()
+        if stored:
+            self.modem.delete_stored(stored)
         for report, notice_id in matched:
             log.info("delivery report ref %s: %s -> notice %s", report.reference,
                      "delivered" if report.delivered else "failed", notice_id)
@@ -510,6 +513,8 @@ class Gateway:
             self._texts.extend(self._assembler.add(texts))
         for report in reports:
             if report.delivered is None:
+                if report.location is not None:  # nothing to write: free its slot now
+                    self.modem.delete_stored([report.location])
                 continue
             try:
                 number = normalise_vn_mobile(report.number) if report.number else None

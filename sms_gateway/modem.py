@@ -125,6 +125,9 @@ class Report:
     number: str
     reference: int
     delivered: bool | None  # None: the network is still trying (temporary status)
+    # Where the modem keeps it (a stored report): freed only once the report is written (delete_stored),
+    # since a report lost to a crash is the evidence an uncertain notice needed.
+    location: tuple[int, int] | None = None
 
 
 @dataclass
@@ -490,7 +493,7 @@ class Modem:
             elif data.get("Type") == "Status_Report" and "MessageReference" in data:
                 self._incoming.reports.append(Report(
                     data.get("Number") or "", int(data["MessageReference"]),
-                    delivery_outcome(int(data.get("DeliveryStatus") or 0))))
+                    delivery_outcome(int(data.get("DeliveryStatus") or 0)), where))
             elif data.get("Location"):
                 self._incoming.locations.append((int(data.get("Folder") or 0), int(data["Location"])))
         elif kind == "USSD" and isinstance(data, dict):
@@ -521,10 +524,10 @@ class Modem:
             stored = self.sm.GetSMS(folder, location)
         except gammu.GSMError:
             return
-        texts = [m for m in stored if m.get("Type") == "Deliver"]
+        keep = [m for m in stored if m.get("Type") in ("Deliver", "Status_Report")]
         for msg in stored:
             self._on_incoming(self.sm, "SMS", {**msg, "Location": 0}, (folder, location))
-        if not texts:  # a citizen's message is deleted only once stored (delete_stored)
+        if not keep:  # messages and reports are deleted only once written (delete_stored)
             try:
                 self.sm.DeleteSMS(folder, location)
             except gammu.GSMError:
@@ -549,14 +552,8 @@ class Modem:
             for msg in msgs:
                 # GetNextSMS gives Folder 1..4 with a location that already encodes the memory;
                 # DeleteSMS wants that location with folder 0 (Gammu's AT driver).
-                if msg.get("Type") == "Deliver":
+                if msg.get("Type") in ("Deliver", "Status_Report"):
                     self._on_incoming(self.sm, "SMS", {**msg, "Location": 0}, (0, msg["Location"]))
-                elif msg.get("Type") == "Status_Report":
-                    self._on_incoming(self.sm, "SMS", {**msg, "Location": 0})
-                    try:
-                        self.sm.DeleteSMS(0, msg["Location"])
-                    except gammu.GSMError:
-                        pass
         reports, self._incoming.reports = self._incoming.reports, []
         return reports
 

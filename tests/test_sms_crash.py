@@ -42,5 +42,10 @@ def test_sigkill_at_random_moments_loses_nothing_and_doubles_nothing(tmp_path, s
     assert result["sent"] + result["uncertain"] == n
     # every message the modem took is either recorded sent or flagged uncertain
     assert result["modem_received"] == result["sent"] + result["uncertain_that_went_out"]
-    if reports:  # every report reached the modem, one number per notice: nothing left for an official
-        assert result["uncertain"] == 0
+    if reports:
+        # Every message the network took left its report in the modem, one number per notice: each
+        # such uncertain notice was marked sent by it. Those that never went out are sent again once,
+        # unless too few later messages were reported to tell silence from a stopped network (a kill
+        # near the end of the run); those stay for an official.
+        assert result["uncertain_that_went_out"] == 0
+        assert result["uncertain"] <= result["kills"] - result["resent_automatically"] - result["resolved_by_report"]
