@@ -324,6 +324,11 @@ put_file "$ETC/browser.env" 0644 root:root <<EOF || true
 # Written by hardware/setup.sh from [kiosk] bind; read by motcua-browser.service.
 MOTCUA_KIOSK_URL=$url
 EOF
+# Chromium's managed policy (docs/deploy.md): only the local app's origin opens; no DevTools, remote
+# debugging, downloads, printing, file dialogs, incognito, autofill or password saving. Command-line
+# flags alone leave all of those to a USB keyboard.
+put_file /etc/chromium/policies/managed/motcua-kiosk.json 0644 root:root \
+  < <(sed "s#http://127.0.0.1:8080#${url%/}#" "$SRC/hardware/chromium-policy.json") || true
 
 if [[ -f $ETC/screen.env ]]; then
   ok "$ETC/screen.env exists (left as it is)"

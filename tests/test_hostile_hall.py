@@ -3,8 +3,10 @@ clear 4xx, a limit or a refusal instead of a 500, a flood or a forged record."""
 from __future__ import annotations
 
 import json
+import subprocess
 import unicodedata
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -451,3 +453,56 @@ def test_eight_parallel_sign_ups_save_one_phone_with_history_and_audit(make_conf
     assert phone == f"+8491234567{saved[0]}"  # the one told "saved" is the one kept
     assert len(audits) == 1 and audits[0]["actor"] == "kiosk" and audits[0]["action"] == "dossier_phone"
     assert len(hist) == 1 and "điện thoại" in hist[0]["actor"]
+
+
+# --- case 11: the kiosk browser's managed policy -------------------------------------------------
+# Chromium reads managed policy only from /etc/chromium/policies/managed (no flag moves it). The test
+# gives one Chromium its own /etc/chromium in a private mount namespace (unshare; root, or a user
+# namespace otherwise), so the policy applies to that browser only, never to the machine's others.
+
+POLICY = Path(__file__).resolve().parent.parent / "hardware" / "chromium-policy.json"
+
+
+def _policy_for(origin: str, drop: tuple[str, ...] = ()) -> str:
+    """The policy as hardware/setup.sh installs it (the same substitution), minus `drop`."""
+    text = POLICY.read_text().replace("http://127.0.0.1:8080", origin)
+    return json.dumps({k: v for k, v in json.loads(text).items() if k not in drop})
+
+
+def _chromium(tmp_path: Path, policy: str, *args: str, timeout: float = 90) -> subprocess.CompletedProcess:
+    import os
+    import tempfile
+
+    etc = Path(tempfile.mkdtemp(dir=tmp_path))
+    (etc / "policies" / "managed").mkdir(parents=True)
+    (etc / "policies" / "managed" / "motcua-kiosk.json").write_text(policy)
+    profile = tempfile.mkdtemp(dir=tmp_path)
+    userns = [] if os.geteuid() == 0 else ["--map-root-user"]
+    script = 'mount --bind "$0" /etc/chromium && exec "$@"'
+    return subprocess.run(["unshare", "--mount", "--propagation", "private", *userns, "sh", "-c", script, str(etc),
+                           "/usr/bin/chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                           "--disable-background-networking", "--disable-component-update",
+                           f"--user-data-dir={profile}", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_chromium_with_the_kiosk_policy_cannot_leave_the_local_origin(live_server, tmp_path):
+    import threading
+    from http.server import HTTPServer, SimpleHTTPRequestHandler
+
+    kiosk = live_server()
+    other = HTTPServer(("127.0.0.1", 0), SimpleHTTPRequestHandler)  # another origin on this machine
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        # --dump-dom reads the page through DevTools, which the full policy switches off (checked below).
+        policy = _policy_for(kiosk, drop=("DeveloperToolsAvailability", "RemoteDebuggingAllowed"))
+        page = _chromium(tmp_path, policy, "--dump-dom", kiosk + "/code").stdout
+        assert "<form" in page and "lookup" in page  # the kiosk's own page opens
+        for blocked in (f"http://127.0.0.1:{other.server_port}/", kiosk.replace("127.0.0.1", "localhost") + "/",
+                        "http://example.com/", "chrome://version/", "chrome://settings/", "file:///etc/hostname",
+                        "devtools://devtools/bundled/inspector.html"):
+            dom = _chromium(tmp_path, policy, "--dump-dom", blocked).stdout
+            assert "<body" not in dom or "ERR_BLOCKED" in dom, (blocked, dom[:300])
+        assert "Directory listing" in _chromium(tmp_path, "{}", "--dump-dom",
+                                                 f"http://127.0.0.1:{other.server_port}/").stdout  # control
+    finally:
+        other.shutdown()
