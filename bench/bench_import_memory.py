@@ -42,15 +42,22 @@ def make_files(work: Path, rows: int, bomb_mb: int) -> dict[str, Path]:
     plain = work / "plain.xlsx"
     wb.save(plain)
     files["bomb.xlsx"] = work / "bomb.xlsx"
+    # openpyxl writes inline strings: add a shared-strings part (and its relationship and content type)
+    # of --bomb-mb MB of 100-byte entries, which openpyxl loads whole, one Python string each.
+    rel = ('<Relationship Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/'
+           'sharedStrings" Target="sharedStrings.xml" Id="rId99" /></Relationships>')
+    ctype = ('<Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.openxmlformats-'
+             'officedocument.spreadsheetml.sharedStrings+xml"/></Types>')
     with zipfile.ZipFile(plain) as src, zipfile.ZipFile(files["bomb.xlsx"], "w", zipfile.ZIP_DEFLATED) as dst:
         for item in src.infolist():
-            if item.filename != "xl/sharedStrings.xml":
-                dst.writestr(item, src.read(item))
-        # The workbook's own strings first (the sheet points at them), then --bomb-mb MB of 100-byte
-        # entries: openpyxl keeps every one as a Python string.
-        original = src.read("xl/sharedStrings.xml").decode()
+            data = src.read(item)
+            if item.filename == "xl/_rels/workbook.xml.rels":
+                data = data.decode().replace("</Relationships>", rel).encode()
+            elif item.filename == "[Content_Types].xml":
+                data = data.decode().replace("</Types>", ctype).encode()
+            dst.writestr(item, data)
         with dst.open("xl/sharedStrings.xml", "w", force_zip64=True) as fh:
-            fh.write(original[: original.rindex("</sst>")].encode())
+            fh.write(SST.encode())
             entry = b"<si><t>" + b"A" * 87 + b"</t></si>"
             chunk = entry * (2**20 // len(entry))
             for _ in range(bomb_mb):
