@@ -1,0 +1,82 @@
+"""The scanner's decode child: it owns the camera, runs the pipeline and sends events up a pipe.
+
+Its own module, imported by nothing but the child (the supervisor names `decode_child` as the
+process target): what this imports is all the child loads, so it stays at OpenCV, NumPy and the
+decoders (no config models, no database, no station heartbeats; those are the supervisor's).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+from kiosk.scanner.source import SourceSpec
+
+
+def decode_child(spec: dict[str, Any], scanner: dict[str, Any], conn: Any, preview_flag: Any) -> None:
+    """Child process body: newest frame -> pipeline -> events to the supervisor."""
+    from motcua.cli import setup_logging
+
+    setup_logging(False)
+    # Before NumPy/OpenCV load: their OpenBLAS would start a thread (and buffers, tens of MB) per
+    # core for matrix work the decoders never do.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    import cv2
+
+    from kiosk.scanner.capture import NewestFrameReader
+
+    # One core for the decoders; a Pi's other cores serve Chromium and the web app.
+    cv2.setNumThreads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the supervisor, which stops us
+
+    from kiosk.scanner.decoders import DecoderChain
+    from kiosk.scanner.pipeline import ScanPipeline
+
+    source = SourceSpec(**spec)
+    chain = DecoderChain(scanner["decoders"], scanner["fallback_every"], scanner["fallback_cpu"])
+    pipeline = ScanPipeline(chain, scanner["repeat_interval_s"], scanner["patterns"], scanner["code_pattern"])
+    reader = NewestFrameReader(source).start()
+    preview_period = 1.0 / scanner["preview_fps"]
+    idle_period = 1.0 / scanner["idle_fps"] if scanner["idle_fps"] else 0.0
+    preview_width = scanner["preview_width"]
+    last_state = None
+    last_alive = last_preview = 0.0
+    seq = 0
+    try:
+        while True:
+            got = reader.wait_newer(seq, timeout=0.5)
+            state = (reader.state, reader.detail)
+            if state != last_state:
+                conn.send(("camera", {"state": state[0], "detail": state[1]}))
+                last_state = state
+            now = time.monotonic()
+            if got is not None:
+                seq, frame = got
+                for event in pipeline.process(frame):
+                    conn.send(event)
+                # An empty, unchanged scene for a while: take fewer frames until something moves.
+                reader.set_idle(idle_period if pipeline.gate.idle and not preview_flag.value else 0.0)
+                if preview_flag.value and now - last_preview >= preview_period:
+                    last_preview = now
+                    conn.send(("preview", _preview_jpeg(frame, preview_width)))
+            elif reader.ended:
+                conn.send(("ended", {}))
+                return
+            if now - last_alive >= 1.0:
+                conn.send(("alive", {"frames": reader.frames_read}))
+                last_alive = now
+    except (BrokenPipeError, EOFError):
+        pass  # the supervisor is gone
+    finally:
+        reader.stop()
+
+
+def _preview_jpeg(frame: Any, width: int) -> bytes:
+    import cv2
+
+    h, w = frame.shape[:2]
+    if w > width:
+        frame = cv2.resize(frame, (width, int(h * width / w)), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 60])
+    return buf.tobytes() if ok else b""
