@@ -114,12 +114,13 @@ tests="not run"; tests_s=0; scan="not run"; scan_s=0
 if [[ $setup == ok ]]; then
   t=$SECONDS
   say "unit subset: ${TESTS[*]}"
-  in_root bash -c 'cd /opt/motcua && .venv/bin/python -m pip install -q "pytest>=8,<10" "time-machine>=2.16,<4"' \
+  in_root bash -c 'cd /opt/motcua && .venv/bin/python -m pip install -q --retries 10 "pytest>=8,<10" "time-machine>=2.16,<4"' \
     >>"$LOG" 2>&1 || true
   if out=$(in_root bash -c "cd /opt/motcua && PYTHONPATH=/opt/motcua .venv/bin/python -m pytest -q -p no:cacheprovider \
         -m 'not postgres' ${TESTS[*]} 2>&1"); then :; else status=1; fi
   printf '%s\n' "$out" >>"$LOG"
-  tests=$(printf '%s\n' "$out" | grep -E '(passed|failed|error)' | tail -1)
+  tests=$(printf '%s\n' "$out" | grep -E '(passed|failed|error)' | tail -1 || true)
+  [[ -n $tests ]] || tests="FAILED before a result (see $LOG)"
   tests_s=$((SECONDS - t))
 
   t=$SECONDS
