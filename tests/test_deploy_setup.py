@@ -133,7 +133,8 @@ def test_installed_commands_run_as_the_service_user(installed: Path) -> None:
     assert len(owners) == 2 and all(line.endswith(" motcua motcua") for line in owners), owners
     report = json.loads(text(installed, "doctor.json"))
     states = {c["name"]: c["state"] for c in report["checks"]}
-    assert states == {"config": "ok", "database": "ok", "backup": "ok", "disk": "ok", "printer": "warning"}, report
+    assert states == {"config": "ok", "database": "ok", "backup": "ok", "disk": "ok", "station": "ok",
+                      "source": "skipped", "printer": "warning"}, report
     assert report["checks"][0]["data"]["path"] == "/etc/motcua/config.toml"
     assert text(installed, "doctor.rc").strip() == "0"
 

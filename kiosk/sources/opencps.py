@@ -172,8 +172,9 @@ class OpenCpsSource(Source):
         state = self._cursor(cursor)
         statuses = self.opts.open_statuses if state["phase"] == "open" else self.opts.final_statuses
         start, size = state["start"], self.opts.page_size
-        params: dict[str, Any] = {"status": ",".join(statuses), "start": start, "end": start + size,
-                                  "sort": "dossierNo", "order": "false"}
+        # No sort parameter: its field names are the server's search index's, not documented; the
+        # default order is used and a dossier moved between pages is caught by the next pass.
+        params: dict[str, Any] = {"status": ",".join(statuses), "start": start, "end": start + size}
         if state["phase"] == "final":
             since = datetime.fromisoformat(state["day"]) - timedelta(days=self.cfg.source_.overlap_days)
             params["fromFinishDate"] = since.strftime(DATE_FORMAT)
