@@ -98,8 +98,10 @@ arch=$(in_root uname -m)
 
 # --- this checkout, without its virtualenv and local data ---------------------------------------
 say "copying $REPO to $ROOT/opt/motcua"
-rm -rf "$ROOT/opt/motcua"
+# The root's .venv is kept between runs: setup.sh then installs only what changed (a first install
+# under emulation takes many minutes, python-gammu and the wheels' downloads).
 mkdir -p "$ROOT/opt/motcua"
+find "$ROOT/opt/motcua" -mindepth 1 -maxdepth 1 ! -name .venv -exec rm -rf {} +
 tar -C "$REPO" --exclude=./.venv --exclude=./.git --exclude=./demo-data --exclude=./test-artifacts \
   --exclude='__pycache__' -cf - . | tar -C "$ROOT/opt/motcua" -xf -
 
