@@ -335,6 +335,12 @@ def sms() -> Any:
     return _screen("phone.html", screen="phone", code=code, secret=secret or "", error=None)
 
 
+def _phone_already_set(code: str, secret: str | None) -> Any:
+    log.info("kiosk phone for %s not saved: the dossier already has one", code)
+    return _render_status(code, secret, _("Hồ sơ này đã có số điện thoại nhận tin nhắn. Nếu cần đổi số, "
+                                          "vui lòng hỏi cán bộ."), "warn")
+
+
 @bp.post("/sms/phone")
 def sms_phone() -> Any:
     refused = _kiosk_only()
@@ -348,8 +354,10 @@ def sms_phone() -> Any:
     cfg = get_config()
     engine = get_engine()
     view = dossiers.public_view(row, secret, hours.local_now(cfg.site).date())
-    if not view.secret_ok or view.has_phone:
+    if not view.secret_ok:
         return _render_status(code, secret)
+    if view.has_phone:  # another sign-up (or an official) was first: say so, as the conditional UPDATE would
+        return _phone_already_set(code, secret)
     if request.form.get("consent") != "yes":
         return _screen("phone.html", 400, screen="phone", code=code, secret=secret or "", phone=phone,
                        error=_("Bạn cần đồng ý nhận tin nhắn trước khi gửi."))
@@ -359,9 +367,7 @@ def sms_phone() -> Any:
             audit.record(conn, actor="kiosk", action=audit.DOSSIER_PHONE, target=code,
                          detail={"via": "kiosk", "phone": mask(e164)}, address=request.remote_addr)
     except dossiers.PhoneAlreadySet:
-        log.info("kiosk phone for %s not saved: the dossier already has one", code)
-        return _render_status(code, secret, _("Hồ sơ này đã có số điện thoại nhận tin nhắn. Nếu cần đổi số, "
-                                              "vui lòng hỏi cán bộ."), "warn")
+        return _phone_already_set(code, secret)
     except dossiers.InvalidPhone:
         log.info("kiosk phone refused for %s: not a valid mobile number", code)  # the number stays out of the log
         return _screen("phone.html", 400, screen="phone", code=code, secret=secret or "", phone=phone,
