@@ -18,9 +18,10 @@ import ssl
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Callable, Iterable, Mapping
+from typing import Annotated, Any, Callable, Iterable, Mapping
 
 import httpx
+from pydantic import BeforeValidator, StringConstraints
 
 from motcua.config import SourceConfig
 
@@ -197,6 +198,12 @@ def as_text(value: Any) -> Any:
     if isinstance(value, float):
         return repr(value)
     return value
+
+
+# A field of a provincial answer: number-like text kept as text, trimmed and bounded.
+Text = Annotated[str, BeforeValidator(as_text), StringConstraints(strip_whitespace=True, max_length=2000)]
+Required = Annotated[str, BeforeValidator(as_text), StringConstraints(strip_whitespace=True, min_length=1,
+                                                                      max_length=200)]
 
 
 def first(items: Iterable[Any]) -> Any:

@@ -20,19 +20,25 @@ from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
-from kiosk.sources.base import ErrorKind, Http, Source, SourceDossier, SourceError, as_text, snippet, unwrap_list
+from kiosk.sources.base import (
+    ErrorKind,
+    Http,
+    Required,
+    Source,
+    SourceDossier,
+    SourceError,
+    Text,
+    snippet,
+    unwrap_list,
+)
 from motcua.config import Config
 
 log = logging.getLogger(__name__)
 
 DATETIME_FORMAT = "%Y%m%d%H%M%S"  # LUCENE_DATE_FORMAT in DVCQGIntegrationActionImpl
 SITE_ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
-
-Text = Annotated[str, BeforeValidator(as_text), StringConstraints(strip_whitespace=True, max_length=2000)]
-Required = Annotated[str, BeforeValidator(as_text), StringConstraints(strip_whitespace=True, min_length=1,
-                                                                      max_length=200)]
 
 
 class HoSo(BaseModel):

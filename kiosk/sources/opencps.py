@@ -27,7 +27,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from kiosk.sources.base import (
     Answer,
@@ -35,10 +35,11 @@ from kiosk.sources.base import (
     ErrorKind,
     Http,
     Known,
+    Required,
     Source,
     SourceDossier,
     SourceError,
-    as_text,
+    Text,
     basic_auth,
     snippet,
     unwrap_list,
@@ -50,10 +51,6 @@ log = logging.getLogger(__name__)
 DATETIME_FORMAT = "%d/%m/%Y %H:%M:%S"  # APIDateTimeUtils._NORMAL_PARTTERN
 DATE_FORMAT = "%d/%m/%Y"  # APIDateTimeUtils._NORMAL_DATE
 SITE_ZONE = ZoneInfo("Asia/Ho_Chi_Minh")  # APIDateTimeUtils._SYS_TIME_ZONE
-
-Text = Annotated[str, BeforeValidator(as_text), StringConstraints(strip_whitespace=True, max_length=2000)]
-Required = Annotated[str, BeforeValidator(as_text), StringConstraints(strip_whitespace=True, min_length=1,
-                                                                      max_length=200)]
 
 
 class DossierDetail(BaseModel):
