@@ -69,10 +69,25 @@ class EventServer:
             else:
                 probe.close()
                 raise ChannelError(f"another scanner is already listening on {self.path}")
+        # Bind and listen under a private name, then rename into place: a client that sees the path
+        # can always connect (binding creates the file before listen(), and a connect in between
+        # was refused).
+        staging = self.path.with_name(f".{os.getpid()}.sock")
+        if len(os.fsencode(str(staging))) > UNIX_PATH_MAX:
+            staging = self.path  # no room for a private name: bind in place
+        if staging.exists() or staging.is_symlink():
+            staging.unlink()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(str(self.path))
-        os.chmod(self.path, 0o660)
-        sock.listen(32)
+        try:
+            sock.bind(str(staging))
+            os.chmod(staging, 0o660)
+            sock.listen(32)
+            if staging != self.path:
+                os.replace(staging, self.path)
+        except OSError:
+            sock.close()
+            staging.unlink(missing_ok=True)
+            raise
         self._sock = sock
         threading.Thread(target=self._accept_loop, name="scanner-accept", daemon=True).start()
         threading.Thread(target=self._ping_loop, name="scanner-ping", daemon=True).start()
@@ -82,12 +97,11 @@ class EventServer:
         self._closed.set()
         if self._sock is not None:
             try:
-                self._sock.close()
+                self.path.unlink()  # first: a client that still finds the path finds a listener
+            except FileNotFoundError:
+                pass
             finally:
-                try:
-                    self.path.unlink()
-                except FileNotFoundError:
-                    pass
+                self._sock.close()
         with self._lock:
             for c in self._events + self._previews:
                 c.close()
