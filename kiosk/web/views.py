@@ -322,9 +322,10 @@ def sms() -> Any:
     cfg = get_config()
     view = dossiers.public_view(row, secret, hours.local_now(cfg.site).date())
     if view.has_phone:
+        masked = f" ({view.phone_masked})" if view.phone_masked else ""
         return _render_status(code, secret,
                               _("Khi có kết quả, chúng tôi sẽ nhắn tin đến số điện thoại trong hồ sơ%(masked)s.",
-                                masked=f" ({view.phone_masked})" if view.phone_masked else ""), "good")
+                                masked=masked), "good")
     if not view.secret_ok:
         # Without the receipt anyone could attach their number to someone else's dossier.
         return _render_status(code, secret, _("Để thêm số điện thoại, hãy quét mã QR trên giấy tiếp nhận "
