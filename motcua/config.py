@@ -299,6 +299,10 @@ class SourceConfig(Section):
     poll_s: float = Field(60.0, gt=0, description="sync: pause between two passes")
     backoff_max_s: float = Field(900.0, gt=0, description="sync: longest pause after repeated errors")
     overlap_days: int = Field(1, ge=0, le=31, description="sync: date filters reach this far before the cursor")
+    refresh_batch: int = Field(200, ge=0, le=10000,
+                               description="sync: stored open dossiers read again per pass, longest unchecked "
+                                           "first (a source without a change feed; OpenCPS: those its lists "
+                                           "did not show)")
     opencps: OpenCpsSourceConfig = Field(default_factory=lambda: OpenCpsSourceConfig())
     dvcqg: DvcqgSourceConfig = Field(default_factory=lambda: DvcqgSourceConfig())
     http_json: HttpJsonSourceConfig = Field(default_factory=lambda: HttpJsonSourceConfig())

@@ -25,9 +25,14 @@ def _same(text: str) -> str:
     return text
 
 
+def site_zone(site: SiteConfig) -> ZoneInfo:
+    """The site's time zone ([site] timezone): the hall's clock, and the provincial system's dates."""
+    return ZoneInfo(site.timezone)
+
+
 def local_now(site: SiteConfig) -> datetime:
     """Now in the site's time zone, whatever the machine's."""
-    return datetime.now(ZoneInfo(site.timezone))
+    return datetime.now(site_zone(site))
 
 
 def _runs_to_midnight(p: OpeningPeriod) -> bool:
@@ -36,7 +41,7 @@ def _runs_to_midnight(p: OpeningPeriod) -> bool:
 
 def is_open(site: SiteConfig, now: datetime | None = None) -> bool:
     """True when `now` (taken in site time) falls inside a configured period."""
-    now = (now or local_now(site)).astimezone(ZoneInfo(site.timezone))
+    now = (now or local_now(site)).astimezone(site_zone(site))
     t = now.time().replace(tzinfo=None)
     return any(now.weekday() in p.days and p.open <= t and (t < p.close or _runs_to_midnight(p))
                for p in site.opening_hours)
@@ -45,7 +50,7 @@ def is_open(site: SiteConfig, now: datetime | None = None) -> bool:
 def next_opening(site: SiteConfig, now: datetime | None = None) -> datetime | None:
     """The next moment after `now` at which a period opens (site time), or None with no periods.
     When the hall is open now, this is the next opening after the current period."""
-    now = (now or local_now(site)).astimezone(ZoneInfo(site.timezone))
+    now = (now or local_now(site)).astimezone(site_zone(site))
     best: datetime | None = None
     for offset in range(8):  # a week and a day covers a period that opens once a week, earlier today
         day = (now + timedelta(days=offset)).date()

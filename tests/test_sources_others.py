@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 import os
 import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
+import time_machine
 
 from kiosk.sources.api import ErrorKind, SourceError, lookup, make_source
 from kiosk.sources.cli import check_source
+from kiosk.sources.schema import source_checks
 from kiosk.sources.store import apply_one, load_state
 from kiosk.sources.sync import SyncService
 from kiosk.store.ingest import Parser, ingest_batch
@@ -101,11 +104,39 @@ def test_portal_without_a_change_feed_is_followed_by_refreshing_open_dossiers(ma
     ], via="import")
     portal.add(CODE, "9")
     report = SyncService(cfg, engine, src).run_pass()
-    assert report.complete and report.listed == 1 and report.written == 1
+    assert report.complete and report.refreshed == 1 and report.written == 1
     assert rows(engine)[CODE].status == "result_ready"
     assert load_state(engine, "dvcqg").confirmed_at is not None
     ok, sentence = check_source(cfg, src)
     assert ok and sentence.startswith("dvcqg: the adapter accepted the credentials")
+    src.close()
+
+
+def test_portal_refresh_reads_a_bounded_batch_per_pass_longest_unchecked_first(make_config, portal):
+    cfg = portal_config(make_config, portal)
+    cfg.source_.refresh_batch = 2
+    engine = make_engine(cfg)
+    src = make_source(cfg)
+    codes = [f"000.00.21.H42-251125-01{n:02d}" for n in range(5)]
+    ingest_batch(engine, Parser.from_config(cfg), [{"code": c, "status": "processing"} for c in codes], via="import")
+    for c in codes:
+        portal.add(c, "9")
+    service = SyncService(cfg, engine, src)
+    ready = []
+    with time_machine.travel(datetime.now(timezone.utc), tick=True) as clock:
+        for _ in range(3):
+            report = service.run_pass()
+            assert report.refreshed == 2
+            ready.append([c for c in codes if rows(engine)[c].status == "result_ready"])
+            if len(ready) == 1:
+                assert load_state(engine, "dvcqg").confirmed_at is None  # three never asked yet
+            clock.shift(timedelta(minutes=1))
+    # never-asked first, then the one asked longest ago (codes[0], which is still open: result ready)
+    assert ready == [codes[:2], codes[:4], codes]
+    with engine.connect() as conn:
+        checks = dict(conn.execute(sa.select(source_checks.c.code, source_checks.c.checked_at)).all())
+    assert checks[codes[0]] > checks[codes[1]]  # re-read in the third pass
+    assert load_state(engine, "dvcqg").confirmed_at == checks[codes[1]]  # the oldest check among open ones
     src.close()
 
 
@@ -161,6 +192,26 @@ def test_http_json_change_feed_is_followed_page_by_page_to_its_end(make_config, 
     jsonsys.put("000.00.21.H42-251125-0100", "releasing")
     report = SyncService(cfg, engine, src).run_pass()
     assert report.written == 1 and rows(engine)["000.00.21.H42-251125-0100"].status == "result_ready"
+    src.close()
+
+
+def test_http_json_without_a_feed_refreshes_open_dossiers_and_moves_unknown_ones_to_the_back(make_config, jsonsys):
+    cfg = json_config(make_config, jsonsys, changes_path="")
+    cfg.source_.refresh_batch = 1
+    engine = make_engine(cfg)
+    src = make_source(cfg)
+    unknown, known_code = "000.00.21.H42-251125-0200", "000.00.21.H42-251125-0201"
+    ingest_batch(engine, Parser.from_config(cfg), [{"code": c, "status": "processing"} for c in (unknown, known_code)],
+                 via="import")
+    jsonsys.put(known_code, "releasing")
+    service = SyncService(cfg, engine, src)
+    with time_machine.travel(datetime.now(timezone.utc), tick=True) as clock:
+        first = service.run_pass()
+        clock.shift(timedelta(minutes=1))
+        second = service.run_pass()
+    assert (first.refreshed, first.written, second.refreshed, second.written) == (1, 0, 1, 1)
+    assert rows(engine)[known_code].status == "result_ready" and rows(engine)[unknown].status == "processing"
+    assert jsonsys.count("/api/hoso/") == 2 and jsonsys.count("/api/changes") == 0
     src.close()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -216,3 +217,77 @@ def test_a_source_status_change_within_one_kiosk_status_is_read_once(setup, emu)
     service.run_pass()
     assert emu.count("/dossiers/") == 2
     assert statuses(engine) == {code(1): "waiting"}
+
+
+# --- dossiers that leave the open list without a finishDate ----------------------------------------
+
+def history(engine, n):
+    with engine.connect() as conn:
+        return conn.execute(sa.select(dossier_history.c.to_status).join(dossiers)
+                            .where(dossiers.c.code == code(n)).order_by(dossier_history.c.id)).scalars().all()
+
+
+def test_a_dossier_cancelled_without_a_finish_date_is_read_again_and_only_the_ready_one_sends_an_sms(setup, emu):
+    cfg, engine, source = setup()
+    emu.add(code(1), "processing", contactTelNo="0912345678")
+    emu.add(code(2), "processing", contactTelNo="0912345679")
+    service = SyncService(cfg, engine, source)
+    service.run_pass()
+    emu.set_status(code(1), "cancelled")  # as DossierActionsImpl.updateStatus does: no finishDate
+    emu.set_status(code(2), "releasing")
+    assert next(d for d in emu.dossiers.values() if d.dossierNo == code(1)).finishDate is None
+    report = service.run_pass()
+    assert report.refreshed == 1 and report.written == 2
+    assert statuses(engine) == {code(1): "cancelled", code(2): "result_ready"}
+    assert history(engine, 1) == ["processing", "cancelled"]
+    reads = emu.count("/dossiers/")
+    later = service.run_pass()
+    assert later.refreshed == 0 and emu.count("/dossiers/") == reads  # final now: never asked again
+    with engine.connect() as conn:
+        sent = conn.execute(sa.select(notices.c.kind, notices.c.dossier_code)).all()
+    assert [tuple(r) for r in sent] == [("result_ready", code(2))]
+    gw = Gateway(cfg, engine)
+    gw.run(until_idle=True)
+    assert gw.stats["sent"] == 1
+
+
+def test_dossiers_the_lists_did_not_show_are_read_a_bounded_batch_per_pass_until_every_one_is_reached(setup, emu):
+    cfg, engine, source = setup()
+    cfg.source_.refresh_batch = 2
+    for n in range(1, 6):
+        emu.add(code(n), "processing")
+    service = SyncService(cfg, engine, source)
+    service.run_pass()
+    for n in range(1, 6):
+        emu.set_status(code(n), "denied")
+    seen = []
+    for _ in range(3):
+        report = service.run_pass()
+        seen.append(sorted(c for c, s in statuses(engine).items() if s == "denied"))
+        assert report.refreshed <= 2
+    assert seen == [[code(1), code(2)], [code(n) for n in range(1, 5)], [code(n) for n in range(1, 6)]]
+    assert emu.count("/dossiers/") == 5 + 5  # each read in detail once when new, once when it left the lists
+
+
+def test_an_open_dossier_no_pass_has_seen_lately_is_asked_again_at_the_kiosk(setup, emu):
+    import time_machine
+
+    from kiosk.sources.api import lookup
+
+    cfg, engine, source = setup()
+    cfg.source_.refresh_batch = 0  # the sync never reads it: only the kiosk's own rule can catch it
+    emu.add(code(1), "processing")
+    emu.add(code(2), "processing")
+    service = SyncService(cfg, engine, source)
+    with time_machine.travel(datetime.now(timezone.utc), tick=True) as clock:
+        service.run_pass()
+        emu.set_status(code(1), "cancelled")
+        clock.shift(timedelta(minutes=10))  # past lookup_max_age_s
+        service.run_pass()  # lists code(2) again; code(1) is in no list
+        assert statuses(engine)[code(1)] == "processing"
+        assert load_state(engine, "opencps").confirmed_at > datetime.now(timezone.utc) - timedelta(minutes=1)
+        reads = emu.count("/dossiers/")
+        assert lookup(cfg, engine, source, code(2), None).row["status"] == "processing"
+        assert emu.count("/dossiers/") == reads  # listed by the last pass: confirmed, not asked
+        assert lookup(cfg, engine, source, code(1), None).row["status"] == "cancelled"
+        assert emu.count("/dossiers/") == reads + 1

@@ -73,6 +73,7 @@ class Changes:
     done: bool
     listed: int = 0  # items the source listed on this page (read in detail or not)
     skipped: list[str] = field(default_factory=list)  # log lines for items refused as malformed
+    unchanged: list[str] = field(default_factory=list)  # codes listed as the store holds them: confirmed now
 
 
 class Source:
@@ -81,6 +82,11 @@ class Source:
     kind = "none"
     supports_fetch = True
     supports_changes = False
+    # True when a complete pass of `changes` reports every change since the cursor (a real change
+    # feed), so it confirms every stored dossier. False for OpenCPS, whose lists show the open
+    # dossiers only: there an open dossier is confirmed by its own check (listed or read), and the
+    # sync reads in detail the open ones a pass did not see.
+    complete_feed = False
     status_map: Mapping[str, str] = {}  # source status code -> kiosk status, for the ingest parser
 
     def fetch(self, code: str, secret: str | None) -> SourceDossier | None:

@@ -81,7 +81,8 @@ def sync_command(obj: AppContext, once: bool) -> None:
                 service.record_error(exc)
                 click.echo(f"sync failed: {exc}", err=True)
                 sys.exit(1)
-            click.echo(f"{source.kind}: {report.listed} listed, {report.written} written, {report.refused} refused"
+            click.echo(f"{source.kind}: {report.listed} listed, {report.refreshed} read again, "
+                       f"{report.written} written, {report.refused} refused"
                        + ("" if report.complete else " (pass not complete; the next one resumes)"))
             return
         service.run()

@@ -34,11 +34,11 @@ from kiosk.sources.base import (
     unwrap_list,
 )
 from motcua.config import Config
+from motcua.hours import site_zone
 
 log = logging.getLogger(__name__)
 
-DATETIME_FORMAT = "%Y%m%d%H%M%S"  # LUCENE_DATE_FORMAT in DVCQGIntegrationActionImpl
-SITE_ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
+DATETIME_FORMAT = "%Y%m%d%H%M%S"  # LUCENE_DATE_FORMAT in DVCQGIntegrationActionImpl; in the site's zone
 
 
 class HoSo(BaseModel):
@@ -60,11 +60,11 @@ class Reply(BaseModel):
     result: Annotated[list[Any], BeforeValidator(unwrap_list)] = []
 
 
-def parse_time(value: str, name: str) -> datetime | None:
+def parse_time(value: str, name: str, zone: ZoneInfo) -> datetime | None:
     if not value:
         return None
     try:
-        return datetime.strptime(value, DATETIME_FORMAT).replace(tzinfo=SITE_ZONE)
+        return datetime.strptime(value, DATETIME_FORMAT).replace(tzinfo=zone)
     except ValueError:
         raise SourceError(ErrorKind.BAD_ANSWER, f"{name} {value[:30]!r} is not yyyyMMddHHmmss") from None
 
@@ -75,6 +75,7 @@ class DvcqgSource(Source):
     def __init__(self, cfg: Config, transport: Any = None):
         self.opts = cfg.source_.dvcqg
         self.status_map = self.opts.status_map
+        self.zone = site_zone(cfg.site)
         self.http = Http(cfg.source_, headers={"dstcode": self.opts.dstcode, "Content-Type": "application/json"},
                          transport=transport)
         self._session: str | None = None
@@ -139,7 +140,8 @@ class DvcqgSource(Source):
                                                     f"{err['msg']}") from None
         if hs.MaHoSo != code:
             raise SourceError(ErrorKind.BAD_ANSWER, f"asked for {code!r}, the answer is dossier {hs.MaHoSo[:100]!r}")
-        received, due = parse_time(hs.NgayTiepNhan, "NgayTiepNhan"), parse_time(hs.NgayHenTra, "NgayHenTra")
+        received = parse_time(hs.NgayTiepNhan, "NgayTiepNhan", self.zone)
+        due = parse_time(hs.NgayHenTra, "NgayHenTra", self.zone)
         return SourceDossier({
             "code": hs.MaHoSo,
             "status": hs.TrangThaiHoSo,

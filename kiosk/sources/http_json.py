@@ -33,7 +33,7 @@ class HttpJsonSource(Source):
     def __init__(self, cfg: Config, transport: Any = None):
         self.opts = cfg.source_.http_json
         self.status_map = cfg.statuses.source_map
-        self.supports_changes = bool(self.opts.changes_path)
+        self.supports_changes = self.complete_feed = bool(self.opts.changes_path)
         headers = {"Authorization": f"Bearer {self.opts.bearer_token}"} if self.opts.bearer_token else {}
         self.http = Http(cfg.source_, headers=headers, transport=transport)
 

@@ -57,9 +57,10 @@ def _pool(slots: int) -> _Pool:
         return pool
 
 
-def _read(engine: sa.Engine, kind: str, code: str) -> tuple[Mapping[str, Any] | None, datetime | None]:
+def _read(engine: sa.Engine, source: Source | None, code: str) -> tuple[Mapping[str, Any] | None, datetime | None]:
     with reading(engine) as conn:
-        return dossiers.find(conn, code), confirmed_at(conn, kind, code)
+        row = dossiers.find(conn, code)
+        return row, confirmed_at(conn, source, code, row["status"] if row is not None else None)
 
 
 def _fetch_and_store(engine: sa.Engine, cfg: Config, source: Source, code: str, secret: str | None) -> bool:
@@ -92,7 +93,7 @@ def lookup(cfg: Config, engine: sa.Engine, source: Source | None, code: str, sec
     """The dossier to show for a code, asking the source within the deadline when needed."""
     started = time.monotonic()
     kind = source.kind if source else "none"
-    row, confirmed = _read(engine, kind, code)
+    row, confirmed = _read(engine, source, code)
     if source is None or not source.supports_fetch:
         return LookupResult(row, confirmed, False)
     if not needs_source(row, confirmed, secret, cfg.source_.lookup_max_age_s, utcnow()):
@@ -119,5 +120,5 @@ def lookup(cfg: Config, engine: sa.Engine, source: Source | None, code: str, sec
     except Exception:  # a bug in a connector must not reach the screen
         log.exception("%s: lookup of %r crashed", kind, code)
         return LookupResult(row, confirmed, True)
-    row, confirmed = _read(engine, kind, code)
+    row, confirmed = _read(engine, source, code)
     return LookupResult(row, confirmed, not answered)

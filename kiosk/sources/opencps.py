@@ -15,7 +15,9 @@ Facts this code relies on:
 
 Sync: every pass lists the open statuses in full and the final ones from the cursor's day on; an
 item whose status or due date differs from the store is read in detail (which has modifiedDate,
-the version ingest orders by). A restart resumes at the page it was on.
+the version ingest orders by), and the others are marked confirmed. A restart resumes at the page
+it was on. Only `done` gets a finishDate in DossierActionsImpl.updateStatus, so a dossier denied or
+cancelled there is in neither list: the sync service reads the open dossiers a pass did not see.
 """
 from __future__ import annotations
 
@@ -45,12 +47,13 @@ from kiosk.sources.base import (
     unwrap_list,
 )
 from motcua.config import Config
+from motcua.hours import site_zone
 
 log = logging.getLogger(__name__)
 
 DATETIME_FORMAT = "%d/%m/%Y %H:%M:%S"  # APIDateTimeUtils._NORMAL_PARTTERN
 DATE_FORMAT = "%d/%m/%Y"  # APIDateTimeUtils._NORMAL_DATE
-SITE_ZONE = ZoneInfo("Asia/Ho_Chi_Minh")  # APIDateTimeUtils._SYS_TIME_ZONE
+# Dates are in APIDateTimeUtils._SYS_TIME_ZONE (Asia/Ho_Chi_Minh), which is the site's zone ([site] timezone).
 
 
 class DossierDetail(BaseModel):
@@ -85,23 +88,24 @@ class ListPage(BaseModel):
     data: Annotated[list[dict[str, Any]], BeforeValidator(unwrap_list)] = []
 
 
-def parse_time(value: str, name: str) -> datetime | None:
+def parse_time(value: str, name: str, zone: ZoneInfo) -> datetime | None:
     if not value:
         return None
     try:
-        return datetime.strptime(value, DATETIME_FORMAT).replace(tzinfo=SITE_ZONE)
+        return datetime.strptime(value, DATETIME_FORMAT).replace(tzinfo=zone)
     except ValueError:
         raise SourceError(ErrorKind.BAD_ANSWER, f"{name} {value[:30]!r} is not dd/MM/yyyy HH:mm:ss") from None
 
 
-def _due(value: str) -> str | None:
-    t = parse_time(value, "dueDate")
+def _due(value: str, zone: ZoneInfo) -> str | None:
+    t = parse_time(value, "dueDate", zone)
     return t.date().isoformat() if t else None
 
 
-def record_of(d: DossierDetail, secret: str | None) -> dict[str, Any]:
+def record_of(d: DossierDetail, secret: str | None, zone: ZoneInfo) -> dict[str, Any]:
     """The kiosk's record for one detail. `secret` only when the source has just accepted it."""
-    received, modified = parse_time(d.receiveDate, "receiveDate"), parse_time(d.modifiedDate, "modifiedDate")
+    received = parse_time(d.receiveDate, "receiveDate", zone)
+    modified = parse_time(d.modifiedDate, "modifiedDate", zone)
     return {
         "code": d.dossierNo,
         "status": d.dossierStatus,
@@ -109,7 +113,7 @@ def record_of(d: DossierDetail, secret: str | None) -> dict[str, Any]:
         "procedure": d.serviceName or None,
         "applicant_name": d.applicantName.title() or None,  # OpenCPS stores names upper-cased
         "phone": d.contactTelNo or None,
-        "appointment_date": _due(d.dueDate),
+        "appointment_date": _due(d.dueDate, zone),
         "received_at": received.isoformat() if received else None,
         "source_updated_at": modified.isoformat() if modified else None,
     }
@@ -123,6 +127,7 @@ class OpenCpsSource(Source):
         self.cfg = cfg
         self.opts = cfg.source_.opencps
         self.status_map = cfg.statuses.source_map
+        self.zone = site_zone(cfg.site)
         headers = {"groupId": self.opts.group_id, **basic_auth(self.opts.username, self.opts.password)}
         self.http = Http(cfg.source_, headers=headers, transport=transport)
 
@@ -138,7 +143,7 @@ class OpenCpsSource(Source):
         detail = self._detail(answer, code)
         if detail is None:
             return None
-        return SourceDossier(record_of(detail, secret))
+        return SourceDossier(record_of(detail, secret, self.zone))
 
     def _detail(self, answer: Answer, asked: str) -> DossierDetail | None:
         if answer.status == 203:  # wrong or missing secret, or not found in this site: all the same to us
@@ -194,15 +199,17 @@ class OpenCpsSource(Source):
             except ValidationError as exc:
                 skipped.append(f"list item without a usable {exc.errors()[0]['loc'][0]}")
         stored = known([i.dossierNo for i in items])
-        wanted = []
+        wanted, unchanged = [], []
         for item in items:
             try:
-                fingerprint = (item.dossierStatus.lower(), _due(item.dueDate))
+                fingerprint = (item.dossierStatus.lower(), _due(item.dueDate, self.zone))
             except SourceError as exc:
                 skipped.append(f"{item.dossierNo[:100]}: {exc.message}")
                 continue
             if stored.get(item.dossierNo) != fingerprint:
                 wanted.append(item)
+            else:
+                unchanged.append(item.dossierNo)
         dossiers, more_skipped = self._details(wanted)
         skipped.extend(more_skipped)
         next_start = start + size
@@ -212,13 +219,15 @@ class OpenCpsSource(Source):
             else:
                 state.update(phase="open", start=0, day=state["pass_day"])
                 state.pop("pass_day")
-                return Changes(dossiers, json.dumps(state), True, listed=len(page.data), skipped=skipped)
+                return Changes(dossiers, json.dumps(state), True, listed=len(page.data), skipped=skipped,
+                               unchanged=unchanged)
         else:
             state["start"] = next_start
-        return Changes(dossiers, json.dumps(state), False, listed=len(page.data), skipped=skipped)
+        return Changes(dossiers, json.dumps(state), False, listed=len(page.data), skipped=skipped,
+                       unchanged=unchanged)
 
     def _cursor(self, cursor: str | None) -> dict[str, Any]:
-        today = datetime.now(SITE_ZONE).date().isoformat()
+        today = datetime.now(self.zone).date().isoformat()
         state: dict[str, Any] = {"phase": "open", "start": 0, "day": "2000-01-01"}
         if cursor:
             try:
@@ -248,7 +257,7 @@ class OpenCpsSource(Source):
             if detail.dossierNo != item.dossierNo:
                 return f"{item.dossierNo[:100]}: detail is dossier {detail.dossierNo[:100]!r}"
             try:
-                return SourceDossier(record_of(detail, None))
+                return SourceDossier(record_of(detail, None, self.zone))
             except SourceError as exc:
                 return f"{item.dossierNo[:100]}: {exc.message}"
 

@@ -7,8 +7,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Mapping
-from zoneinfo import ZoneInfo
+from typing import Any, Iterable, Mapping
 
 import sqlalchemy as sa
 
@@ -18,16 +17,19 @@ from kiosk.store.ingest import DossierEvent, EventError, Parser, apply_event, ap
 from kiosk.store.schema import dossiers
 from motcua.config import Config
 from motcua.db import reading
+from motcua.hours import site_zone
+from motcua.statuses import STATUSES
 from motcua.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 VIA = "source"  # dossier_history.via for everything a source wrote
+OPEN = [code for code, s in STATUSES.items() if not s.final]  # kiosk statuses that can still change
 
 
 def parser_for(cfg: Config, source: Source) -> Parser:
     """The ingest parser with this source's status codes (OpenCPS's through [statuses], the portal's own)."""
     base = Parser.from_config(cfg)
-    return Parser(status_map=dict(source.status_map), tz=ZoneInfo(cfg.site.timezone),
+    return Parser(status_map=dict(source.status_map), tz=site_zone(cfg.site),
                   date_formats=base.date_formats, datetime_formats=base.datetime_formats)
 
 
@@ -63,16 +65,20 @@ def apply_one(engine: sa.Engine, cfg: Config, source: Source, sd: SourceDossier)
     return outcome
 
 
-def apply_many(engine: sa.Engine, parser: Parser, source: Source, found: list[SourceDossier]) -> tuple[int, int]:
-    """Write a page of changes in one transaction; returns (written, refused)."""
+def apply_many(engine: sa.Engine, parser: Parser, source: Source, found: list[SourceDossier],
+               confirmed: Iterable[str] = ()) -> tuple[int, int]:
+    """Write a page of changes in one transaction; returns (written, refused). `confirmed`: codes the
+    source has just shown as the store holds them (or said it does not know), marked checked with them."""
     events = [ev for ev in (to_event(parser, sd, source.kind) for sd in found) if ev is not None]
+    checked = [ev.code for ev in events] + list(confirmed)
     now = utcnow()
     written = 0
-    if events:
+    if checked:
         with engine.begin() as conn:
-            outcomes = apply_events(conn, events, via=VIA, now=now)
-            _touch(conn, [ev.code for ev in events], now)
-        written = sum(o in ("created", "updated") for o in outcomes)
+            if events:
+                outcomes = apply_events(conn, events, via=VIA, now=now)
+                written = sum(o in ("created", "updated") for o in outcomes)
+            _touch(conn, checked, now)
     return written, len(found) - len(events)
 
 
@@ -92,12 +98,44 @@ def known(engine: sa.Engine, codes: list[str]) -> dict[str, tuple[str | None, st
                          if r.appointment_date else None) for r in rows}
 
 
-def confirmed_at(conn: sa.Connection, kind: str, code: str) -> datetime | None:
-    """When the source last confirmed this dossier: its own check, or the start of the last full sync pass."""
+def confirmed_at(conn: sa.Connection, source: Source | None, code: str, status: str | None) -> datetime | None:
+    """When the source last confirmed this dossier (kiosk `status`, None: not stored): its own check, or
+    the start of the last complete sync pass. Only a complete change feed's pass confirms an open
+    dossier it did not show; elsewhere (OpenCPS's lists, a refresh of a few per pass) an open
+    dossier is confirmed by its own check alone."""
     checked = conn.execute(sa.select(source_checks.c.checked_at).where(source_checks.c.code == code)).scalar()
-    passed = conn.execute(sa.select(source_sync.c.confirmed_at).where(source_sync.c.kind == kind)).scalar()
+    if source is None:
+        return checked
+    if status in OPEN and not source.complete_feed:
+        return checked
+    passed = conn.execute(sa.select(source_sync.c.confirmed_at).where(source_sync.c.kind == source.kind)).scalar()
     times = [t for t in (checked, passed) if t is not None]
     return max(times) if times else None
+
+
+def unchecked_open(engine: sa.Engine, limit: int, before: datetime | None = None) -> list[str]:
+    """Codes of stored open dossiers, those the source confirmed longest ago (or never) first; with
+    `before`, only those not confirmed since then."""
+    query = (sa.select(dossiers.c.code)
+             .select_from(dossiers.outerjoin(source_checks, source_checks.c.code == dossiers.c.code))
+             .where(dossiers.c.status.in_(OPEN)))
+    if before is not None:
+        query = query.where(sa.or_(source_checks.c.checked_at.is_(None), source_checks.c.checked_at < before))
+    query = query.order_by(source_checks.c.checked_at.is_not(None), source_checks.c.checked_at, dossiers.c.id)
+    with reading(engine) as conn:
+        return list(conn.execute(query.limit(limit)).scalars())
+
+
+def oldest_open_check(engine: sa.Engine) -> tuple[bool, datetime | None]:
+    """(any open dossier stored, the oldest confirmation among them; None when one was never confirmed)."""
+    with reading(engine) as conn:
+        checked = source_checks.c.checked_at
+        row = conn.execute(
+            sa.select(sa.func.count(), sa.func.count(checked), sa.func.min(checked))
+            .select_from(dossiers.outerjoin(source_checks, source_checks.c.code == dossiers.c.code))
+            .where(dossiers.c.status.in_(OPEN))).one()
+    stored, confirmed, oldest = row
+    return stored > 0, (oldest if stored == confirmed else None)
 
 
 # --- the sync service's row ------------------------------------------------------------------------

@@ -4,8 +4,13 @@ One pass, by what the source can do:
 - a change listing (OpenCPS, an HTTP JSON feed): pages of changes since the stored cursor, each page
   written through ingest and the cursor saved after it, so a restart resumes at that page;
 - lookups only (the portal adapter, an HTTP JSON source without a feed): the open dossiers the store
-  knows, those confirmed longest ago first, `REFRESH_BATCH` of them per pass;
+  knows, those confirmed longest ago first, `[source] refresh_batch` of them per pass;
 - a drop folder: the files waiting there.
+
+OpenCPS's lists show open dossiers in full but finished ones only by finishDate, which a denied or
+cancelled dossier may lack. So after its listing the pass also reads, the same way, the stored open
+dossiers it did not see (up to `refresh_batch`, longest unchecked first: every one is reached over a
+few passes). Everything found goes through ingest: history, and at most one SMS.
 
 Errors back off (poll_s, doubling up to backoff_max_s) and are recorded with the cursor and the times
 of the last success in `source_sync`, read by the staff health page and `kiosk doctor`.
@@ -15,23 +20,27 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Callable
 
 import sqlalchemy as sa
 
 from kiosk.sources.base import ErrorKind, Source, SourceDossier, SourceError
 from kiosk.sources.dropfolder import DropFolderSource
-from kiosk.sources.schema import source_checks
-from kiosk.sources.store import SyncState, apply_many, known, load_state, parser_for, save_state
-from kiosk.store.schema import dossiers
+from kiosk.sources.store import (
+    SyncState,
+    apply_many,
+    known,
+    load_state,
+    oldest_open_check,
+    parser_for,
+    save_state,
+    unchecked_open,
+)
 from motcua.config import Config
-from motcua.db import reading
-from motcua.statuses import STATUSES
 from motcua.timeutil import utcnow
 
 log = logging.getLogger(__name__)
-REFRESH_BATCH = 200
-OPEN = [code for code, s in STATUSES.items() if not s.final]
 
 
 @dataclass
@@ -40,6 +49,7 @@ class PassReport:
     listed: int = 0
     written: int = 0
     refused: int = 0
+    refreshed: int = 0  # stored open dossiers read again one by one (no feed, or unseen by the lists)
     complete: bool = False
 
 
@@ -60,6 +70,7 @@ class SyncService:
         state.last_attempt_at = now
         if state.pass_started_at is None:
             state.pass_started_at = now
+        started = state.pass_started_at
         report = PassReport()
         if isinstance(self.source, DropFolderSource):
             imported = self.source.import_pending(self.engine)
@@ -67,53 +78,63 @@ class SyncService:
             report.written = sum(i.created + i.updated for i in imported)
             report.complete = True
         elif self.source.supports_changes:
-            while not self.stop.is_set():
-                page = self.source.changes(state.cursor, lambda codes: known(self.engine, codes))
-                written, refused = apply_many(self.engine, self.parser, self.source, page.dossiers)
-                for line in page.skipped:
-                    log.warning("%s: skipped: %s", self.source.kind, line)
-                report.pages += 1
-                report.listed += page.listed
-                report.written += written
-                report.refused += refused + len(page.skipped)
-                state.cursor = page.cursor
-                state.applied += written
-                state.heartbeat_at = utcnow()
-                if page.done:
-                    report.complete = True
-                    break
-                save_state(self.engine, state)  # a restart resumes after this page
-                self.notify("WATCHDOG=1")
-                if max_pages is not None and report.pages >= max_pages:
-                    break
+            self._list(state, report, max_pages)
         else:
-            report = self._refresh(state)
+            # Lookups only: each pass reads a bounded batch; the store is confirmed as of its open
+            # dossier checked longest ago.
+            report.complete = True
+            self._refresh(state, report, unseen_since=None)
+            any_open, oldest = oldest_open_check(self.engine)
+            state.confirmed_at = oldest if any_open else started
         if report.complete:
-            state.confirmed_at = state.pass_started_at
+            if self.source.supports_changes or isinstance(self.source, DropFolderSource):
+                state.confirmed_at = started
             state.pass_started_at = None
+        self._succeeded(state)
+        if report.complete and self.source.supports_changes and not self.source.complete_feed:
+            # After the listing's state is saved: a failure here is this pass's error, the listing stays done.
+            self._refresh(state, report, unseen_since=started)
+            self._succeeded(state)
+        return report
+
+    def _succeeded(self, state: SyncState) -> None:
         state.last_success_at = utcnow()
         state.errors_in_row = 0
         state.heartbeat_at = state.last_success_at
         save_state(self.engine, state)
-        return report
 
-    def _refresh(self, state: SyncState) -> PassReport:
-        """For sources without a change listing: ask again about the open dossiers confirmed longest ago."""
-        with reading(self.engine) as conn:
-            rows = conn.execute(
-                sa.select(dossiers.c.code)
-                .select_from(dossiers.outerjoin(source_checks, source_checks.c.code == dossiers.c.code))
-                .where(dossiers.c.status.in_(OPEN))
-                .order_by(source_checks.c.checked_at.is_not(None), source_checks.c.checked_at, dossiers.c.id)
-                .limit(REFRESH_BATCH + 1)
-            ).scalars().all()
-        report = PassReport(complete=len(rows) <= REFRESH_BATCH)
+    def _list(self, state: SyncState, report: PassReport, max_pages: int | None) -> None:
+        """Page after page of the change listing, each written and its cursor saved."""
+        while not self.stop.is_set():
+            page = self.source.changes(state.cursor, lambda codes: known(self.engine, codes))
+            written, refused = apply_many(self.engine, self.parser, self.source, page.dossiers, page.unchanged)
+            for line in page.skipped:
+                log.warning("%s: skipped: %s", self.source.kind, line)
+            report.pages += 1
+            report.listed += page.listed
+            report.written += written
+            report.refused += refused + len(page.skipped)
+            state.cursor = page.cursor
+            state.applied += written
+            state.heartbeat_at = utcnow()
+            if page.done:
+                report.complete = True
+                return
+            save_state(self.engine, state)  # a restart resumes after this page
+            self.notify("WATCHDOG=1")
+            if max_pages is not None and report.pages >= max_pages:
+                return
+
+    def _refresh(self, state: SyncState, report: PassReport, unseen_since: datetime | None) -> None:
+        """Ask again, one by one, about stored open dossiers confirmed longest ago (with `unseen_since`:
+        only those the pass's listing did not show), at most `refresh_batch` of them."""
+        codes = unchecked_open(self.engine, self.cfg.source_.refresh_batch, before=unseen_since)
         found: list[SourceDossier] = []
-        for code in rows[:REFRESH_BATCH]:
+        unknown: list[str] = []
+        for code in codes:
             if self.stop.is_set():
-                report.complete = False
                 break
-            report.listed += 1
+            report.refreshed += 1
             try:
                 sd = self.source.fetch(code, None)
             except SourceError as exc:
@@ -122,12 +143,17 @@ class SyncService:
                 log.warning("%s: skipped %r: %s", self.source.kind, code, exc.message)
                 report.refused += 1
                 continue
-            if sd is not None:
+            if sd is None:
+                unknown.append(code)  # the source answered that it does not know it: checked all the same
+            else:
                 found.append(sd)
-        written, refused = apply_many(self.engine, self.parser, self.source, found)
-        report.written, report.refused = written, report.refused + refused
+        written, refused = apply_many(self.engine, self.parser, self.source, found, unknown)
+        report.written += written
+        report.refused += refused
         state.applied += written
-        return report
+        if unseen_since is not None and codes:
+            log.info("%s: %d stored open dossier(s) the lists did not show read in detail, %d written",
+                     self.source.kind, len(codes), written)
 
     # --- the service loop ---------------------------------------------------------------------
 
@@ -152,9 +178,9 @@ class SyncService:
             errors = 0
             try:
                 report = self.run_pass()
-                log.info("%s: pass %s: %d listed, %d written, %d refused", self.source.kind,
-                         "complete" if report.complete else "in part", report.listed, report.written,
-                         report.refused)
+                log.info("%s: pass %s: %d listed, %d read again, %d written, %d refused", self.source.kind,
+                         "complete" if report.complete else "in part", report.listed, report.refreshed,
+                         report.written, report.refused)
             except SourceError as exc:
                 errors = self.record_error(exc)
                 log.warning("%s: sync failed (%d in a row): %s", self.source.kind, errors, exc)

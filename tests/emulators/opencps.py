@@ -73,14 +73,17 @@ class OpenCpsEmulator(Emulator):
             return d
 
     def set_status(self, code: str, status: str, *, when: datetime | None = None) -> None:
+        """A step of the dossier's process, as DossierActionsImpl.updateStatus writes it: only `done` gets
+        a finishDate there, so a dossier denied or cancelled this way is in no fromFinishDate list."""
         with self._data_lock:
             d = next(x for x in self.dossiers.values() if x.dossierNo == code)
             d.dossierStatus = status
             d.modifiedDate = when or d.modifiedDate + timedelta(minutes=5)
-            if status in FINAL:
-                d.finishDate = d.modifiedDate
             if status == "releasing":
                 d.releaseDate = d.modifiedDate
+            if status == "done":
+                d.finishDate = d.modifiedDate
+                d.releaseDate = d.releaseDate or d.modifiedDate
             self._version += 1
 
     def bump(self) -> None:
