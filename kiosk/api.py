@@ -1,4 +1,5 @@
-"""REST ingest for the provincial system: `POST /api/v1/dossiers`, and its OpenAPI document.
+"""REST ingest for the provincial system: `POST /api/v1/dossiers`, and its OpenAPI document; Zalo's
+ZNS delivery webhook, `POST /api/v1/zalo/webhook` (the work is sms_gateway.api.zns_callback's).
 
 Every failure is a JSON body `{"error": "...", ...}` with a 4xx status naming the problem; a batch
 is validated whole before anything is written, so a bad batch writes nothing.
@@ -16,6 +17,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from kiosk.context import get_config, get_engine
 from kiosk.openapi import openapi_document
 from kiosk.store.ingest import Parser, ingest_batch
+from sms_gateway import api as sms
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -133,3 +135,18 @@ def ingest_dossiers() -> Response:
 @bp.get("/openapi.json")
 def openapi() -> Response:
     return jsonify(openapi_document(get_config()))
+
+
+@bp.post("/zalo/webhook")
+def zalo_webhook() -> Response:
+    """Zalo's callbacks for the OA (ZNS delivered...): checked and kept by the SMS gateway's api. The
+    web app is only the door, so the appliance runs no extra server for it."""
+    limit = sms.ZNS_CALLBACK_MAX_BODY
+    if request.content_length is not None and request.content_length > limit:
+        return _error(413, f"callback larger than {limit} bytes")
+    raw = request.stream.read(limit + 1)  # a body without a length is not read past the limit either
+    status, answer = sms.zns_callback(get_config(), get_engine(), raw, request.headers)
+    if status != 200:
+        log.warning("ZNS webhook from %s refused (%d): %s", request.remote_addr, status, answer.get("error"))
+        return _error(status, answer.get("error", "refused"))
+    return jsonify(answer)

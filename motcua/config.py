@@ -575,6 +575,13 @@ class ZnsConfig(Section):
     templates: dict[str, str] = Field(default_factory=dict,
                                       description="ZNS template_id per notice kind (kinds without one go by SMS)")
     timeout_s: float = Field(10.0, gt=0, description="timeout of every ZNS request")
+    # Delivery callbacks: Zalo POSTs `user_received_message` to the OA's webhook (POST /api/v1/zalo/webhook
+    # on the kiosk web app), signed with the OA secret key (sms_gateway/zns_delivery.py).
+    oa_secret_key: str = Field("", description="the Official Account's secret key: checks the webhook's signature")
+    delivery_callbacks: bool = Field(False, description="the webhook is set up: a ZNS notice not reported "
+                                     "delivered within delivery_wait_s goes once by SMS")
+    delivery_wait_s: float = Field(900.0, gt=0, description="how long a sent ZNS notice waits for its delivery "
+                                   "callback before the SMS fallback")
 
 
 class BrandnameConfig(Section):

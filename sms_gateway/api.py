@@ -6,12 +6,13 @@
 - the modems: `list_modem_health` (every gateway's heartbeat, one per modem), `read_modem_health`,
   `probe_modem` (a brief look for `kiosk doctor`, refused while the gateway holds `modem_lock`)
 - the states: `NoticeState`, `DeliveryStatus`, `ModemState` (worded once in `MODEM_STATE_LABELS`)
+- Zalo's ZNS delivery webhook: `zns_callback` (the kiosk web app is its HTTP door), `ZNS_CALLBACK_MAX_BODY`
 
 Phone numbers are `motcua.phones`: both sides use them.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import sqlalchemy as sa
 
@@ -34,6 +35,8 @@ from sms_gateway.outbox import (
 )
 from sms_gateway.probe import ModemProbe, modem_lock, probe_modem
 from sms_gateway.reminders import APPOINTMENT, UNCOLLECTED, Reminder, ReminderSource
+from sms_gateway.zns_delivery import MAX_BODY as ZNS_CALLBACK_MAX_BODY
+from sms_gateway.zns_delivery import CallbackRefused, handle
 
 
 def run_gateway(cfg: Config, engine: sa.Engine, *, lookup: DossierLookup | None = None,
@@ -49,6 +52,17 @@ def run_gateway(cfg: Config, engine: sa.Engine, *, lookup: DossierLookup | None 
     return gateway.run(until_idle=until_idle, handle_signals=True, **kw)
 
 
+def zns_callback(cfg: Config, engine: sa.Engine, body: bytes, headers: Mapping[str, str]) -> tuple[int, dict]:
+    """One request to Zalo's ZNS webhook: (HTTP status, JSON answer). A wrong signature or a body that
+    is not a callback is refused (401/403/400/413) and writes nothing; a replay answers 200 again."""
+    try:
+        with engine.begin() as conn:
+            done = handle(conn, cfg.zns, body, headers)
+    except CallbackRefused as exc:
+        return exc.status, {"error": str(exc)}
+    return 200, {"event": done.event, "msg_id": done.msg_id, "notice": done.notice_id, "new": done.new}
+
+
 # An uncertain notice is settled by an official: sent again, or marked sent.
 RESOLVABLE = (NoticeState.UNCERTAIN,)
 
@@ -59,4 +73,5 @@ __all__ = [
     "NoticeState", "DeliveryStatus", "ModemState", "MODEM_STATE_LABELS", "IncomingCommand", "Channel",
     "Reminder", "ReminderSource", "APPOINTMENT", "UNCOLLECTED",
     "run_gateway", "DossierLookup", "LookupAnswer", "list_incoming", "list_opt_outs",
+    "zns_callback", "ZNS_CALLBACK_MAX_BODY",
 ]

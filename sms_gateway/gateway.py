@@ -37,7 +37,7 @@ from motcua.db import reading
 from motcua.phones import InvalidPhone, normalise_vn_mobile
 from motcua.timeutil import utcnow
 from sms_gateway import health as h
-from sms_gateway import incoming, outbox, reminders, resolve
+from sms_gateway import incoming, outbox, reminders, resolve, zns_delivery
 from sms_gateway.channels import Channel, Outgoing, Transport
 from sms_gateway.channels.brandname import BrandnameTransport
 from sms_gateway.channels.zns import ZnsTransport
@@ -60,6 +60,7 @@ RESOLVE = "resolve"
 RESOLVE_S = 30.0
 REMIND = "remind"
 REMIND_S = 900.0
+ZNS_FALLBACK = "zns_fallback"  # ZNS notices not reported delivered: once by SMS (zns_delivery.py)
 ABANDONED = "abandoned"  # other gateways' notices whose holder went silent
 STATION = "station"  # this service's row in the hall's stations table (motcua/stations.py)
 
@@ -118,6 +119,7 @@ class Gateway:
         self.schedule.every(SWEEP, REPORT_SWEEP_S)
         self.schedule.every(RESOLVE, RESOLVE_S)
         self.schedule.every(REMIND, REMIND_S)
+        self.schedule.every(ZNS_FALLBACK, min(RESOLVE_S, cfg.zns.delivery_wait_s / 3))
         # A heartbeat well inside the staleness other gateways allow, however short it is configured.
         self.schedule.every(HEARTBEAT, min(HEARTBEAT_S, cfg.sms.holder_stale_s / 3))
         self.schedule.every(ABANDONED, min(30.0, cfg.sms.holder_stale_s / 3))
@@ -224,6 +226,8 @@ class Gateway:
                 self._sweep()
             if schedule.due(RESOLVE) and self._first_send_done:
                 self._resolve()
+            if schedule.due(ZNS_FALLBACK) and self._first_send_done:
+                self._zns_fallback()
             if schedule.due(BALANCE) and self.cfg.sms.balance_ussd and self._first_send_done:
                 self._check_balance()
             self._heartbeat()
@@ -262,6 +266,8 @@ class Gateway:
                         self._remind(local.date())
                     if self.cfg.sms.delivery_reports and self._resolve():
                         continue  # an uncertain notice was queued again
+                    if self._zns_fallback():
+                        continue  # a ZNS notice never reported delivered goes by SMS now
                     if self._has_due():
                         continue  # an answer to a citizen's message read just now
                     return EXIT_IDLE
@@ -481,6 +487,23 @@ class Gateway:
                 log.warning("uncertain notice(s) %s %s", ids, what)
         return bool(done.resent)
 
+    def _zns_fallback(self) -> bool:
+        """Queue for SMS, once, the ZNS notices Zalo has not reported delivered in time; True when one was."""
+        self.schedule.done(ZNS_FALLBACK)
+        zns = self.cfg.zns
+        if self.zns is None or not zns.delivery_callbacks:
+            return False
+        self._flush()
+        with reading(self.engine) as conn:
+            if not zns_delivery.has_undelivered(conn, zns.delivery_wait_s):
+                return False  # the usual case: no write transaction
+        with self.engine.begin() as conn:
+            queued = zns_delivery.fall_back_to_sms(conn, zns.delivery_wait_s, actor=f"gateway {self.name}")
+        if queued:
+            log.warning("ZNS notice(s) %s not reported delivered within %g s: sent once by SMS", queued,
+                        zns.delivery_wait_s)
+        return bool(queued)
+
     def _check_balance(self) -> None:
         sms = self.cfg.sms
         self._flush()
@@ -538,14 +561,18 @@ class Gateway:
             self._record_failure(row, err)
         else:
             notice_id, reports = row.id, self.cfg.sms.delivery_reports and channel == Channel.MODEM
+            was_zns, awaiting = row.channel == Channel.ZNS, self.cfg.zns.delivery_callbacks
 
             def write(conn: sa.Connection) -> None:
                 if not outbox.mark_sent(conn, notice_id, refs, delivery_reports=reports, holder=self.name):
                     log.warning("notice %s went out, but another gateway had already marked it uncertain "
                                 "(this one was silent too long); an official decides", notice_id)
-                if channel != Channel.MODEM:
+                if channel != Channel.MODEM or was_zns:  # NULL: the modem (also after a ZNS fallback)
                     conn.execute(outbox.notices.update().where(outbox.notices.c.id == notice_id)
-                                 .values(channel=channel, provider_id=provider_id))
+                                 .values(channel=None if channel == Channel.MODEM else channel,
+                                         provider_id=provider_id))
+                if channel == Channel.ZNS:
+                    zns_delivery.after_zns_sent(conn, notice_id, provider_id or "", awaiting=awaiting)
             self._pending.append(write)
             self.stats["sent"] += 1
             if log.isEnabledFor(logging.INFO):
@@ -562,6 +589,8 @@ class Gateway:
         for transport in (self.zns, self.brandname):
             if transport is None or not transport.accepts(out):
                 continue
+            if transport is self.zns and row.channel == Channel.ZNS:
+                continue  # ZNS carried it and was not reported delivered: this is its one SMS
             try:
                 return transport.channel, [], transport.send(out)
             except SendError as err:

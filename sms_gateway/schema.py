@@ -1,5 +1,5 @@
 """The gateway's tables: the outbox `notices` (migration 0001), its audit trail and one heartbeat row
-per gateway (migrations s0002, s0015, s0016, s0017 in motcua/migrations)."""
+per gateway (migrations s0002, s0015-s0018 in motcua/migrations)."""
 import sqlalchemy as sa
 
 from motcua.timeutil import UtcDateTime
@@ -117,4 +117,17 @@ opt_outs = sa.Table(
     sa.Column("at", UtcDateTime, nullable=False),
     sa.Column("keyword", sa.String(16), nullable=False),
     sa.Column("incoming_id", sa.Integer, sa.ForeignKey("incoming_messages.id", ondelete="SET NULL")),
+)
+
+# s0018: Zalo's delivery callbacks (`user_received_message`), one row per ZNS msg_id: a replayed
+# callback is the same row. Kept even before the notice is known (the callback can beat the gateway's
+# write of the msg_id), and read by the SMS fallback, which never texts a notice whose row is here.
+zns_receipts = sa.Table(
+    "zns_receipts",
+    metadata,
+    sa.Column("msg_id", sa.String(100), primary_key=True),
+    sa.Column("tracking_id", sa.String(64)),
+    sa.Column("delivered_at", UtcDateTime),  # message.delivery_time: when the phone got it
+    sa.Column("received_at", UtcDateTime, nullable=False),  # when the callback arrived
+    sa.Column("notice_id", sa.Integer, sa.ForeignKey("notices.id", ondelete="SET NULL")),
 )

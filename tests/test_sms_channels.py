@@ -189,3 +189,137 @@ def test_brandname_server_error_is_retried_and_wrong_keys_fail_at_once(gateway, 
     Gateway(cfg_bad, engine_bad).run(until_idle=True)
     row = _rows(engine_bad)[bad]
     assert row.state == NoticeState.FAILED and "CodeResult 104" in row.last_error
+
+
+# --- ZNS delivery callbacks (Zalo's webhook on the kiosk web app) and the SMS fallback ---------------
+
+WEBHOOK = "/api/v1/zalo/webhook"
+CALLBACKS = {"delivery_callbacks": True, "oa_secret_key": "oa-secret", "delivery_wait_s": 600}
+
+
+@pytest.fixture
+def webhook():
+    """The kiosk web app's test client for a config: the webhook's HTTP door."""
+    from kiosk.app import create_app
+
+    return lambda cfg, engine: create_app(cfg, engine, test_config={"TESTING": True}).test_client()
+
+
+def _later(hours=1):
+    """Past [zns] delivery_wait_s without waiting for it."""
+    from datetime import timedelta
+
+    import time_machine
+
+    from motcua.timeutil import utcnow
+    return time_machine.travel(utcnow() + timedelta(hours=hours), tick=True)
+
+
+def _events(engine, notice_id):
+    from sms_gateway.schema import notice_events
+    with engine.connect() as conn:
+        return [e.detail for e in conn.execute(sa.select(notice_events).where(notice_events.c.notice_id == notice_id)
+                                               .order_by(notice_events.c.id))]
+
+
+def _receipts(engine):
+    from sms_gateway.schema import zns_receipts
+    with engine.connect() as conn:
+        return conn.execute(sa.select(zns_receipts)).all()
+
+
+def test_zns_reported_delivered_in_time_never_goes_by_sms(gateway, zalo, modem, webhook):
+    cfg, engine = gateway(zns=_zns(zalo, **CALLBACKS))
+    [notice_id] = _enqueue(engine)
+    _drain(cfg, engine)
+    row = _rows(engine)[notice_id]
+    assert row.channel == Channel.ZNS and row.delivery_status == "pending"
+    Gateway(cfg, engine).run(until_idle=True)  # inside the wait: nothing goes by SMS yet
+    assert modem.messages() == []
+    resp = webhook(cfg, engine).post(WEBHOOK, data=zalo.callback(row.provider_id, delivered_ms=1764600000000)[0],
+                                     headers=zalo.callback(row.provider_id, delivered_ms=1764600000000)[1])
+    assert resp.status_code == 200 and resp.json["notice"] == notice_id and resp.json["new"] is True
+    row = _rows(engine)[notice_id]
+    assert row.delivery_status == "delivered" and row.delivered_at.timestamp() == 1764600000.0
+    with _later():
+        Gateway(cfg, engine).run(until_idle=True)
+    assert modem.messages() == [] and _rows(engine)[notice_id].state == NoticeState.SENT
+
+
+def test_zns_not_reported_delivered_in_time_goes_exactly_once_by_sms(gateway, zalo, modem, webhook):
+    cfg, engine = gateway(zns=_zns(zalo, **CALLBACKS))
+    [notice_id] = _enqueue(engine)
+    _drain(cfg, engine)
+    msg_id = _rows(engine)[notice_id].provider_id
+    with _later():
+        for _ in range(3):  # restarts find it already sent by SMS
+            Gateway(cfg, engine).run(until_idle=True)
+    assert [m[0] for m in modem.messages()] == ["+84912000000"]
+    assert len(zalo.messages) == 1  # not given to ZNS again
+    row = _rows(engine)[notice_id]
+    assert row.state == NoticeState.SENT and row.channel is None and row.delivery_status == "delivered"
+    assert any(f"ZNS {msg_id} not reported delivered within 600 s: sent once by SMS" in (e or "")
+               for e in _events(engine, notice_id))
+    # Zalo's callback, late: kept, answered 200, and no second SMS.
+    body, headers = zalo.callback(msg_id)
+    assert webhook(cfg, engine).post(WEBHOOK, data=body, headers=headers).status_code == 200
+    with _later(2):
+        Gateway(cfg, engine).run(until_idle=True)
+    assert len(modem.messages()) == 1 and len(_receipts(engine)) == 1
+
+
+def test_zns_callback_before_the_gateway_wrote_the_msg_id_still_settles_the_notice(gateway, zalo, modem, webhook):
+    cfg, engine = gateway(zns=_zns(zalo, **CALLBACKS))
+    [notice_id] = _enqueue(engine)
+    client = webhook(cfg, engine)
+    zalo.messages.append({"phone": "84912000000", "msg_id": "zns-1", "tracking_id": "t"})  # the id Zalo will give
+    body, headers = zalo.callback("zns-1")
+    zalo.messages.clear()
+    assert client.post(WEBHOOK, data=body, headers=headers).json["notice"] is None  # kept, not known yet
+    _drain(cfg, engine)
+    row = _rows(engine)[notice_id]
+    assert row.provider_id == "zns-1" and row.delivery_status == "delivered"
+    with _later():
+        Gateway(cfg, engine).run(until_idle=True)
+    assert modem.messages() == []
+
+
+def test_zns_callback_with_a_bad_signature_or_a_hostile_body_is_refused_and_changes_nothing(
+        gateway, zalo, modem, webhook):
+    from sms_gateway.zns_delivery import signature
+    cfg, engine = gateway(zns=_zns(zalo, **CALLBACKS))
+    [notice_id] = _enqueue(engine)
+    _drain(cfg, engine)
+    client = webhook(cfg, engine)
+    msg_id = _rows(engine)[notice_id].provider_id
+    body, headers = zalo.callback(msg_id, secret="not-the-oa-secret")
+    assert client.post(WEBHOOK, data=body, headers=headers).status_code == 401
+    good_body, good_headers = zalo.callback(msg_id)
+    assert client.post(WEBHOOK, data=good_body + b" ", headers=good_headers).status_code == 401  # body changed
+    assert client.post(WEBHOOK, data=good_body, headers={"Content-Type": "application/json"}).status_code == 401
+    other = good_body.replace(b'"app_id": "app-1"', b'"app_id": "app-2"')
+    signed = {"X-ZEvent-Signature": signature("app-2", other, json.loads(other)["timestamp"], "oa-secret")}
+    assert client.post(WEBHOOK, data=other, headers=signed).status_code == 403  # another app's OA
+    huge = client.post(WEBHOOK, data=b'{"a": "' + b"x" * 200_000 + b'"}', headers=good_headers)
+    assert huge.status_code == 413
+    deep, long_number = b"[" * 4000 + b"]" * 4000, b'{"app_id": "app-1", "timestamp": 1' + b"9" * 6000 + b"}"
+    for hostile in (deep, b"\xff\xfe not json", long_number, b'["app-1"]'):
+        mac = signature("app-1", hostile, "1", "oa-secret")
+        resp = client.post(WEBHOOK, data=hostile, headers={"X-ZEvent-Signature": mac})
+        assert resp.status_code == 400 and "error" in resp.json
+    assert _receipts(engine) == [] and _rows(engine)[notice_id].delivery_status == "pending"
+
+
+def test_replayed_zns_callback_is_idempotent(gateway, zalo, modem, webhook):
+    cfg, engine = gateway(zns=_zns(zalo, **CALLBACKS))
+    [notice_id] = _enqueue(engine)
+    _drain(cfg, engine)
+    client = webhook(cfg, engine)
+    body, headers = zalo.callback(_rows(engine)[notice_id].provider_id)
+    first = client.post(WEBHOOK, data=body, headers=headers)
+    settled = _rows(engine)[notice_id]
+    events = _events(engine, notice_id)
+    again = client.post(WEBHOOK, data=body, headers=headers)
+    assert first.status_code == again.status_code == 200 and (first.json["new"], again.json["new"]) == (True, False)
+    assert _rows(engine)[notice_id] == settled and _events(engine, notice_id) == events
+    assert len(_receipts(engine)) == 1

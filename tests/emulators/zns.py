@@ -5,12 +5,18 @@ app_id, grant_type=refresh_token, refresh_token) gives a new access token and a 
 
 Faults (`fault`): "500", "accept_then_hang" (message taken, answer after `delay_s`), "expire" (the
 current access token stops working once). A repeated tracking_id returns the first msg_id and sends
-nothing new. `messages` holds what reached citizens' Zalo."""
+nothing new. `messages` holds what reached citizens' Zalo.
+
+Delivery: `callback(msg_id)` is the request Zalo makes to the OA's webhook when that message reached
+the phone (event `user_received_message`, header X-ZEvent-Signature = sha256(appId + body + timestamp +
+OA secret key), X-ZEvent-Server: ZNS); `deliver(url, msg_id)` POSTs it."""
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import threading
+import time
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -19,9 +25,11 @@ from tests.emulators import Emulator
 
 class ZnsEmulator(Emulator):
     def __init__(self, app_id: str = "app-1", secret_key: str = "zalo-secret", refresh_token: str = "rt-0",
-                 templates: tuple[str, ...] = ("tpl-ready",)) -> None:
+                 templates: tuple[str, ...] = ("tpl-ready",), oa_id: str = "2893352839501541173",
+                 oa_secret_key: str = "oa-secret") -> None:
         super().__init__()
         self.app_id, self.secret_key = app_id, secret_key
+        self.oa_id, self.oa_secret_key = oa_id, oa_secret_key
         self.refresh_token = refresh_token
         self.access_token = ""  # none issued yet
         self.templates = set(templates)
@@ -72,3 +80,27 @@ class ZnsEmulator(Emulator):
             self._stop.wait(self.delay_s)
         return 200, self.js({"error": 0, "message": "Success", "data": {"msg_id": msg_id, "sent_time": "1"}}), \
             "application/json"
+
+    def callback(self, msg_id: str, *, delivered_ms: int | None = None,
+                 secret: str | None = None) -> tuple[bytes, dict[str, str]]:
+        """Zalo's webhook request for a delivered message: (body, headers), signed as Zalo signs it."""
+        msg = next(m for m in self.messages if m["msg_id"] == msg_id)
+        now_ms = int(time.time() * 1000)
+        body = json.dumps({
+            "sender": {"id": self.oa_id}, "recipient": {"id": msg["phone"]}, "event_name": "user_received_message",
+            "message": {"delivery_time": str(delivered_ms or now_ms), "msg_id": msg_id,
+                        "tracking_id": msg["tracking_id"]},
+            "app_id": self.app_id, "timestamp": str(now_ms),
+        }).encode()
+        timestamp = json.loads(body)["timestamp"]
+        mac = hashlib.sha256(self.app_id.encode() + body + timestamp.encode()
+                             + (self.oa_secret_key if secret is None else secret).encode()).hexdigest()
+        return body, {"Content-Type": "application/json", "X-ZEvent-Signature": f"mac={mac}",
+                      "X-ZEvent-Server": "ZNS"}
+
+    def deliver(self, url: str, msg_id: str, **kw: Any) -> int:
+        """POST the delivery callback to the OA's webhook, as Zalo does; the HTTP status."""
+        import httpx
+
+        body, headers = self.callback(msg_id, **kw)
+        return httpx.post(url, content=body, headers=headers, timeout=5).status_code
