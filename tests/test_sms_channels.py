@@ -191,6 +191,24 @@ def test_brandname_server_error_is_retried_and_wrong_keys_fail_at_once(gateway, 
     assert row.state == NoticeState.FAILED and "CodeResult 104" in row.last_error
 
 
+def test_brandname_out_of_balance_is_retried_and_a_blocked_number_fails_at_once(gateway, esms):
+    """eSMS's table of error codes: 103 "Not enough balance" goes once the hall tops up; 99 "The phone
+    number is blocked in the system" never will."""
+    cfg, engine = gateway(brandname=_brandname(esms), sms=SLOW_RETRY)
+    esms.fault = "no_balance"
+    esms.blocked.add("84912000001")
+    short, blocked = _enqueue(engine, "text", n=2)
+    Gateway(cfg, engine).run(until_idle=True)
+    rows = _rows(engine)
+    assert rows[short].state == NoticeState.RETRY and "CodeResult 103" in rows[short].last_error
+    esms.fault = None  # topped up
+    _due_now(engine)
+    _drain(cfg, engine)
+    rows = _rows(engine)
+    assert rows[short].state == NoticeState.SENT and [m["phone"] for m in esms.messages] == ["84912000000"]
+    assert rows[blocked].state == NoticeState.FAILED and "CodeResult 99" in rows[blocked].last_error
+
+
 # --- ZNS delivery callbacks (Zalo's webhook on the kiosk web app) and the SMS fallback ---------------
 
 WEBHOOK = "/api/v1/zalo/webhook"
@@ -236,8 +254,8 @@ def test_zns_reported_delivered_in_time_never_goes_by_sms(gateway, zalo, modem, 
     assert row.channel == Channel.ZNS and row.delivery_status == "pending"
     Gateway(cfg, engine).run(until_idle=True)  # inside the wait: nothing goes by SMS yet
     assert modem.messages() == []
-    resp = webhook(cfg, engine).post(WEBHOOK, data=zalo.callback(row.provider_id, delivered_ms=1764600000000)[0],
-                                     headers=zalo.callback(row.provider_id, delivered_ms=1764600000000)[1])
+    body, headers = zalo.callback(row.provider_id, delivered_ms=1764600000000)
+    resp = webhook(cfg, engine).post(WEBHOOK, data=body, headers=headers)
     assert resp.status_code == 200 and resp.json["notice"] == notice_id and resp.json["new"] is True
     row = _rows(engine)[notice_id]
     assert row.delivery_status == "delivered" and row.delivered_at.timestamp() == 1764600000.0

@@ -13,10 +13,16 @@ from motcua.config import BrandnameConfig
 from sms_gateway.channels import Channel, Outgoing, request_key
 from sms_gateway.modem import AMBIGUOUS, PERMANENT, TEMPORARY, SendError
 
-ACCEPTED = "100"
-DUPLICATE = "124"  # RequestId already used
-# Codes that say this message will never go (bad number, content refused, brandname not registered).
-PERMANENT_CODES = {"99", "101", "102", "103", "104", "118", "119", "131", "146"}
+# CodeResult values from eSMS's "Table of error codes" (developers.esms.vn/en/esms-api/table-of-error-codes;
+# the same table is esms-api/table-of-error-codes.md in github.com/devesms/gitbook_esms_for_develop_v2_en).
+ACCEPTED = "100"  # "successfully sent to ViHAT": taken, not yet delivered
+DUPLICATE = "124"  # "Duplicate RequestId."
+# Codes no retry can change: the number (99 "blocked in the system", 108 "not in correct format"), the
+# account (101 wrong ApiKey/SecretKey, 102 no price list, 104 brandname does not exist, 140 IP not
+# whitelisted) or the message (118 unsupported message type, 146 wrong customer-care template, 177 the
+# network is not registered for the brandname). 103 "Not enough balance" is temporary: once the hall tops
+# up, the retries go out. A code not in the table is temporary too (retried, failed after max_attempts).
+PERMANENT_CODES = {"99", "101", "102", "104", "108", "118", "140", "146", "177"}
 PATH = "/SendMultipleMessage_V4_post_json/"
 
 

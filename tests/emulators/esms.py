@@ -1,10 +1,11 @@
 """An SMS brandname provider in eSMS's API shape: POST /SendMultipleMessage_V4_post_json/ with
 {ApiKey, SecretKey, Phone, Content, Brandname, SmsType, IsUnicode, RequestId}; CodeResult "100" and
-an SMSID when accepted; "101" bad keys, "99" unknown error, "124" a RequestId already used (the
-message is not sent twice).
+an SMSID when accepted; as in eSMS's table of error codes: "101" bad keys, "104" brandname does not
+exist, "99" a number blocked in the system (`blocked`), "103" not enough balance, "124" a RequestId
+already used (the message is not sent twice).
 
-Faults (`fault`): "500", "accept_then_hang" (message taken, answer after `delay_s`). `messages` holds
-what reached phones."""
+Faults (`fault`): "500", "accept_then_hang" (message taken, answer after `delay_s`), "no_balance"
+(every request refused with 103 until the fault is cleared). `messages` holds what reached phones."""
 from __future__ import annotations
 
 import itertools
@@ -21,6 +22,7 @@ class BrandnameEmulator(Emulator):
         self.api_key, self.secret_key, self.brandname = api_key, secret_key, brandname
         self.messages: list[dict[str, Any]] = []
         self.request_ids: set[str] = set()
+        self.blocked: set[str] = set()  # numbers as sent (84...)
         self._ids = itertools.count(1)
         self._data = threading.Lock()
 
@@ -32,6 +34,10 @@ class BrandnameEmulator(Emulator):
             return 200, self.js({"CodeResult": "101", "ErrorMessage": "Authorize Failed"}), "application/json"
         if req.get("Brandname") != self.brandname:
             return 200, self.js({"CodeResult": "104", "ErrorMessage": "Brandname not registered"}), "application/json"
+        if self.fault == "no_balance":
+            return 200, self.js({"CodeResult": "103", "ErrorMessage": "Not enough balance"}), "application/json"
+        if req.get("Phone") in self.blocked:
+            return 200, self.js({"CodeResult": "99", "ErrorMessage": "Phone number is blocked"}), "application/json"
         with self._data:
             rid = str(req.get("RequestId") or "")
             if rid and rid in self.request_ids:

@@ -1,7 +1,8 @@
 """Zalo ZNS, as its API is documented: POST /message/template with an `access_token` header and
 {phone, template_id, template_data, tracking_id}; POST /v4/oa/access_token (header secret_key, form
 app_id, grant_type=refresh_token, refresh_token) gives a new access token and a new refresh token
-(the old one stops working). Errors are in the JSON `error` field (-124: access token invalid).
+(the old one stops working). Errors are in the JSON `error` field (-124: access token invalid; -108
+phone number invalid and -109 template ID invalid as in Zalo's table of error codes).
 
 Faults (`fault`): "500", "accept_then_hang" (message taken, answer after `delay_s`), "expire" (the
 current access token stops working once). A repeated tracking_id returns the first msg_id and sends
@@ -63,7 +64,7 @@ class ZnsEmulator(Emulator):
             return 200, self.js({"error": -124, "message": "Access token is invalid"}), "application/json"
         req = json.loads(body)
         if req.get("template_id") not in self.templates:
-            return 200, self.js({"error": -131, "message": "Template not found"}), "application/json"
+            return 200, self.js({"error": -109, "message": "Template ID invalid"}), "application/json"
         phone = str(req.get("phone") or "")
         if not (phone.startswith("84") and phone.isdigit() and len(phone) == 11):
             return 200, self.js({"error": -108, "message": "Phone number is invalid"}), "application/json"
