@@ -2,19 +2,21 @@
 after N days; at most one of each per dossier, never queued in quiet hours."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
+import time_machine
 
 from kiosk.sms_lookup import reminders_due
 from kiosk.store.ingest import DossierEvent, apply_event
 from kiosk.store.schema import dossier_history, dossiers
 from motcua.db import make_engine
 from motcua.timeutil import utcnow
-from sms_gateway.gateway import Gateway
+from sms_gateway.gateway import Gateway, in_quiet_hours
 from sms_gateway.reminders import APPOINTMENT, UNCOLLECTED, queue_reminders
 from sms_gateway.schema import notices
 from tests.modem.harness import FAST_SMS, EmulatedModem
@@ -87,10 +89,30 @@ def test_gateway_sends_the_appointment_reminder_once_across_runs(hall, modem):
     assert tuple(row) == ("reminder_appointment", "sent", "000.00.21.H42-251125-0007")
 
 
-def test_no_reminder_is_queued_during_quiet_hours(hall, modem):
-    cfg, engine = hall(quiet_start="00:00:00", quiet_end="23:59:59")  # quiet all day but one second
-    today = utcnow().astimezone(ZONE).date()
-    _dossier(engine, "A-1", "processing", today + timedelta(days=1))
-    Gateway(cfg, engine, reminders=reminders_due).run(until_idle=True)
+QUIET = {"quiet_start": "21:00:00", "quiet_end": "07:00:00"}  # the default window, across midnight
+
+
+@pytest.mark.parametrize(("local", "quiet"), [
+    (dtime(21, 0), True), (dtime(23, 59, 59), True), (dtime(0, 0), True), (dtime(6, 59, 59), True),
+    (dtime(7, 0), False), (dtime(12, 0), False), (dtime(20, 59, 59), False),
+])
+def test_quiet_hours_from_21_to_7_cross_midnight(local, quiet):
+    moment = datetime.combine(date(2026, 12, 7), local, ZONE)
+    assert in_quiet_hours(moment, dtime(21), dtime(7)) is quiet
+
+
+@pytest.mark.clock
+@pytest.mark.parametrize(("local", "queued"), [
+    (dtime(22, 30), False), (dtime(3, 15), False), (dtime(6, 57), False),  # inside 21:00-07:00
+    (dtime(7, 1), True), (dtime(20, 57), True),  # outside; minutes of margin for the ticking clock
+])
+def test_reminders_are_queued_only_outside_quiet_hours(hall, modem, local, queued):
+    cfg, engine = hall(**QUIET)
+    moment = datetime.combine(date(2026, 12, 7), local, ZONE)  # a Monday; any day behaves the same
+    with time_machine.travel(moment, tick=True):
+        _dossier(engine, "A-1", "processing", moment.date() + timedelta(days=1))
+        Gateway(cfg, engine, reminders=reminders_due).run(until_idle=True)
     with engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(notices)).scalar() == 0
+        rows = conn.execute(sa.select(notices.c.kind, notices.c.state)).all()
+    assert [tuple(r) for r in rows] == ([("reminder_appointment", "sent")] if queued else [])
+    assert len(modem.messages()) == (1 if queued else 0)
