@@ -24,6 +24,7 @@ SUBCOMMANDS = {
              "Camera QR scanner for receipts (owns the camera; the kiosk screen gets its events)."),
     "sms-gateway": ("kiosk.sms_lookup:sms_gateway_command",
                     "Run the SMS gateway with text-in dossier lookups (the motcua-sms service)."),
+    "ratings": ("kiosk.ratings.cli:ratings_group", "Satisfaction ratings: push them to the provincial system."),
     "source": ("kiosk.sources.cli:source_group", "The provincial system this kiosk follows ([source] section)."),
     "sync": ("kiosk.sources.cli:sync_command",
              "Follow the provincial system: poll its changes into the store ([source] section)."),

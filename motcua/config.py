@@ -231,6 +231,18 @@ class OpenCpsSourceConfig(Section):
         description="statuses the sync lists only from the cursor's day on (fromFinishDate)")
     page_size: int = Field(200, ge=1, le=1000, description="list page size (start/end window)")
     detail_workers: int = Field(4, ge=1, le=16, description="parallel detail reads during a sync pass")
+    voting_id: int = Field(0, ge=0, description="the voting (postal/votings/{id}) kiosk ratings are added to; "
+                                                "0: ratings stay on the kiosk")
+    voting_choices: dict[int, int] = Field(
+        default_factory=lambda: {5: 1, 4: 2, 3: 3, 2: 4, 1: 5},
+        description="kiosk score (1-5) -> the voting's `selected` value (OpenCPS counts choice i as i+1)")
+
+    @field_validator("voting_choices")
+    @classmethod
+    def _every_score(cls, v: dict[int, int]) -> dict[int, int]:
+        if set(v) != {1, 2, 3, 4, 5} or any(x < 0 for x in v.values()):
+            raise ValueError("voting_choices maps each score 1..5 to a selected value >= 0")
+        return v
 
 
 class DvcqgSourceConfig(Section):

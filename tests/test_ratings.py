@@ -1,5 +1,5 @@
 """Satisfaction ratings: the counter's citizen-facing screen, the staff report by day / month / counter
-and its CSV, and the hook for the provincial system (kiosk.ratings.core)."""
+and its CSV (the push to the provincial system: tests/test_ratings_push.py)."""
 from __future__ import annotations
 
 import csv
@@ -69,21 +69,3 @@ def test_report_by_day_month_and_counter_and_its_csv(app, engine):
     assert resp.mimetype == "text/csv"
     table = list(csv.DictReader(io.StringIO(resp.get_data(as_text=True))))
     assert {r["counter"]: r["count"] for r in table} == {"1": "2", "2": "1", "kiosk": "1"}
-
-
-def test_ratings_are_pushed_only_through_a_connector_that_supports_it(app, engine):
-    cfg = app.config["MOTCUA"]
-
-    class Voting:
-        def __init__(self) -> None:
-            self.sent: list[ratings.Rating] = []
-
-        def push_rating(self, rating: ratings.Rating) -> None:
-            self.sent.append(rating)
-
-    with engine.begin() as conn:
-        ratings.record(conn, cfg, 3, ["late"], channel="kiosk", now=NOON)
-        assert ratings.push_pending(conn, object()) == 0  # a source without voting support: nothing sent
-        voting = Voting()
-        assert ratings.push_pending(conn, voting) == 1 and voting.sent[0].reasons == ("late",)
-        assert ratings.push_pending(conn, voting) == 0  # each rating once

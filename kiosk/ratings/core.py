@@ -4,16 +4,13 @@ Anonymous by design (Decree 13/2023: collect the least): a rating keeps its scor
 citizen chose, where it was given (kiosk or a counter's citizen-facing screen), and the counter,
 service and procedure it is about. No dossier code, ticket, phone or name.
 
-Ratings reach the provincial system only through a connector that supports it: `push_pending` hands
-unsent ratings to `source.push_rating(rating)` when the configured source has that method (OpenCPS has a
-voting API, `POST /votings/{id}/results`; see DOMAIN.md). No connector in kiosk/sources has it yet, so
-nothing is pushed today and `pushed_at` stays empty.
+Ratings reach the provincial system through kiosk/ratings/push.py, where the configured source has a
+voting API (OpenCPS with `[source.opencps] voting_id`); otherwise they stay on the kiosk.
 """
 from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Iterable
 
@@ -50,18 +47,6 @@ GROUPS = ("day", "month", "counter")
 
 class InvalidRating(ValueError):
     pass
-
-
-@dataclass(frozen=True)
-class Rating:
-    id: int
-    score: int
-    reasons: tuple[str, ...]
-    channel: str
-    counter: str | None
-    service_code: str | None
-    procedure: str | None
-    created_at: datetime
 
 
 def record(conn: sa.Connection, cfg: Config, score: int, reasons: Iterable[str] = (), *, channel: str,
@@ -120,25 +105,3 @@ def to_csv(lines: list[dict[str, Any]], group: str) -> str:
         w.writerow([g["key"], g["count"], g["mean"], g["satisfied_pct"], *(g["scores"][s] for s in sorted(SCORES)),
                     *(g["reasons"][r] for r in REASONS)])
     return buf.getvalue()
-
-
-def push_pending(conn: sa.Connection, source: Any, limit: int = 100) -> int:
-    """The hook for the provincial system: unsent ratings to `source.push_rating`, where the configured
-    connector has it. Returns how many were pushed (0 without such a connector)."""
-    push = getattr(source, "push_rating", None)
-    if push is None:
-        return 0
-    rows = conn.execute(sa.select(ratings).where(ratings.c.pushed_at.is_(None)).order_by(ratings.c.id)
-                        .limit(limit)).mappings().all()
-    done = 0
-    for r in rows:
-        rating = Rating(r["id"], r["score"], tuple(filter(None, r["reasons"].split(","))), r["channel"],
-                        r["counter"], r["service_code"], r["procedure"], r["created_at"])
-        try:
-            push(rating)
-        except Exception as exc:  # the connector's own errors: kept on the row, tried again next time
-            conn.execute(sa.update(ratings).where(ratings.c.id == r["id"]).values(push_error=str(exc)[:500]))
-            continue
-        conn.execute(sa.update(ratings).where(ratings.c.id == r["id"]).values(pushed_at=utcnow(), push_error=None))
-        done += 1
-    return done

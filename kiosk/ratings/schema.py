@@ -21,4 +21,12 @@ ratings = sa.Table(
     sa.Column("procedure", sa.String(300)),
     sa.Column("pushed_at", UtcDateTime),  # sent to the provincial system, where a connector supports it
     sa.Column("push_error", sa.Text),
+    # kiosk/ratings/push.py: PushState, tries so far, no try before push_next_at (back-off), the marker
+    # sent in the comment (to find a push whose answer was lost) and the provincial system's id for it.
+    sa.Column("push_state", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("push_attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("push_next_at", UtcDateTime),
+    sa.Column("push_key", sa.String(40)),
+    sa.Column("push_ref", sa.String(40)),
 )
+sa.Index("ix_ratings_push", ratings.c.push_state, ratings.c.id)

@@ -17,6 +17,12 @@ KINDS: dict[str, type[Source]] = {
 }
 
 
+def takes_ratings(cfg: Config) -> bool:
+    """Whether the configured source sends satisfaction ratings on (without opening a connection)."""
+    kind = KINDS.get(cfg.source_.kind)
+    return bool(kind and kind.takes_ratings(cfg))
+
+
 def make_source(cfg: Config, transport: Any = None) -> Source | None:
     """The configured source, or None for kind = "none". `transport` is for tests only."""
     kind = KINDS.get(cfg.source_.kind)
@@ -24,4 +30,4 @@ def make_source(cfg: Config, transport: Any = None) -> Source | None:
 
 
 __all__ = ["ErrorKind", "LookupResult", "Source", "SourceDossier", "SourceError", "lookup", "make_source",
-           "sync_health"]
+           "sync_health", "takes_ratings"]

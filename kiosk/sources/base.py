@@ -23,7 +23,7 @@ from typing import Annotated, Any, Callable, Iterable, Mapping
 import httpx
 from pydantic import BeforeValidator, StringConstraints
 
-from motcua.config import SourceConfig
+from motcua.config import Config, SourceConfig
 
 log = logging.getLogger(__name__)
 # httpx logs every request line at INFO, query string included: that would put a citizen's secretKey
@@ -103,6 +103,20 @@ class Source:
     def sample_code(self) -> str | None:
         """One code the source lists, for `kiosk source check`; None when it lists nothing."""
         return None
+
+    # Satisfaction ratings (kiosk/ratings/push.py): only kinds whose system has a voting API take them.
+    @classmethod
+    def takes_ratings(cls, cfg: Config) -> bool:
+        """Whether this kind, so configured, sends ratings to the provincial system."""
+        return False
+
+    def push_rating(self, score: int, comment: str) -> str:
+        """Add one rating (score 1-5, a comment carrying the push's marker); returns the system's id for it."""
+        raise SourceError(ErrorKind.UNSUPPORTED, f"{self.kind} has no voting API")
+
+    def find_rating(self, marker: str) -> str | None:
+        """The system's id of an earlier push whose comment carries `marker`; None if it has none."""
+        raise SourceError(ErrorKind.UNSUPPORTED, f"{self.kind} has no voting API")
 
     def close(self) -> None:
         pass

@@ -10,6 +10,7 @@ import threading
 import click
 import sdnotify
 
+from kiosk.ratings.api import push_due
 from kiosk.sources.api import make_source
 from kiosk.sources.base import ErrorKind, Source, SourceError
 from kiosk.sources.store import sync_health
@@ -70,7 +71,13 @@ def sync_command(obj: AppContext, once: bool) -> None:
         while not stop.wait(60):
             notifier.notify("WATCHDOG=1")
         return
-    service = SyncService(cfg, engine, source, notify=notifier.notify)
+    # Ratings to the provincial system ride on the sync service: same source, same back-off settings.
+    def push_ratings() -> None:
+        pushed = push_due(cfg, engine, source)
+        if pushed.error and once:
+            click.echo(f"ratings: push failed: {pushed.error}", err=True)
+
+    service = SyncService(cfg, engine, source, notify=notifier.notify, after_pass=push_ratings)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: service.stop.set())
     try:
@@ -84,6 +91,7 @@ def sync_command(obj: AppContext, once: bool) -> None:
             click.echo(f"{source.kind}: {report.listed} listed, {report.refreshed} read again, "
                        f"{report.written} written, {report.refused} refused"
                        + ("" if report.complete else " (pass not complete; the next one resumes)"))
+            push_ratings()
             return
         service.run()
     finally:

@@ -42,6 +42,7 @@ from kiosk.sources.base import (
     SourceDossier,
     SourceError,
     Text,
+    as_text,
     basic_auth,
     snippet,
     unwrap_list,
@@ -285,6 +286,52 @@ class OpenCpsSource(Source):
         except ValidationError as exc:
             raise SourceError(ErrorKind.BAD_ANSWER, f"list: {exc.errors()[0]['msg']}") from None
         return item.dossierNo if item else None
+
+    # --- satisfaction ratings (VotingManagement of backend-postal-api-rest) -----------------------
+
+    @classmethod
+    def takes_ratings(cls, cfg: Config) -> bool:
+        return cfg.source_.opencps.voting_id > 0
+
+    def push_rating(self, score: int, comment: str) -> str:
+        """`POST /postal/votings/{id}/results` with the form fields of VotingResultInputModel (selected,
+        comment, email); HTTP Basic and the groupId header as for dossiers. The answer is a
+        VotingResultModel; one without votingResultId means OpenCPS stored nothing (VotingActionsImpl
+        stores only for an existing voting and an account that is an employee or an applicant)."""
+        selected = self.opts.voting_choices[score]
+        answer = self.http.request("POST", self._voting_path(), data={
+            "selected": str(selected), "comment": comment, "email": ""})
+        data = self._voting_answer(answer, "add a voting result")
+        ref = data.get("votingResultId") if isinstance(data, dict) else None
+        if not isinstance(ref, int) or isinstance(ref, bool) or ref <= 0:
+            raise SourceError(ErrorKind.REFUSED, f"voting {self.opts.voting_id} stored nothing: no such voting "
+                                                 "in this site, or the service account is neither an employee "
+                                                 "nor an applicant")
+        return str(ref)
+
+    def find_rating(self, marker: str) -> str | None:
+        """`GET /postal/votings/{id}/results` ({total, data: [VotingResultDataModel]}): the result whose
+        comment carries `marker`. OpenCPS HTML-escapes comments, so a marker is letters, digits and '-'."""
+        data = self._voting_answer(self.http.request("GET", self._voting_path()), "list voting results")
+        if not isinstance(data, dict):
+            raise SourceError(ErrorKind.BAD_ANSWER, "voting results answer is not an object")
+        for item in unwrap_list(data.get("data")):
+            if isinstance(item, dict) and marker in str(item.get("comment") or ""):
+                ref = as_text(item.get("votingResultId"))
+                if isinstance(ref, str) and ref.isdigit():
+                    return ref
+        return None
+
+    def _voting_path(self) -> str:
+        # The postal application sits beside the dossiers one: <site>/o/rest/v2/postal/votings/...
+        return f"/postal/votings/{self.opts.voting_id}/results"
+
+    def _voting_answer(self, answer: Answer, what: str) -> Any:
+        if answer.status == 401:
+            raise SourceError(ErrorKind.AUTH, "HTTP 401: the service account (username/password) was refused")
+        if answer.status != 200:
+            raise SourceError(ErrorKind.REFUSED, f"{what}: HTTP {answer.status}: {snippet(answer.body)}")
+        return answer.json()
 
     def close(self) -> None:
         self.http.close()

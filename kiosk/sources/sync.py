@@ -55,8 +55,9 @@ class PassReport:
 
 class SyncService:
     def __init__(self, cfg: Config, engine: sa.Engine, source: Source,
-                 notify: Callable[[str], None] | None = None):
+                 notify: Callable[[str], None] | None = None, after_pass: Callable[[], object] | None = None):
         self.cfg, self.engine, self.source = cfg, engine, source
+        self.after_pass = after_pass  # e.g. ratings to the provincial system (kiosk/ratings/push.py)
         self.parser = parser_for(cfg, source)
         self.notify = notify or (lambda _msg: None)  # sd_notify: READY=1, WATCHDOG=1
         self.stop = threading.Event()
@@ -187,6 +188,11 @@ class SyncService:
             except sa.exc.SQLAlchemyError as exc:
                 errors = self.record_error(RuntimeError(f"database: {type(exc).__name__}"))
                 log.exception("%s: sync could not write to the database", self.source.kind)
+            if self.after_pass is not None:
+                try:
+                    self.after_pass()
+                except sa.exc.SQLAlchemyError:  # the pass's own database errors are recorded above
+                    log.exception("%s: the after-pass job could not use the database", self.source.kind)
             self.notify("WATCHDOG=1")
             done += 1
             if passes is not None and done >= passes:

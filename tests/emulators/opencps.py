@@ -3,17 +3,27 @@ DossierManagement(Impl) for routes and status codes, RestAuthFilter for HTTP Bas
 route (the list is in its IGNORE_PATTERN, so anonymous), DossierDetailModel/DossierDataModel for field
 names, APIDateTimeUtils for `dd/MM/yyyy HH:mm:ss` in Asia/Ho_Chi_Minh.
 
+Votings (satisfaction ratings), from backend-postal-api-rest (VotingManagement(Impl),
+VotingResultInputModel, VotingResultModel) and backend-feedback (VotingActionsImpl.addVotingResult,
+the F_votingId_userId finder): `POST /postal/votings/{id}/results` binds the form fields selected,
+comment, email (@BeanParam of @FormParam: a JSON body binds nothing), HTML-escapes them, and keeps ONE
+result per account and voting: an employee's second answer updates the first (same votingResultId).
+An account that is neither an employee nor an applicant, or a voting that does not exist, stores
+nothing and still answers 200 with an empty model. Not in RestAuthFilter's IGNORE_PATTERN: HTTP Basic.
+`fault = "store_then_hang"` stores a result and then never answers (a lost answer).
+
 Not emulated: RestAuthFilter lets requests from 127.0.0.1 through without credentials; a kiosk
 is never on the provincial server, so here credentials are always required.
 """
 from __future__ import annotations
 
 import base64
+import html
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 from zoneinfo import ZoneInfo
 
 from tests.emulators import Emulator
@@ -56,6 +66,10 @@ class OpenCpsEmulator(Emulator):
         self._data_lock = threading.Lock()
         self._version = 0  # bumped on every change: list results are cached per query until then
         self._lists: dict[tuple[Any, ...], tuple[int, list[Dossier]]] = {}
+        # votingId -> its choices and results (dicts in VotingResultModel's field names)
+        self.votings: dict[int, dict[str, Any]] = {}
+        self.account_is_employee = True  # False: the account is neither employee nor applicant
+        self._next_result = 5000
 
     def add(self, code: str, status: str = "processing", secret: str = "AB12CD", *, group_id: int | None = None,
             due: datetime | None = None, modified: datetime | None = None, **kw: Any) -> Dossier:
@@ -122,6 +136,49 @@ class OpenCpsEmulator(Emulator):
             "hasPassword": d.password,  # the real list exposes it
         }
 
+    def add_voting(self, voting_id: int = 301, choices: tuple[str, ...] = (
+            "Rất hài lòng", "Hài lòng", "Bình thường", "Không hài lòng", "Rất không hài lòng")) -> int:
+        with self._data_lock:
+            self.votings[voting_id] = {"choices": list(choices), "results": []}
+        return voting_id
+
+    def voting_results(self, voting_id: int = 301) -> list[dict[str, Any]]:
+        with self._data_lock:
+            return [dict(r) for r in self.votings[voting_id]["results"]]
+
+    def _votings(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes, str]:
+        parts = path.split("/")  # ["", "postal", "votings", id, "results"]
+        if len(parts) != 5 or parts[4] != "results" or not parts[3].isdigit():
+            return 404, self.js({"message": "Not Found"}), "application/json"
+        if not self._authorised(headers):
+            return 401, self.js({"timestamp": fmt(datetime.now(ZONE)), "message": "permission denied",
+                                 "details": ""}), "application/json"
+        voting_id = int(parts[3])
+        with self._data_lock:
+            voting = self.votings.get(voting_id)
+            if method == "GET":
+                rows = voting["results"] if voting else []
+                return 200, self.js({"total": len(rows), "data": [dict(r) for r in rows]}), "application/json"
+            form: dict[str, str] = {}
+            if headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+                form = {k: v[-1] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()}
+            if voting is None or not self.account_is_employee:
+                return 200, self.js({}), "application/json"  # nothing stored, the empty model
+            now = datetime.now(ZONE).astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+            mine = next((r for r in voting["results"] if r["userName"] == self.username), None)
+            if mine is None:  # fetchByF_votingId_userId found nothing: a new result
+                self._next_result += 1
+                mine = {"votingResultId": self._next_result, "userId": 20123, "userName": self.username,
+                        "fullName": "Kiosk Một cửa", "email": "", "createDate": now, "currentUser": True}
+                voting["results"].append(mine)
+            selected = form.get("selected")
+            mine.update(modifiedDate=now, comment=html.escape(form.get("comment") or ""),
+                        selected=int(selected) if selected and selected.isdigit() else 0)
+            answer = dict(mine)
+        if self.fault == "store_then_hang":
+            self._stop.wait(120)
+        return 200, self.js(answer), "application/json"
+
     # --- routes -----------------------------------------------------------------------------
 
     def _authorised(self, headers: dict[str, str]) -> bool:
@@ -145,6 +202,8 @@ class OpenCpsEmulator(Emulator):
 
     def route(self, method, path, query, headers, body):
         base = "/o/rest/v2"
+        if path.startswith(base + "/postal/votings/"):
+            return self._votings(method, path[len(base):], headers, body)
         if method != "GET" or not path.startswith(base):
             return 404, self.js({"message": "Not Found"}), "application/json"
         path = path[len(base):]
