@@ -168,7 +168,7 @@ def test_staff_health_page_shows_the_sync_row(setup, emu):
     SyncService(cfg, engine, source).run_pass()
     app = create_app(cfg, engine, test_config={"TESTING": True})
     body = sign_in(app, role=users.ADMIN).get("/staff/health").get_data(as_text=True)
-    assert 'id="check-source"' in body and "Đồng bộ với hệ thống của tỉnh" in body and "opencps: in step" in body
+    assert 'id="check-source"' in body and "Đồng bộ với hệ thống của tỉnh" in body and "opencps: đồng bộ kịp" in body
     assert emu.password not in body
     public = app.test_client().get("/healthz").get_json()
     assert public["checks"]["source"]["state"] == "ok" and public["checks"]["source"]["kind"] == "opencps"

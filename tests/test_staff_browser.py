@@ -176,7 +176,7 @@ def test_staff_flow_in_chromium(live_server, page, tmp_path):
     assert rows.count() == len(health.GATHERERS)
     assert {rows.nth(i).get_attribute("id") for i in range(rows.count())} == {
         "check-" + fn.__name__.removeprefix("check_") for fn in health.GATHERERS}
-    assert "quick_check ok" in page.inner_text("#check-database")
+    assert "kiểm tra tệp (quick_check) đạt" in page.inner_text("#check-database")
     page.goto(f"{base}/staff/audit")
     log = page.inner_text("#audit")
     for text in ("Cập nhật trạng thái hồ sơ", "Sửa số điện thoại", "Hủy tin nhắn", "Gửi lại tin nhắn",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -115,11 +116,55 @@ def test_staff_health_page_shows_the_details(app, engine):
     client = sign_in(app)
     body = client.get("/staff/health").get_data(as_text=True)
     for text in ("Modem SMS", "Hoạt động bình thường", "Viettel", "42%",
-                 "Dung lượng lưu trữ", "Cơ sở dữ liệu", "quick_check ok",
+                 "Dung lượng lưu trữ", "Cơ sở dữ liệu", "kiểm tra tệp (quick_check) đạt",
                  "Lần nhận dữ liệu gần nhất", "Camera quét mã", "Máy in phiếu"):
         assert text in body, text
     full = client.get("/staff/health.json").get_json()
     assert _by_name(full)["database"]["detail"] == "answers; quick_check ok"
+
+
+# kiosk/health.py's English sentences (for `kiosk doctor` and the JSON): none may reach the page.
+DOCTOR_WORDS = ("answers", "MB free of", "no dossier data received yet", "last ingest finished", "need an official",
+                "today:", "over the station limits", "no source configured", "the SMS gateway has never run", "180 min",
+                "in step", "failed pass(es)", "modems sending")
+
+
+def test_staff_health_page_says_every_check_in_vietnamese_then_in_english_on_request(make_config):
+    from kiosk.app import create_app
+    from kiosk.sources.schema import source_sync
+    from motcua.db import make_engine
+
+    cfg = make_config(staff={"password_time_cost": 1, "password_memory_kib": 8192},
+                      source={"kind": "opencps", "base_url": "http://127.0.0.1:9/o/rest/v2"})
+    engine = make_engine(cfg)
+    now = utcnow()
+    with engine.begin() as conn:
+        conn.execute(ingest_runs.insert().values(via="api", started_at=now, finished_at=now - timedelta(hours=2)))
+        conn.execute(source_sync.insert().values(kind="opencps", confirmed_at=now - timedelta(hours=3),
+                                                 last_success_at=now - timedelta(hours=3), errors_in_row=4,
+                                                 last_error="unreachable: ConnectError: refused"))
+        for gw in ("a", "b"):
+            write_modem_health(conn, gateway=gw, state="ok" if gw == "a" else "no_sim", registered=True,
+                               signal_percent=60, last_seen_at=now)
+    client = sign_in(create_app(cfg, engine, test_config={"TESTING": True}))
+    body = client.get("/staff/health").get_data(as_text=True)
+    for text in ("Đủ chỗ lưu trữ", "Lần nhận xong gần nhất cách đây 2.0 giờ",
+                 "opencps: đồng bộ lỗi nhiều lần liên tiếp", "180 phút", "1 trên 2 modem đang gửi được",
+                 "0 tin cần cán bộ xem", "Hôm nay: 0 lượt lấy số",
+                 "Nguyên văn từ thiết bị hoặc dịch vụ"):
+        assert text in body, text
+    # The devices' own words are shown apart and labelled; everything else is the catalogue's.
+    ours = re.sub(r'<span class="muted device-words">.*?</span>', "", body, flags=re.S)
+    for words in DOCTOR_WORDS:
+        assert words not in ours, words
+    client.post("/staff/language", data={"lang": "en", "csrf_token": csrf_token(client, "/staff/health")})
+    english = client.get("/staff/health").get_data(as_text=True)
+    for text in ("Enough storage space", "Last ingest finished 2.0 hours ago", "opencps: sync failed several times",
+                 "180 min", "1 of 2 modems can send", "0 notices for an official to check", "Today: 0 tickets",
+                 "Original words of the device or service"):
+        assert text in english, text
+    assert "Đủ chỗ lưu trữ" not in english and "đồng bộ lỗi" not in english
+    engine.dispose()
 
 
 def test_staff_health_page_names_the_modem_state_in_the_chosen_language(app, engine):

@@ -26,10 +26,11 @@ from kiosk.i18n import status_label
 from kiosk.printing import jobs as print_jobs
 from kiosk.printing.jobs import submit_slip
 from kiosk.printing.states import JobState
-from kiosk.ratings import core as ratings
+from kiosk.ratings import api as ratings
 from kiosk.staff import audit, users
 from kiosk.staff.forms import ActionForm, LanguageForm, LoginForm, PasswordForm, PhoneForm, StatusForm, UserAddForm
 from kiosk.staff.guard import LOGIN_AT_KEY, SEEN_KEY, StaffUser, client_address, safe_next
+from kiosk.staff.health_text import check_sentence
 from kiosk.staff.models import staff_users
 from kiosk.store import dossiers as store
 from kiosk.store.schema import dossiers
@@ -193,6 +194,7 @@ def _helpers() -> dict[str, Any]:
         "station_role_label": lambda r: STATION_ROLE_LABELS.get(r, r),
         "device_state_label": _device_state_label,
         "age_label": _age_label,
+        "check_sentence": check_sentence,
         "english": english,
     }
 
@@ -506,7 +508,8 @@ def rating_report():
     with reading(get_engine()) as conn:
         lines = ratings.report(conn, group, start, end)
     return render_template("staff/ratings.html", lines=lines, group=group, start=start, end=end,
-                           groups=RATING_GROUP_LABELS, scores=ratings.SCORES, reasons=ratings.REASONS)
+                           groups=RATING_GROUP_LABELS, scores=ratings.SCORES, reasons=ratings.REASONS,
+                           push=ratings.push_status(get_config(), get_engine()))
 
 
 @bp.get("/ratings.csv")
