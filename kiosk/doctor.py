@@ -76,7 +76,7 @@ class Context:
 # --- config, database, backup, disk -----------------------------------------------------------
 
 def check_config(ctx: Context) -> Finding:
-    from motcua.config import ConfigError, load_config, resolve_path
+    from motcua.config import ConfigError, exposed_credentials, load_config, resolve_path
 
     path, _ = resolve_path(ctx.config_path)
     try:
@@ -86,7 +86,11 @@ def check_config(ctx: Context) -> Finding:
                        "Sửa tệp cấu hình theo config.sample.toml / fix the key named above (see config.sample.toml)",
                        {"path": str(path)})
     where = str(ctx.cfg.source) if ctx.cfg.source else f"no file at {path}: built-in defaults"
-    return Finding("config", OK, f"loads ({where})", data={"path": str(ctx.cfg.source) if ctx.cfg.source else None})
+    data = {"path": str(ctx.cfg.source) if ctx.cfg.source else None}
+    exposed = exposed_credentials(ctx.cfg.source)
+    if exposed:
+        return Finding("config", WARNING, f"loads, but {exposed}", data=data)
+    return Finding("config", OK, f"loads ({where})", data=data)
 
 
 def check_database(ctx: Context) -> Finding:

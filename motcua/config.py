@@ -11,6 +11,8 @@ instead of silently ignored.
 from __future__ import annotations
 
 import os
+import re
+import stat
 import tomllib
 from datetime import time
 from pathlib import Path
@@ -732,6 +734,44 @@ def load_config(explicit: str | os.PathLike[str] | None = None, overrides: dict[
         raise ConfigError(_describe(exc, source=source)) from None
     cfg.source = source
     return cfg
+
+
+# Setting names that hold credentials: the staff settings page masks them, and the file holding them
+# must not be readable by others (hardware/setup.sh installs it 0640 root:motcua).
+SECRET_SETTING = re.compile(r"^(secret_key|api_token|pin|password|secret)$|_(token|secret|password)$")
+CONFIG_MODE = 0o640
+
+
+def credentials_in(data: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of the non-empty credential settings in a (parsed) config file."""
+    names = []
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            names.extend(credentials_in(value, f"{name}."))
+        elif SECRET_SETTING.search(key) and value not in ("", None):
+            names.append(name)
+    return names
+
+
+def exposed_credentials(path: Path | None) -> str | None:
+    """One sentence when the config file holds credentials and its mode is wider than 0640; else None."""
+    if path is None:
+        return None
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        with path.open("rb") as fh:
+            names = credentials_in(tomllib.load(fh))
+    except (OSError, tomllib.TOMLDecodeError):
+        return None  # the config check itself says why the file cannot be read
+    if not names or not mode & ~CONFIG_MODE:
+        return None
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    fix = f"run `chmod 0640 {path}` (owner root, group motcua)"
+    if mode & stat.S_IROTH:
+        return (f"{path} is mode {mode:04o}, so every user of this machine can read the credentials in it "
+                f"({shown}): {fix}")
+    return f"{path} holds credentials ({shown}) and is mode {mode:04o}, wider than 0640: {fix}"
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

@@ -61,6 +61,23 @@ def test_bad_config_value_and_broken_toml(tmp_path: Path, base: dict) -> None:
     assert "not valid TOML" in check(tmp_path, {}, "config").summary
 
 
+def test_config_file_with_credentials_readable_by_others_is_a_one_sentence_warning(tmp_path: Path, base: dict) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[source.opencps]\npassword = "mat-khau-tinh"\n[modem]\npin = ""\n', encoding="utf-8")
+    path.chmod(0o644)
+    f = check(tmp_path, base, "config")
+    assert f.state == WARNING and "mode 0644" in f.summary and "every user of this machine can read" in f.summary
+    assert "source.opencps.password" in f.summary and "modem.pin" not in f.summary  # an empty PIN is no secret
+    assert "mat-khau-tinh" not in f.summary and f"chmod 0640 {path}" in f.summary and f.summary.count(". ") == 0
+    path.chmod(0o660)
+    assert "wider than 0640" in check(tmp_path, base, "config").summary
+    path.chmod(0o640)
+    assert check(tmp_path, base, "config").state == OK
+    path.write_text("[source]\npoll_s = 30.0\n", encoding="utf-8")  # nothing secret in it
+    path.chmod(0o644)
+    assert check(tmp_path, base, "config").state == OK
+
+
 # --- database -----------------------------------------------------------------------------------
 
 def test_healthy_database_is_writable_and_intact(tmp_path: Path, base: dict) -> None:

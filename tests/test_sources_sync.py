@@ -195,9 +195,17 @@ def test_source_check_and_sync_once_commands(tmp_path, emu):
         f'[paths]\ndata_dir = "{tmp_path / "data"}"\n[source]\nkind = "opencps"\nbase_url = "{emu.url}/o/rest/v2"\n'
         f'[source.opencps]\ngroup_id = "{emu.group_id}"\nusername = "{emu.username}"\npassword = "{emu.password}"\n',
         encoding="utf-8")
+    cfg.chmod(0o644)
     res = subprocess.run([str(KIOSK), "--config", str(cfg), "source", "check"], capture_output=True, text=True,
                          timeout=60)
     assert res.returncode == 0 and "read and valid" in res.stdout, res.stderr
+    assert res.stderr.startswith(f"Warning: {cfg} is mode 0644, so every user of this machine can read")
+    assert "source.opencps.password" in res.stderr and emu.password not in res.stderr
+    cfg.chmod(0o640)
+    res = subprocess.run([str(KIOSK), "--config", str(cfg), "source", "check", "--json"], capture_output=True,
+                         text=True, timeout=60)
+    out = json.loads(res.stdout)
+    assert out["ok"] and out["warning"] is None and not res.stderr
     res = subprocess.run([str(KIOSK), "--config", str(cfg), "sync", "--once"], capture_output=True, text=True,
                          timeout=60)
     assert res.returncode == 0 and "1 written" in res.stdout, res.stderr

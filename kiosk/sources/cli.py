@@ -16,7 +16,7 @@ from kiosk.sources.base import ErrorKind, Source, SourceError
 from kiosk.sources.store import sync_health
 from kiosk.sources.sync import SyncService
 from motcua.cli import AppContext
-from motcua.config import Config
+from motcua.config import Config, exposed_credentials
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +115,13 @@ def check_command(obj: AppContext, as_json: bool) -> None:
     finally:
         if source:
             source.close()
+    exposed = exposed_credentials(cfg.source)
     if as_json:
-        click.echo(json.dumps({"ok": ok, "message": sentence}, ensure_ascii=False))
+        click.echo(json.dumps({"ok": ok, "message": sentence, "warning": exposed}, ensure_ascii=False))
     else:
         click.echo(sentence)
+        if exposed:
+            click.echo(f"Warning: {exposed}.", err=True)
     if not ok:
         sys.exit(1)
 

@@ -35,6 +35,7 @@ from kiosk.staff.models import staff_users
 from kiosk.store import dossiers as store
 from kiosk.store.schema import dossiers
 from motcua import stations
+from motcua.config import SECRET_SETTING as SECRET_KEYS  # the one rule for which settings are credentials
 from motcua.db import reading
 from motcua.phones import InvalidPhone, normalise_vn_mobile
 from motcua.textnorm import clean_text
@@ -656,8 +657,6 @@ def change_password():
 
 
 # --- settings (admins; read-only) -----------------------------------------------------------------
-
-SECRET_KEYS = re.compile(r"^(secret_key|api_token|pin|password|secret)$|_(token|secret|password)$")
 
 
 def settings_view(cfg: Any) -> list[tuple[str, list[tuple[str, str]]]]:
