@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timezone
-from typing import Any
+from typing import Any, Sequence
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -146,8 +146,7 @@ def take_ticket(conn: sa.Connection, cfg: Config, service_code: str, *, now: dat
     svc = get_service(cfg, service_code)
     now = now or utcnow()
     day = local_day(cfg, now)
-    ahead = waiting_count(conn, cfg, svc.code, now=now)
-    if ahead >= cfg.queue.max_waiting:
+    if waiting_count(conn, cfg, svc.code, now=now) >= cfg.queue.max_waiting:
         raise QueueFull("waiting", svc.code)
     number = _next_number(conn, svc.code, day)
     if number >= 10 ** cfg.queue.number_digits:  # "B1005" would not fit the display or the ticket
@@ -159,6 +158,7 @@ def take_ticket(conn: sa.Connection, cfg: Config, service_code: str, *, now: dat
             state=TicketState.WAITING, issued_at=now, queued_at=now, priority=priority,
         ).returning(queue_tickets.c.id)
     ).scalar_one()
+    ahead = people_ahead(conn, cfg, svc.code, ticket_id, day)
     return Ticket(
         id=ticket_id, label=label, number=number, service_code=svc.code, service_name_vi=svc.name_vi,
         service_name_en=svc.name_en, waiting_ahead=ahead,
@@ -252,11 +252,26 @@ def last_service_at(conn: sa.Connection, counter: str) -> str | None:
                         .order_by(queue_calls.c.id.desc()).limit(1)).scalar()
 
 
+def priority_turn(recent: Sequence[bool], every: int) -> bool:
+    """The calling-order rule, `[queue] priority_every` = N: with a priority ticket waiting, it is called
+    now when none of the last N calls (`recent`: their priority flags, newest first) was a priority one
+    (N = 0: priority tickets always first). Otherwise the longest-waiting ticket of either kind is
+    called. With both queues long, that is one priority ticket for every N regular ones."""
+    return every <= 0 or not any(recent[:every])
+
+
+def _recent_calls(conn: sa.Connection, codes: list[str], day: date, n: int) -> list[bool]:
+    """Priority flags of the last `n` calls (not recalls) of these services today, newest first."""
+    if n <= 0:
+        return []
+    return [bool(p) for p in conn.execute(
+        sa.select(queue_tickets.c.priority).select_from(queue_calls.join(queue_tickets))
+        .where(queue_tickets.c.day == day, queue_calls.c.service_code.in_(codes), queue_calls.c.recall.is_(False))
+        .order_by(queue_calls.c.id.desc()).limit(n)).scalars()]
+
+
 def priority_due(conn: sa.Connection, cfg: Config, codes: list[str], day: date) -> bool:
-    """The policy of `[queue] priority_every` = N: a waiting priority ticket is called when none of the
-    last N calls of these services was a priority one (N = 0: priority tickets always first). With
-    both queues long, that is one priority ticket for every N regular ones; either queue alone is
-    called in order."""
+    """Whether `call_next` for these services takes a priority ticket now (`priority_turn`)."""
     waiting_priority = conn.execute(
         sa.select(queue_tickets.c.id).where(queue_tickets.c.day == day, queue_tickets.c.state == TicketState.WAITING,
                                             queue_tickets.c.service_code.in_(codes),
@@ -264,13 +279,34 @@ def priority_due(conn: sa.Connection, cfg: Config, codes: list[str], day: date) 
     if waiting_priority is None:
         return False
     every = cfg.queue.priority_every
-    if every <= 0:
-        return True
-    last = conn.execute(
-        sa.select(queue_tickets.c.priority).select_from(queue_calls.join(queue_tickets))
-        .where(queue_tickets.c.day == day, queue_calls.c.service_code.in_(codes), queue_calls.c.recall.is_(False))
-        .order_by(queue_calls.c.id.desc()).limit(every)).scalars().all()
-    return not any(last)
+    return priority_turn(_recent_calls(conn, codes, day, every), every)
+
+
+def calling_order(waiting: Sequence[tuple[int, bool]], recent: Sequence[bool], every: int) -> list[int]:
+    """Ticket ids in the order `call_next` will call them if nobody else arrives: `waiting` is (id,
+    priority) longest-waiting first, `recent` the last calls' priority flags, newest first."""
+    queue, history, order = list(waiting), list(recent), []
+    while queue:
+        first_priority = next((i for i, (_id, prio) in enumerate(queue) if prio), None)
+        i = first_priority if first_priority is not None and priority_turn(history, every) else 0
+        ticket_id, prio = queue.pop(i)
+        order.append(ticket_id)
+        history.insert(0, prio)
+    return order
+
+
+def people_ahead(conn: sa.Connection, cfg: Config, service_code: str, ticket_id: int, day: date) -> int:
+    """How many waiting tickets of the service `call_next` calls before this one, by `calling_order`
+    (a priority ticket passes regular ones; a regular one waits for everyone who came before it)."""
+    waiting = conn.execute(
+        sa.select(queue_tickets.c.id, queue_tickets.c.priority)
+        .where(queue_tickets.c.day == day, queue_tickets.c.state == TicketState.WAITING,
+               queue_tickets.c.service_code == service_code)
+        .order_by(queue_tickets.c.queued_at, queue_tickets.c.id)).all()
+    every = cfg.queue.priority_every
+    order = calling_order([(r.id, bool(r.priority)) for r in waiting],
+                          _recent_calls(conn, [service_code], day, every), every)
+    return order.index(ticket_id) if ticket_id in order else 0
 
 
 def recall(conn: sa.Connection, cfg: Config, counter: str, *, now: datetime | None = None) -> CalledTicket:
