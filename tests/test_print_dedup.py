@@ -58,3 +58,45 @@ def test_staff_asking_twice_gets_two_slips(any_engine, make_config):
         with any_engine.begin() as conn:
             jobs.submit_slip(conn, cfg, CODE, source="staff", now=datetime.now(timezone.utc))
     assert _count(any_engine) == 2
+
+
+def test_a_double_tap_sending_one_request_key_twice_at_once_gets_one_number_and_one_printout(
+        any_engine, make_config, monkeypatch):
+    import re
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kiosk.app import create_app
+    from kiosk.queue import core as queue
+    from kiosk.queue.schema import queue_tickets
+    from tests.kiosk_support import ALL_WEEK
+
+    cfg = make_config(site={"opening_hours": ALL_WEEK}, kiosk={"station_ticket_rate": "1000 per minute"})
+    app = create_app(cfg, any_engine, test_config={"TESTING": True})
+    service = queue.list_services(cfg)[0].code
+    both_inside = threading.Barrier(2)
+    real_take = queue.take_ticket
+
+    def take_when_both_arrived(*args, **kwargs):
+        # Both requests are past their "key already used?" read before either takes a number. SQLite
+        # serialises writers at BEGIN, so there the second never gets here first: the wait just ends.
+        try:
+            both_inside.wait(timeout=1.0)
+        except threading.BrokenBarrierError:
+            pass
+        return real_take(*args, **kwargs)
+
+    monkeypatch.setattr(queue, "take_ticket", take_when_both_arrived)
+
+    def tap(_):
+        return app.test_client().post("/ticket", data={"service": service, "request_key": "e" * 32})
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(tap, range(2)))
+    assert [a.status_code for a in answers] == [200, 200]
+    labels = [set(re.findall(rf"{queue.get_service(cfg, service).prefix}\d{{3,}}", a.get_data(as_text=True)))
+              for a in answers]
+    assert labels[0] == labels[1] and len(labels[0]) == 1, labels  # both screens show the one number
+    with any_engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(queue_tickets)).scalar_one() == 1
+    assert _count(any_engine) == 1
