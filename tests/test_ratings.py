@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
@@ -69,3 +70,26 @@ def test_report_by_day_month_and_counter_and_its_csv(app, engine):
     assert resp.mimetype == "text/csv"
     table = list(csv.DictReader(io.StringIO(resp.get_data(as_text=True))))
     assert {r["counter"]: r["count"] for r in table} == {"1": "2", "2": "1", "kiosk": "1"}
+
+
+def test_the_counter_page_brings_up_the_rating_screen_for_the_citizen_just_served(app, engine):
+    cfg = app.config["MOTCUA"]
+    counter = queue.list_counters(cfg)[0]
+    service = queue.services_at_counter(cfg, counter)[0].code
+    client = sign_in(app)
+    assert 'id="btn-rate"' not in client.get(f"/counter/{counter}").get_data(as_text=True)  # nobody served yet
+    with engine.begin() as conn:
+        ticket = queue.take_ticket(conn, cfg, service)
+    token = csrf_token(client, f"/counter/{counter}")
+    for action in ("next", "finish"):
+        client.post(f"/counter/{counter}/{action}", data={"csrf_token": token})
+    page = client.get(f"/counter/{counter}").get_data(as_text=True)
+    link = re.search(r'<a class="btn" id="btn-rate" href="([^"]+)" target="([^"]+)"', page)
+    assert link and link.group(1) == f"/counter/{counter}/rate" and link.group(2) == f"rate-{counter}"
+    assert f"Đánh giá sẽ ghi cho số {ticket.label}" in page
+    faces = client.get(link.group(1)).get_data(as_text=True)
+    assert 'id="rate-5"' in faces
+    client.post(link.group(1), data={"csrf_token": csrf_token(client, link.group(1)), "score": "5"})
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(ratings_table)).mappings().one()
+    assert (row["channel"], row["counter"], row["service_code"], row["score"]) == ("counter", counter, service, 5)

@@ -393,11 +393,16 @@ def counter_view(conn: sa.Connection, cfg: Config, counter: str, *, now: datetim
     services = services_at_counter(cfg, counter)
     codes = {s.code for s in services}
     row = current_ticket(conn, counter)
+    last = conn.execute(
+        sa.select(queue_calls.c.label, queue_calls.c.service_code)
+        .where(queue_calls.c.counter == counter, queue_calls.c.called_at >= day_start_utc(cfg, local_day(cfg, now)))
+        .order_by(queue_calls.c.id.desc()).limit(1)).mappings().first()
     return {
         "counter": counter,
         "services": [s for s in service_summary(conn, cfg, now=now) if s["code"] in codes],
         "all_services": list_services(cfg),
         "current": dict(row) if row else None,
+        "last_call": dict(last) if last else None,  # the citizen a rating at this counter is about
     }
 
 
