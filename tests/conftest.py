@@ -84,9 +84,34 @@ def config(make_config: Callable[..., Config]) -> Config:
     return make_config()
 
 
+@pytest.fixture(scope="session")
+def _migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite file migrated to head by the real migrations, once per session: the `engine`
+    fixtures start from a copy of it (migrating a new file costs ~0.2 s, and most tests need one).
+    Tests of the migrations themselves build their databases with make_engine directly."""
+    folder = tmp_path_factory.mktemp("migrated")
+    (folder / "config.toml").write_text("", encoding="utf-8")
+    cfg = load_config(folder / "config.toml", {"paths": {"data_dir": str(folder / "data")}})
+    make_engine(cfg).dispose()  # the last connection closed checkpoints the WAL into the file
+    migrated = Path(sa.make_url(cfg.database.url).database or "")
+    assert not migrated.with_name(migrated.name + "-wal").exists()
+    return migrated
+
+
+def _test_engine(cfg: Config, migrated: Path) -> sa.Engine:
+    """make_engine, with a new SQLite file copied from the migrated one instead of migrated again."""
+    url = sa.make_url(cfg.database.url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        target = Path(url.database)
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(migrated, target)
+    return make_engine(cfg)  # still checks the revision, as every start does
+
+
 @pytest.fixture
-def engine(config: Config) -> Iterator[sa.Engine]:
-    eng = make_engine(config)
+def engine(config: Config, _migrated_sqlite: Path) -> Iterator[sa.Engine]:
+    eng = _test_engine(config, _migrated_sqlite)
     yield eng
     eng.dispose()
 
@@ -137,13 +162,42 @@ def pg_server() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture
-def pg_database(pg_server: str) -> Iterator[str]:
-    """A fresh database on the session's server; yields its URL."""
+def _pg_create(pg_server: str, template: str | None = None) -> tuple[sa.Engine, str]:
     name = f"t_{int(time.time() * 1000) % 10**9}_{os.getpid()}_{_free_port()}"
     admin = sa.create_engine(pg_server.replace("/?", "/postgres?"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    return admin, name
+
+
+@pytest.fixture(scope="session")
+def _pg_migrated(pg_server: str) -> str:
+    """A database migrated to head once per session; `any_engine` copies it (CREATE DATABASE ... TEMPLATE)."""
+    admin, name = _pg_create(pg_server)
+    admin.dispose()
+    eng = sa.create_engine(pg_server.replace("/?", f"/{name}?"))
+    from motcua.db import migrate
+    migrate(eng)
+    eng.dispose()  # a template must have no connections when it is copied
+    return name
+
+
+@pytest.fixture
+def pg_migrated_database(pg_server: str, _pg_migrated: str) -> Iterator[str]:
+    """A fresh database already at head (a copy of the session's migrated one); yields its URL."""
+    admin, name = _pg_create(pg_server, _pg_migrated)
+    try:
+        yield pg_server.replace("/?", f"/{name}?")
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_database(pg_server: str) -> Iterator[str]:
+    """A fresh, empty database on the session's server; yields its URL."""
+    admin, name = _pg_create(pg_server)
     try:
         yield pg_server.replace("/?", f"/{name}?")
     finally:
@@ -158,8 +212,8 @@ def any_engine(request: pytest.FixtureRequest, make_config: Callable[..., Config
     if request.param == "sqlite":
         cfg = make_config()
     else:
-        cfg = make_config(database={"url": request.getfixturevalue("pg_database")})
-    eng = make_engine(cfg)
+        cfg = make_config(database={"url": request.getfixturevalue("pg_migrated_database")})
+    eng = _test_engine(cfg, request.getfixturevalue("_migrated_sqlite"))
     yield eng
     eng.dispose()
 
