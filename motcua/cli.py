@@ -7,12 +7,12 @@ when a command uses them (on a Pi 4 those imports cost seconds).
 from __future__ import annotations
 
 import importlib
-import logging
-import sys
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import click
+
+from motcua.logs import setup_logging
 
 if TYPE_CHECKING:
     from motcua.config import Config
@@ -74,16 +74,6 @@ def config_option(f):
         help="Configuration file (TOML). Default: $MOTCUA_CONFIG, else /etc/motcua/config.toml, "
              "else built-in defaults.",
     )(f)
-
-
-def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if not verbose:
-        logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 class LazyGroup(click.Group):

@@ -9,23 +9,28 @@ hidden: a box that stopped writing is exactly what staff need to see.
 `heartbeat` is an upsert, so a service calls it at start and then every `[station] heartbeat_s`; it needs
 no registration step and works the same on SQLite and PostgreSQL. A single Pi without a `[station]`
 section is the station "main" and nothing else changes.
+
+SQLAlchemy is imported only by the functions that use it: the scanner's supervisor writes nothing but its
+heartbeat, and SQLAlchemy would be half of its memory. It writes through a `DirectDatabase` (sqlite3 or
+psycopg alone); the statement and its values are the same ones `heartbeat` sends through an engine.
 """
 from __future__ import annotations
 
 import os
 import re
 import socket
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import cache
 from importlib import metadata as importlib_metadata
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from motcua.timeutil import db_time, utcnow
 
-from motcua.timeutil import UtcDateTime, utcnow
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 
 class StationIdentity(Protocol):
@@ -35,9 +40,6 @@ class StationIdentity(Protocol):
 
     @property
     def label(self) -> str: ...
-
-
-metadata = sa.MetaData()
 
 
 class StationRole(StrEnum):
@@ -63,22 +65,34 @@ class Device(StrEnum):
     MODEM = "modem"
 
 
-stations = sa.Table(
-    "stations",
-    metadata,
-    sa.Column("station_id", sa.String(32), primary_key=True),
-    sa.Column("service", sa.String(64), primary_key=True),
-    sa.Column("name", sa.String(100), nullable=False),
-    sa.Column("role", sa.String(16), nullable=False),  # a StationRole
-    sa.Column("version", sa.String(32), nullable=False),
-    sa.Column("host", sa.String(64), nullable=False),
-    sa.Column("pid", sa.Integer, nullable=False),
-    sa.Column("device", sa.String(16)),  # a Device, or none (web app)
-    sa.Column("device_state", sa.String(32)),  # the owner's own state word (PrinterState, ModemState, ...)
-    sa.Column("detail", sa.Text),
-    sa.Column("started_at", UtcDateTime, nullable=False),
-    sa.Column("heartbeat_at", UtcDateTime, nullable=False),
-)
+# The columns of the stations table, in the order of the upsert below.
+COLUMNS = ("station_id", "service", "name", "role", "version", "host", "pid", "device", "device_state", "detail",
+           "started_at", "heartbeat_at")
+
+
+@cache
+def table() -> sa.Table:
+    """The `stations` table (migration h0002), for the SQLAlchemy readers below."""
+    import sqlalchemy as sa
+
+    from motcua.timeutil import UtcDateTime
+
+    return sa.Table(
+        "stations",
+        sa.MetaData(),
+        sa.Column("station_id", sa.String(32), primary_key=True),
+        sa.Column("service", sa.String(64), primary_key=True),
+        sa.Column("name", sa.String(100), nullable=False),
+        sa.Column("role", sa.String(16), nullable=False),  # a StationRole
+        sa.Column("version", sa.String(32), nullable=False),
+        sa.Column("host", sa.String(64), nullable=False),
+        sa.Column("pid", sa.Integer, nullable=False),
+        sa.Column("device", sa.String(16)),  # a Device, or none (web app)
+        sa.Column("device_state", sa.String(32)),  # the owner's own state word (PrinterState, ModemState, ...)
+        sa.Column("detail", sa.Text),
+        sa.Column("started_at", UtcDateTime, nullable=False),
+        sa.Column("heartbeat_at", UtcDateTime, nullable=False),
+    )
 
 
 @cache
@@ -89,28 +103,79 @@ def software_version() -> str:
         return "unknown"
 
 
-def heartbeat(engine: sa.Engine, station: StationIdentity, service: str, *, device: str | None = None,
-              device_state: str | None = None, detail: str | None = None, started_at: datetime | None = None,
-              now: datetime | None = None) -> None:
+def heartbeat(engine: sa.Engine | DirectDatabase, station: StationIdentity, service: str, *,
+              device: str | None = None, device_state: str | None = None, detail: str | None = None,
+              started_at: datetime | None = None, now: datetime | None = None) -> None:
     """Write this service's row for this station (insert or update), with its device's state.
 
     Call it when the service starts (pass `started_at`) and then every `station.heartbeat_s`. The gateway
     calls it as `heartbeat(engine, cfg.station, f"sms-gateway/{name}", device="modem", device_state=...)`.
+    `engine` is a SQLAlchemy engine or a `DirectDatabase`: the same statement goes through either.
     """
     now = now or utcnow()
-    values = {
-        "name": station.label, "role": str(station.role), "version": software_version()[:32],
-        "host": socket.gethostname()[:64], "pid": os.getpid(), "device": device,
-        "device_state": device_state, "detail": detail, "heartbeat_at": now,
+    dialect = engine.dialect if isinstance(engine, DirectDatabase) else engine.dialect.name
+    row = {
+        "station_id": station.id, "service": service, "name": station.label, "role": str(station.role),
+        "version": software_version()[:32], "host": socket.gethostname()[:64], "pid": os.getpid(),
+        "device": device, "device_state": device_state, "detail": detail,
+        "started_at": db_time(started_at or now, dialect), "heartbeat_at": db_time(now, dialect),
     }
-    insert = (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(stations)
-    stmt = insert.values(station_id=station.id, service=service, started_at=started_at or now, **values)
-    update = dict(values)
-    if started_at is not None:
-        update["started_at"] = started_at
-    stmt = stmt.on_conflict_do_update(index_elements=["station_id", "service"], set_=update)
-    with engine.begin() as conn:
-        conn.execute(stmt)
+    sql = _upsert(dialect, keep_started_at=started_at is None)
+    if isinstance(engine, DirectDatabase):
+        engine.execute(sql, row)
+    else:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(sql, row)
+
+
+@cache
+def _upsert(dialect: str, keep_started_at: bool) -> str:
+    """INSERT ... ON CONFLICT DO UPDATE, which SQLite (3.24+) and PostgreSQL both read, in the driver's
+    placeholder style; a row kept keeps its `started_at` unless the service (re)started."""
+    mark = "%({})s" if dialect == "postgresql" else ":{}"
+    updated = [c for c in COLUMNS[2:] if not (keep_started_at and c == "started_at")]
+    return (f"INSERT INTO stations ({', '.join(COLUMNS)}) VALUES ({', '.join(mark.format(c) for c in COLUMNS)}) "
+            f"ON CONFLICT (station_id, service) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in updated)}")
+
+
+class DirectDatabase:
+    """The database of `[database] url` through its driver alone (sqlite3, psycopg), for `heartbeat` from a
+    process that needs nothing else of it. One connection per call: a heartbeat comes every half minute,
+    and a database that went away and came back needs no reconnect logic."""
+
+    def __init__(self, dialect: str, target: str, busy_timeout_ms: int):
+        self.dialect, self._target, self._busy_ms = dialect, target, busy_timeout_ms
+
+    @classmethod
+    def from_url(cls, url: str, busy_timeout_ms: int) -> DirectDatabase | None:
+        """For an SQLite file or a PostgreSQL (psycopg) URL; None for anything else (use an engine)."""
+        if url.startswith("sqlite:///") and "?" not in url:
+            path = url[len("sqlite:///"):]
+            return cls("sqlite", path, busy_timeout_ms) if path and path != ":memory:" else None
+        for scheme in ("postgresql://", "postgresql+psycopg://"):
+            if url.startswith(scheme):  # libpq reads SQLAlchemy's URL form once the driver name is gone
+                return cls("postgresql", "postgresql://" + url[len(scheme):], busy_timeout_ms)
+        return None
+
+    def execute(self, sql: str, params: dict[str, Any]) -> None:
+        """Run one statement in its own transaction, as motcua.db's engine would (busy timeout, FULL sync)."""
+        if self.dialect == "sqlite":
+            import sqlite3
+
+            with closing(sqlite3.connect(self._target, timeout=self._busy_ms / 1000, isolation_level=None)) as conn:
+                conn.execute("PRAGMA synchronous=FULL")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.execute(sql, params)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+        else:
+            import psycopg
+
+            with psycopg.connect(self._target, connect_timeout=10) as conn:  # commits on leaving
+                conn.execute(sql, params)
 
 
 @dataclass(frozen=True)
@@ -159,6 +224,9 @@ class Station:
 def list_stations(engine: sa.Engine, *, stale_after_s: float, now: datetime | None = None) -> list[Station]:
     """Every station with its services, stale ones included (marked), ordered by station id."""
     now = now or utcnow()
+    import sqlalchemy as sa
+
+    stations = table()
     limit = timedelta(seconds=stale_after_s)
     # A read on SQLite must not take the write lock (motcua.db.reading does this; not imported: a cycle).
     with engine.connect() as conn:
@@ -185,6 +253,9 @@ def get_station(engine: sa.Engine, station_id: str, *, stale_after_s: float,
 
 def forget(engine: sa.Engine, station_id: str, service: str | None = None) -> int:
     """Remove a retired station (or one of its services) from the hall list; returns rows removed."""
+    import sqlalchemy as sa
+
+    stations = table()
     stmt = sa.delete(stations).where(stations.c.station_id == station_id)
     if service is not None:
         stmt = stmt.where(stations.c.service == service)

@@ -105,6 +105,30 @@ def test_video_scans_reach_socket_clients_once_per_interval(scanner, receipt_vid
     assert not paths["sock"].exists()
 
 
+def test_the_scanner_writes_its_station_heartbeat_without_loading_sqlalchemy(scanner, receipt_video: Path,
+                                                                            short_dir: Path) -> None:
+    from motcua.config import load_config
+    from motcua.db import make_engine
+    from motcua.stations import Device, Service, list_stations
+
+    cfg = load_config(str(write_config_file(short_dir / "migrate.toml", {"paths": {"data_dir": str(short_dir)}})))
+    engine = make_engine(cfg)  # the web app migrates; the scanner only writes its row
+    proc, paths = scanner("--video", str(receipt_video), "--loop")
+    _until(messages(connect(paths["sock"])), lambda m: m["event"] == "camera" and m["data"]["state"] == "ok")
+    deadline = time.monotonic() + 10
+    while True:  # the first beat is written at start, then again when the camera state changes
+        beats = [s for st in list_stations(engine, stale_after_s=60) for s in st.services]
+        mine = next((b for b in beats if b.service == Service.SCANNER and b.device_state == "ok"), None)
+        if mine is not None:
+            break
+        assert time.monotonic() < deadline, beats
+        time.sleep(0.1)
+    assert (mine.pid, mine.device) == (proc.pid, Device.CAMERA)
+    # The supervisor runs as long as the kiosk: SQLAlchemy (~20 MB) has no business in it.
+    assert "/sqlalchemy/" not in Path(f"/proc/{proc.pid}/maps").read_text()
+    engine.dispose()
+
+
 def test_decoder_crash_restarts_the_child_and_clients_stay_connected(scanner, receipt_video: Path) -> None:
     proc, paths = scanner("--video", str(receipt_video), "--loop")
     msgs = messages(connect(paths["sock"]))

@@ -65,3 +65,36 @@ def test_setup_writes_the_station_section_keeping_the_rest_of_the_file(tmp_path)
                                           role="gateway"), encoding="utf-8")
     cfg = load_config(path)
     assert (cfg.station.id, cfg.station.role, cfg.site.commune_name) == ("gw-1", "gateway", "Xã Gia Sinh")
+
+
+def test_a_heartbeat_through_the_driver_alone_writes_the_row_an_engine_would(any_engine, make_config):
+    """The scanner's supervisor writes through sqlite3/psycopg (no SQLAlchemy); the row must be the same."""
+    from motcua.stations import DirectDatabase
+
+    url = any_engine.url.render_as_string(hide_password=False)
+    direct = DirectDatabase.from_url(url, 5000)
+    assert direct is not None and direct.dialect == any_engine.dialect.name
+    a = make_config(station={"id": "kiosk-a", "name": "Kiosk cửa chính"}).station
+    t1 = T0 + timedelta(seconds=30, microseconds=250)
+    for db, service in ((any_engine, Service.WEB), (direct, Service.SCANNER)):
+        heartbeat(db, a, service, device=Device.CAMERA, device_state="ok", started_at=T0, now=T0)
+        heartbeat(db, a, service, device=Device.CAMERA, device_state="unavailable", detail="unplugged", now=t1)
+    [st] = list_stations(any_engine, stale_after_s=120, now=t1)
+    web, scanner = (next(s for s in st.services if s.service == name) for name in (Service.WEB, Service.SCANNER))
+    assert (scanner.started_at, scanner.heartbeat_at, scanner.device_state, scanner.detail) == (
+        T0, t1, "unavailable", "unplugged")
+    assert {k: v for k, v in vars(web).items() if k != "service"} == {
+        k: v for k, v in vars(scanner).items() if k != "service"}
+    with any_engine.connect() as conn:  # stored alike, so SQL comparisons and ordering hold across writers
+        stored = conn.exec_driver_sql("SELECT service, CAST(heartbeat_at AS TEXT), CAST(started_at AS TEXT) "
+                                      "FROM stations ORDER BY service").all()
+    assert stored[0][1:] == stored[1][1:]
+
+
+def test_only_a_database_file_or_postgresql_is_written_without_an_engine():
+    from motcua.stations import DirectDatabase
+
+    assert DirectDatabase.from_url("sqlite:////var/lib/motcua/motcua.db", 1).dialect == "sqlite"
+    assert DirectDatabase.from_url("postgresql+psycopg://u:p%40ss@db.lan/motcua", 1).dialect == "postgresql"
+    for other in ("sqlite://", "sqlite:///:memory:", "sqlite:///x.db?mode=ro", "mysql://u@h/db"):
+        assert DirectDatabase.from_url(other, 1) is None

@@ -1,22 +1,34 @@
 """The scanner's decode child: it owns the camera, runs the pipeline and sends events up a pipe.
 
-Its own module, imported by nothing but the child (the supervisor names `decode_child` as the
-process target): what this imports is all the child loads, so it stays at OpenCV, NumPy and the
-decoders (no config models, no database, no station heartbeats; those are the supervisor's).
+Its own module, imported by nothing but the child (the supervisor runs `python -m kiosk.scanner.child
+ARGS`): what this imports is all the child loads, so it stays at OpenCV, NumPy and the decoders (no
+config models, no database, no station heartbeats; those are the supervisor's).
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
+import sys
 import time
+from multiprocessing.connection import Connection
 from typing import Any
 
 from kiosk.scanner.source import SourceSpec
 
 
-def decode_child(spec: dict[str, Any], scanner: dict[str, Any], conn: Any, preview_flag: Any) -> None:
-    """Child process body: newest frame -> pipeline -> events to the supervisor."""
-    from motcua.cli import setup_logging
+def main(argv: list[str]) -> None:
+    """`python -m kiosk.scanner.child '{"spec": ..., "scanner": ..., "events": FD, "control": FD}'`."""
+    args = json.loads(argv[1])
+    events = Connection(args["events"], readable=False)
+    control = Connection(args["control"], writable=False)
+    decode_child(args["spec"], args["scanner"], events, control)
+
+
+def decode_child(spec: dict[str, Any], scanner: dict[str, Any], conn: Any, control: Any) -> None:
+    """Child process body: newest frame -> pipeline -> events to `conn`; `control` says whether the
+    screen wants the preview (True/False, sent when it changes)."""
+    from motcua.logs import setup_logging
 
     setup_logging(False)
     # Before NumPy/OpenCV load: their OpenBLAS would start a thread (and buffers, tens of MB) per
@@ -43,8 +55,11 @@ def decode_child(spec: dict[str, Any], scanner: dict[str, Any], conn: Any, previ
     last_state = None
     last_alive = last_preview = 0.0
     seq = 0
+    preview = False
     try:
         while True:
+            while control.poll():
+                preview = bool(control.recv())
             got = reader.wait_newer(seq, timeout=0.5)
             state = (reader.state, reader.detail)
             if state != last_state:
@@ -56,8 +71,8 @@ def decode_child(spec: dict[str, Any], scanner: dict[str, Any], conn: Any, previ
                 for event in pipeline.process(frame):
                     conn.send(event)
                 # An empty, unchanged scene for a while: take fewer frames until something moves.
-                reader.set_idle(idle_period if pipeline.gate.idle and not preview_flag.value else 0.0)
-                if preview_flag.value and now - last_preview >= preview_period:
+                reader.set_idle(idle_period if pipeline.gate.idle and not preview else 0.0)
+                if preview and now - last_preview >= preview_period:
                     last_preview = now
                     conn.send(("preview", _preview_jpeg(frame, preview_width)))
             elif reader.ended:
@@ -66,7 +81,7 @@ def decode_child(spec: dict[str, Any], scanner: dict[str, Any], conn: Any, previ
             if now - last_alive >= 1.0:
                 conn.send(("alive", {"frames": reader.frames_read}))
                 last_alive = now
-    except (BrokenPipeError, EOFError):
+    except (BrokenPipeError, EOFError, ConnectionResetError):
         pass  # the supervisor is gone
     finally:
         reader.stop()
@@ -80,3 +95,7 @@ def _preview_jpeg(frame: Any, width: int) -> bytes:
         frame = cv2.resize(frame, (width, int(h * width / w)), interpolation=cv2.INTER_AREA)
     ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 60])
     return buf.tobytes() if ok else b""
+
+
+if __name__ == "__main__":
+    main(sys.argv)

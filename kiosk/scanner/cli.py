@@ -38,7 +38,7 @@ def scan_command(obj: AppContext, camera: str | None, device: str | None, video:
             sys.stdout.flush()
         return
 
-    from kiosk.scanner.service import run_scanner
+    from kiosk.scanner.service import run_scanner, station_database
     from kiosk.scanner.source import SourceSpec
 
     sc = cfg.scanner
@@ -49,7 +49,7 @@ def scan_command(obj: AppContext, camera: str | None, device: str | None, video:
     from motcua.devicelock import DeviceBusy
 
     try:
-        code = run_scanner(cfg, source, engine=lambda: obj.engine)
+        code = run_scanner(cfg, source, engine=station_database(cfg, lambda: obj.engine))
     except DeviceBusy as exc:
         raise click.ClickException(f"scanner cannot start: {exc}") from None
     except OSError as exc:

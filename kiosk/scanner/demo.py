@@ -9,7 +9,7 @@ screen is open (a receipt every few seconds would otherwise replace whatever scr
 """
 from __future__ import annotations
 
-import multiprocessing as mp
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -61,7 +61,7 @@ def build_video(receipts: list[Path], out: Path, size: tuple[int, int] = (640, 4
 
 
 def main() -> int:
-    from kiosk.scanner.service import run_scanner
+    from kiosk.scanner.service import run_scanner, station_database
     from kiosk.scanner.source import SourceSpec
     from motcua.cli import setup_logging
     from motcua.config import load_config
@@ -75,18 +75,28 @@ def main() -> int:
         if not receipts:
             print(f"no receipt images in {data_dir / 'receipts'}: run `kiosk demo` first", file=sys.stderr)
             return 1
-        # In a short-lived process: this one becomes the scanner's supervisor, which keeps OpenCV out.
-        builder = mp.get_context("spawn").Process(target=build_video, args=(receipts, video),
-                                                  kwargs={"fps": cfg.scanner.fps}, name="scanner-demo-video")
-        builder.start()
-        builder.join()
-        if builder.exitcode != 0 or not video.exists():
-            print(f"could not build the demo video {video} (exit code {builder.exitcode})", file=sys.stderr)
+        # In a short-lived process: this one becomes the scanner's supervisor, which keeps OpenCV out
+        # (and not through multiprocessing, whose resource tracker would stay behind).
+        built = subprocess.run([sys.executable, "-m", "kiosk.scanner.demo", "--build", str(video),
+                                str(cfg.scanner.fps), *map(str, receipts)])
+        if built.returncode != 0 or not video.exists():
+            print(f"could not build the demo video {video} (exit code {built.returncode})", file=sys.stderr)
             return 1
     sc = cfg.scanner
+
+    def engine() -> Any:
+        from motcua.db import make_engine
+
+        return make_engine(cfg, migrate_now=False)  # `kiosk demo` migrated before it started us
+
+    # It writes its station heartbeat as `kiosk scan` does, so the demo's hall list (and the memory
+    # benchmark) see the scanner as it runs on a kiosk.
     return run_scanner(cfg, SourceSpec("video", str(video), sc.width, sc.height, sc.fps, loop=True,
-                                       scans_only_when_watched=True))
+                                       scans_only_when_watched=True), engine=station_database(cfg, engine))
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--build"]:  # python -m kiosk.scanner.demo --build OUT FPS RECEIPT...
+        build_video([Path(p) for p in sys.argv[4:]], Path(sys.argv[2]), fps=int(sys.argv[3]))
+        sys.exit(0)
     sys.exit(main())

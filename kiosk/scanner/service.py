@@ -4,25 +4,30 @@ zbar can abort() the process it runs in, and a camera driver can hang. So the ca
 in a child process; the supervisor relays the child's events to the local socket (the web app's SSE
 streams stay connected), watches its heartbeat, and restarts it with a back-off when it dies or hangs.
 The web app itself never shares a process with the camera or a decoder. OpenCV and NumPy are imported
-in the child only: the supervisor stays small (it runs as long as the appliance does).
+in the child only, and SQLAlchemy nowhere: the supervisor writes its station heartbeat through the
+database's own driver (`station_database`), so it stays small (it runs as long as the appliance does).
 """
 from __future__ import annotations
 
+import json
 import logging
-import multiprocessing as mp
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import asdict
+from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any, Callable
 
+import kiosk
 from kiosk.scanner.channel import EventServer
-from kiosk.scanner.child import decode_child
 from kiosk.scanner.source import SourceSpec
 from kiosk.scanner.status import HEARTBEAT_S, camera_lock, socket_path, write_status
 from motcua import stations
-from motcua.stations import Device, Service
+from motcua.stations import Device, DirectDatabase, Service
 from motcua.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -46,7 +51,6 @@ class Supervisor:
         self.child_pid: int | None = None
         self.camera = {"state": "starting", "detail": f"opening {source.describe()}"}
         self._last_status = 0.0
-        self._ctx = mp.get_context("spawn")  # no inherited threads or sockets in the child
 
     def _status(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -102,23 +106,38 @@ class Supervisor:
         # land in the heaps, and the frame-reader thread gets a heap of its own: both fragment, and
         # the child's memory crept from ~50 to 70-95 MB. A fixed threshold keeps frames in mmap
         # (returned when freed) and one heap serves both threads. glibc reads these when the child
-        # starts, so they go into the environment it inherits.
-        os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", "131072")
-        os.environ.setdefault("MALLOC_ARENA_MAX", "1")
-        parent_conn, child_conn = self._ctx.Pipe(duplex=False)
-        preview_flag = self._ctx.Value("b", 0, lock=False)
+        # starts, so they go into its environment.
+        env = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_ARENA_MAX": "1", **os.environ}
+        # The child imports this same kiosk package, wherever the supervisor found it.
+        here = str(Path(kiosk.__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join([here, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))])
         scanner = self.cfg.scanner.model_dump(include={"decoders", "fallback_every", "fallback_cpu",
                                                         "repeat_interval_s", "patterns", "code_pattern",
                                                         "preview_fps", "preview_width", "idle_fps"})
-        child = self._ctx.Process(target=decode_child, name="scanner-decode",
-                                  args=(asdict(self.source), scanner, child_conn, preview_flag), daemon=True)
-        child.start()
+        # A fresh interpreter (no inherited threads or sockets) on two pipes: events up, the preview
+        # wish down. Not multiprocessing: its spawn starts a resource-tracker process (~7 MB) for good.
+        events_r, events_w = os.pipe()
+        control_r, control_w = os.pipe()
+        args = {"spec": asdict(self.source), "scanner": scanner, "events": events_w, "control": control_r}
+        try:
+            child = subprocess.Popen([sys.executable, "-m", "kiosk.scanner.child", json.dumps(args)],
+                                     pass_fds=(events_w, control_r), env=env)
+        finally:
+            os.close(events_w)
+            os.close(control_r)
         self.child_pid = child.pid
-        child_conn.close()
+        parent_conn = Connection(events_r, writable=False)
+        control = Connection(control_w, readable=False)
+        preview_sent = False
         last_heard = time.monotonic()
         try:
             while not self.stop_event.is_set():
-                preview_flag.value = 1 if server.preview_wanted else 0
+                if server.preview_wanted != preview_sent:
+                    preview_sent = server.preview_wanted
+                    try:
+                        control.send(preview_sent)
+                    except OSError:
+                        break  # the child is gone; `poll` below would say so too
                 self._status()
                 if parent_conn.poll(0.25):
                     try:
@@ -143,7 +162,7 @@ class Supervisor:
                     elif kind == "ended":
                         log.info("video ended")
                         return True
-                elif not child.is_alive():
+                elif child.poll() is not None:
                     break
                 elif time.monotonic() - last_heard > CHILD_SILENT_S:
                     log.error("decode child silent for %.0f s: killing it", CHILD_SILENT_S)
@@ -151,16 +170,28 @@ class Supervisor:
                     break
             return False
         finally:
-            if child.is_alive():
+            if child.poll() is None:
                 child.terminate()
-                child.join(3)
-                if child.is_alive():
+                try:
+                    child.wait(3)
+                except subprocess.TimeoutExpired:
                     child.kill()
-            child.join(3)
-            if child.exitcode not in (0, None, -signal.SIGTERM) and not self.stop_event.is_set():
-                log.error("decode child died (exit code %s%s)", child.exitcode,
-                          ", SIGABRT: likely zbar" if child.exitcode == -signal.SIGABRT else "")
+            try:
+                child.wait(3)
+            except subprocess.TimeoutExpired:
+                pass  # unkillable (stuck in a driver): the next child is started all the same
+            if child.returncode not in (0, None, -signal.SIGTERM) and not self.stop_event.is_set():
+                log.error("decode child died (exit code %s%s)", child.returncode,
+                          ", SIGABRT: likely zbar" if child.returncode == -signal.SIGABRT else "")
             parent_conn.close()
+            control.close()
+
+
+def station_database(cfg: Any, engine: Callable[[], Any]) -> Callable[[], Any]:
+    """What the supervisor writes its heartbeat through: the database's own driver (sqlite3, psycopg) when
+    the URL allows it, since SQLAlchemy would be half of this process's memory; else `engine`."""
+    direct = DirectDatabase.from_url(cfg.database.url, cfg.database.busy_timeout_ms)
+    return engine if direct is None else (lambda: direct)
 
 
 def run_scanner(cfg: Any, source: SourceSpec, engine: Callable[[], Any] | None = None) -> int:
