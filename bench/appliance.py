@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 CHECKOUT = Path(__file__).resolve().parent.parent
-# (service name, a piece of the command line of the demo child that is that service)
-SERVICES = [("sms-gateway", "sms_gateway.cli"), ("web (gunicorn)", "kiosk.cli serve"),
-            ("print worker", "print-worker"), ("scanner", "kiosk.scanner.demo")]
+# (service name, pieces of the command line of the demo child that is that service; `kiosk serve`
+# execs gunicorn's master as `python -m kiosk.wsgi` since issue 16)
+SERVICES = [("sms-gateway", ("sms_gateway.cli",)), ("web (gunicorn)", ("kiosk.cli serve", "kiosk.wsgi")),
+            ("print worker", ("print-worker",)), ("scanner", ("kiosk.scanner.demo",))]
 
 
 @dataclass
@@ -52,7 +53,7 @@ class Appliance:
         found: list[Proc] = []
         for top in children.get(self.demo.pid, []):
             cmd = _cmdline(top)
-            service = next((name for name, marker in SERVICES if marker in cmd), None)
+            service = next((name for name, markers in SERVICES if any(m in cmd for m in markers)), None)
             if service is None:
                 continue
             found.append(Proc(top, service, "main"))
@@ -87,11 +88,15 @@ def _cmdline(pid: int) -> str:
 
 def _role(pid: int) -> str:
     cmd = _cmdline(pid)
+    if "kiosk.scanner.child" in cmd:
+        return "decode child"
+    if "resource_tracker" in cmd:
+        return "multiprocessing resource tracker"
     if "multiprocessing" in cmd or "spawn_main" in cmd:
         return "child (multiprocessing)"
     if "gammu" in cmd.lower() or "proxy" in cmd:
         return "modem proxy"
-    if "gunicorn" in cmd or "kiosk.cli serve" in cmd:
+    if "gunicorn" in cmd or "kiosk.cli serve" in cmd or "kiosk.wsgi" in cmd:
         return "gunicorn worker"
     return "child: " + cmd[:40]
 

@@ -41,9 +41,11 @@ def serve(obj: AppContext, bind: str | None, workers: int | None) -> None:
     """Run the web app under gunicorn."""
     from kiosk.wsgi import run_gunicorn
 
-    # Opening the engine migrates the schema: do it once here, before the gunicorn workers start.
-    _ = obj.engine
-    run_gunicorn(obj.config, bind=bind, workers=workers)
+    # Opening the engine migrates the schema: once, before the gunicorn workers start. Then this
+    # process becomes gunicorn's master, a fresh interpreter (run_gunicorn execs it).
+    obj.engine.dispose()
+    run_gunicorn(obj.config, obj.config_path, bind=bind, workers=workers,
+                 verbose=click.get_current_context().find_root().params.get("verbose", False))
 
 
 def main() -> None:
