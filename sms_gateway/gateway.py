@@ -39,8 +39,6 @@ from motcua.timeutil import utcnow
 from sms_gateway import health as h
 from sms_gateway import incoming, outbox, reminders, resolve, zns_delivery
 from sms_gateway.channels import Channel, Outgoing, Transport
-from sms_gateway.channels.brandname import BrandnameTransport
-from sms_gateway.channels.zns import ZnsTransport
 from sms_gateway.health import ModemState
 from sms_gateway.modem import AMBIGUOUS, CMS_MAX_ATTEMPTS, PERMANENT, TEMPORARY, Modem, ModemFault, Report, SendError
 from sms_gateway.schedule import Clock, Schedule
@@ -99,8 +97,17 @@ class Gateway:
                                     text_in=cfg.sms.text_in)
         # Channel policy: ZNS first for the kinds it has a template for; SMS by the brandname provider
         # when one is configured, else by the modem (then the modem is not needed at all).
-        self.zns: Transport | None = ZnsTransport(cfg.zns, workdir) if cfg.zns.enabled else None
-        self.brandname: Transport | None = BrandnameTransport(cfg.brandname) if cfg.brandname.enabled else None
+        self.zns: Transport | None = None
+        self.brandname: Transport | None = None
+        # Imported only when configured: both bring httpx (~8 MB), which a modem-only gateway never uses.
+        if cfg.zns.enabled:
+            from sms_gateway.channels.zns import ZnsTransport
+
+            self.zns = ZnsTransport(cfg.zns, workdir)
+        if cfg.brandname.enabled:
+            from sms_gateway.channels.brandname import BrandnameTransport
+
+            self.brandname = BrandnameTransport(cfg.brandname)
         self._uses_modem = self.brandname is None
         self.notifier = sdnotify.SystemdNotifier()
         self.stop_event = threading.Event()

@@ -7,7 +7,6 @@ from functools import cache
 from pathlib import Path
 
 from babel.support import NullTranslations, Translations
-from flask_babel import gettext
 
 TRANSLATIONS = Path(__file__).resolve().parents[1] / "translations"
 
@@ -54,6 +53,8 @@ MESSAGES: dict[PrinterState, str] = {
 
 def printer_message(state: str) -> str:
     """The sentence for `state` in the current screen's language (needs a Flask request)."""
+    from flask_babel import gettext  # here: the print worker imports this module and has no Flask (~15 MB)
+
     return gettext(_msgid(state))
 
 

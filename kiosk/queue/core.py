@@ -13,7 +13,6 @@ from typing import Any, Sequence
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from kiosk.queue.schema import TicketState, queue_calls, queue_counters, queue_tickets
 from motcua.config import Config
@@ -123,10 +122,12 @@ def format_label(prefix: str, number: int, digits: int) -> str:
 
 def _next_number(conn: sa.Connection, service_code: str, day: date) -> int:
     """Atomically bump the (service, day) counter row and return the new number."""
+    # Each dialect's own insert (ON CONFLICT), imported here: a kiosk on SQLite never loads the
+    # PostgreSQL dialect (~3 MB in the web worker).
     if conn.dialect.name == "postgresql":
-        insert = postgresql.insert
+        from sqlalchemy.dialects.postgresql import insert
     elif conn.dialect.name == "sqlite":
-        insert = sqlite.insert
+        from sqlalchemy.dialects.sqlite import insert
     else:  # pragma: no cover - the appliance supports SQLite and PostgreSQL only
         raise RuntimeError(f"unsupported database {conn.dialect.name}")
     stmt = insert(queue_counters).values(service_code=service_code, day=day, last_number=1)

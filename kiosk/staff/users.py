@@ -14,8 +14,6 @@ from typing import Any, Mapping
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from kiosk.staff.models import staff_lockouts, staff_login_attempts, staff_users
 from motcua.config import StaffConfig
@@ -164,7 +162,11 @@ def _count_attempt(conn: sa.Connection, cfg: StaffConfig, name: str, address: st
     """
     t = staff_lockouts.c
     window = now - timedelta(minutes=cfg.lockout_minutes)
-    ins = (postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert)(staff_lockouts)
+    if conn.dialect.name == "postgresql":  # imported here: a kiosk on SQLite never loads this dialect
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    ins = insert(staff_lockouts)
     fresh = sa.or_(sa.and_(t.locked_until.is_not(None), t.locked_until <= now),
                    sa.and_(t.locked_until.is_(None), t.window_start < window))
     stmt = ins.values(username=name, address=address, attempts=1, window_start=now).on_conflict_do_update(
