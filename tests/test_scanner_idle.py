@@ -131,3 +131,25 @@ def test_a_recheck_runs_the_first_decoder_only_unless_it_sees_a_code():
     assert calls == []
     chain.decode(to_grey(desk()))
     assert calls == ["pyzbar"]
+
+
+def test_a_motion_jpeg_file_is_read_as_the_camera_gives_it_and_decoded_only_for_frames_kept(tmp_path):
+    import cv2
+
+    from kiosk.scanner.capture import MjpegFile, open_capture
+
+    video = write_video(tmp_path / "two.avi", [(desk(), 1), (receipt_frame(URL), 1)])
+    cap = open_capture(SourceSpec("video", str(video)))
+    assert isinstance(cap, MjpegFile)  # grab() hands over the JPEG; only retrieve() decodes it
+    plain = cv2.VideoCapture(str(video))  # OpenCV decoding every frame it reads
+    try:
+        assert cap.grab() and plain.grab()  # the desk is taken off and skipped
+        assert cap.grab() and plain.grab()
+        (ok, mine), (ok_plain, theirs) = cap.retrieve(), plain.retrieve()
+        assert ok and ok_plain and mine.shape == theirs.shape
+        assert np.abs(mine.astype(np.int16) - theirs).mean() < 2  # the same picture (two JPEG decoders)
+        assert DecoderChain(["zxing"]).decode(cv2.cvtColor(mine, cv2.COLOR_BGR2GRAY)).texts == [URL]
+        assert not cap.grab()  # the end of the file, as before
+    finally:
+        cap.release()
+        plain.release()

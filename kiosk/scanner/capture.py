@@ -4,6 +4,11 @@ Cameras queue frames; decoding a queued frame means reacting to where the receip
 `NewestFrameReader` reads in its own thread as fast as frames come and keeps only the last one; the
 decoder takes whatever is newest when it is ready. A camera that fails (unplugged, or never there)
 is released and reopened every few seconds, and its state is reported: starting, ok, unavailable.
+
+A motion-JPEG video file stands in for the camera the way the camera runs (MJPG, see `open_capture`):
+taking a frame off it (`grab`) reads the frame's JPEG, and only a frame that is kept is decoded
+(`retrieve`). OpenCV's file reader would decode every frame in `grab`, a cost the camera does not have
+and that the idle scanner, which keeps one frame in a few, would otherwise pay at the full rate.
 """
 from __future__ import annotations
 
@@ -18,18 +23,55 @@ import numpy as np
 
 from kiosk.scanner.source import SourceSpec
 
-__all__ = ["NewestFrameReader", "SourceSpec", "open_capture"]
+__all__ = ["MjpegFile", "NewestFrameReader", "SourceSpec", "open_capture"]
 log = logging.getLogger(__name__)
 
 REOPEN_S = 2.0
 FAILED_READS = 10  # consecutive failed reads that mean the camera is gone
 
 
-def open_capture(spec: SourceSpec) -> cv2.VideoCapture | None:
+MJPG = cv2.VideoWriter_fourcc(*"MJPG")
+
+
+class MjpegFile:
+    """A motion-JPEG video file read as a V4L2 camera in MJPG mode delivers: `grab` takes the next
+    frame's JPEG off the file undecoded (OpenCV's raw stream mode), `retrieve` decodes it."""
+
+    def __init__(self, cap: cv2.VideoCapture):
+        self._cap = cap
+
+    def grab(self) -> bool:
+        return self._cap.grab()
+
+    def retrieve(self) -> tuple[bool, np.ndarray | None]:
+        ok, packet = self._cap.retrieve()
+        if not ok or packet is None or not packet.size:
+            return False, None
+        frame = cv2.imdecode(packet.reshape(-1), cv2.IMREAD_COLOR)
+        return frame is not None, frame
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        return self.retrieve() if self.grab() else (False, None)
+
+    def isOpened(self) -> bool:  # OpenCV's name: callers treat both alike
+        return self._cap.isOpened()
+
+    def set(self, prop: int, value: float) -> bool:
+        return self._cap.set(prop, value)
+
+    def release(self) -> None:
+        self._cap.release()
+
+
+def open_capture(spec: SourceSpec) -> cv2.VideoCapture | MjpegFile | None:
     """Open the camera or video; None (with a log line) when it is not there."""
     if spec.kind == "video":
         cap = cv2.VideoCapture(spec.target)
-        return cap if cap.isOpened() else None
+        if not cap.isOpened():
+            return None
+        if int(cap.get(cv2.CAP_PROP_FOURCC)) == MJPG and cap.set(cv2.CAP_PROP_FORMAT, -1):
+            return MjpegFile(cap)
+        return cap  # another codec: OpenCV decodes each frame as it reads it
     target: int | str = int(spec.target) if spec.target.isdigit() else spec.target
     node = f"/dev/video{target}" if isinstance(target, int) else target
     if not os.path.exists(node):
