@@ -100,3 +100,32 @@ def test_a_double_tap_sending_one_request_key_twice_at_once_gets_one_number_and_
     with any_engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(queue_tickets)).scalar_one() == 1
     assert _count(any_engine) == 1
+
+
+def test_two_kiosk_taps_for_one_dossier_at_once_with_different_keys_are_one_slip(any_engine, make_config,
+                                                                                 monkeypatch):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    _seed(any_engine)
+    cfg = make_config()
+    both_inside = threading.Barrier(2)
+    real_recent = jobs._recent_duplicate
+
+    def look_when_both_arrived(*args, **kwargs):
+        # Both taps look for a recent slip before either has written one, unless the second is held back.
+        try:
+            both_inside.wait(timeout=1.0)
+        except threading.BrokenBarrierError:
+            pass
+        return real_recent(*args, **kwargs)
+
+    monkeypatch.setattr(jobs, "_recent_duplicate", look_when_both_arrived)
+
+    def tap(key):
+        with any_engine.begin() as conn:
+            return jobs.submit_slip(conn, cfg, CODE, request_key=key)
+
+    with ThreadPoolExecutor(2) as pool:
+        ids = list(pool.map(tap, ["f" * 32, "0" * 32]))
+    assert ids[0] == ids[1] and _count(any_engine) == 1
