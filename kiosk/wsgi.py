@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import signal
 import sys
 from typing import TYPE_CHECKING, NoReturn
 
@@ -62,6 +63,21 @@ class _Gunicorn(BaseApplication):
         return application
 
 
+def _end_streams_on_sigterm(worker) -> None:
+    """gunicorn's post_worker_init hook: on the worker's SIGTERM (a graceful stop), end the open
+    scanner streams first, so the worker stops at once instead of after its graceful timeout."""
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum, frame):
+        from kiosk.scanner.web import stop_streams
+
+        stop_streams()
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
 def run_gunicorn(cfg: Config, config_path: str | None, bind: str | None = None, workers: int | None = None,
                  verbose: bool = False) -> NoReturn:
     """Replace this process with gunicorn's master (`main` below) serving the app of `config_path`
@@ -99,6 +115,7 @@ def main(args: list[str] | None = None) -> None:
         # gunicorn >= 25 opens a control socket at one fixed path per user (~/.gunicorn): several
         # instances (tests, a second kiosk) would fight over it, and nothing here uses it.
         "control_socket_disable": True,
+        "post_worker_init": _end_streams_on_sigterm,
     }
     _Gunicorn(opts.config, options).run()
 

@@ -286,6 +286,7 @@ def live_server(tmp_path: Path) -> Iterator[Callable[..., str]]:
                 time.sleep(0.1)
         raise RuntimeError("kiosk serve did not start in 30 s")
 
+    _start.processes = procs  # type: ignore[attr-defined]  # for tests that stop the server themselves
     yield _start
     for proc in procs:
         if proc.poll() is None:

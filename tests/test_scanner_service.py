@@ -289,3 +289,28 @@ def _poll(fn: Callable[[], Any], timeout: float) -> Any:
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
     return value
+
+
+def test_stopping_the_server_ends_an_open_scan_stream_cleanly(scanner, live_server, receipt_video: Path,
+                                                              short_dir: Path) -> None:
+    """A restart must not wait gunicorn's graceful timeout for the screen's endless stream and then cut
+    it: the worker ends the stream itself (the chunked body is terminated) and exits."""
+    url = live_server({"scanner": {"socket": str(short_dir / "scanner.sock")}})
+    scanner("--video", str(receipt_video), "--loop")
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    conn.request("GET", "/scanner/events")
+    resp = conn.getresponse()
+    assert resp.status == 200
+    while True:  # until the stream relays the running scanner: the worker thread now blocks on its socket
+        line = resp.fp.readline()
+        assert line, "stream closed"
+        if line.startswith(b"event: scan"):
+            break
+    server = live_server.processes[0]
+    os.killpg(server.pid, signal.SIGTERM)
+    rest = resp.fp.read()  # the raw chunked body up to the connection's end
+    conn.close()
+    assert rest.endswith(b"0\r\n\r\n"), rest[-200:]  # the last chunk: ended, not cut
+    assert server.wait(30) == 0
+    assert b"event: camera" not in rest  # no "scanner stopped" on the way out: the scanner did not stop

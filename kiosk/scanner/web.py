@@ -17,6 +17,7 @@ import io
 import json
 import logging
 import socket
+import threading
 import time
 from typing import Any, Iterator
 
@@ -45,6 +46,42 @@ def _kiosk_only() -> None:
         abort(403)
 
 
+# A stream never ends by itself, so gunicorn stopping a worker (a restart, an upgrade, systemctl stop)
+# waited its whole graceful timeout for the screen's streams and then killed them. The worker's
+# SIGTERM handler (kiosk/wsgi.py) calls stop_streams: every stream ends at once, cleanly, and the
+# screen reconnects to the next worker.
+_stopping = threading.Event()
+_open: set[socket.socket] = set()
+_open_lock = threading.Lock()
+
+
+def stop_streams() -> None:
+    """End every open scanner stream of this process now (the worker is stopping)."""
+    _stopping.set()
+    with _open_lock:
+        for sock in _open:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked reading it
+            except OSError:
+                pass
+
+
+def _opened(sock: socket.socket) -> bool:
+    """Track `sock` for stop_streams; False (and closed) when the worker is already stopping."""
+    with _open_lock:
+        if _stopping.is_set():
+            sock.close()
+            return False
+        _open.add(sock)
+        return True
+
+
+def _closed(sock: socket.socket) -> None:
+    with _open_lock:
+        _open.discard(sock)
+    sock.close()
+
+
 def _sse(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
@@ -54,7 +91,7 @@ def relay_events(path, retry_s: float = RETRY_S, silent_limit_s: float = channel
     yield f"retry: {int(retry_s * 1000)}\n\n"
     said_unavailable = False
     last_write = time.monotonic()
-    while True:
+    while not _stopping.is_set():
         try:
             sock = channel.connect(path, "events", timeout=silent_limit_s)
         except OSError as exc:
@@ -66,8 +103,10 @@ def relay_events(path, retry_s: float = RETRY_S, silent_limit_s: float = channel
             elif time.monotonic() - last_write > KEEPALIVE_S:
                 yield ": keepalive\n\n"  # lets gunicorn notice a browser that went away
                 last_write = time.monotonic()
-            time.sleep(retry_s)
+            _stopping.wait(retry_s)
             continue
+        if not _opened(sock):
+            return
         said_unavailable = False
         try:
             for msg in channel.messages(sock):
@@ -78,13 +117,16 @@ def relay_events(path, retry_s: float = RETRY_S, silent_limit_s: float = channel
                     yield ": ping\n\n"
                 last_write = time.monotonic()
         except (socket.timeout, OSError) as exc:
-            log.warning("scanner socket went silent or failed: %s", exc)
+            if not _stopping.is_set():
+                log.warning("scanner socket went silent or failed: %s", exc)
         finally:
-            sock.close()
+            _closed(sock)
+        if _stopping.is_set():
+            return
         yield _sse("camera", {"state": "unavailable", "detail": "scanner stopped"})
         said_unavailable = True
         last_write = time.monotonic()
-        time.sleep(retry_s)
+        _stopping.wait(retry_s)
 
 
 @bp.get("/events")
@@ -121,13 +163,15 @@ def _part(jpeg: bytes) -> bytes:
 
 def relay_preview(path, retry_s: float = RETRY_S) -> Iterator[bytes]:
     """MJPEG parts: the scanner's preview frames, or the placeholder while there is no scanner."""
-    while True:
+    while not _stopping.is_set():
         try:
             sock = channel.connect(path, "preview", timeout=3.0)
         except OSError:
             yield _part(placeholder_jpeg())
-            time.sleep(max(retry_s, 2.0))
+            _stopping.wait(max(retry_s, 2.0))
             continue
+        if not _opened(sock):
+            return
         try:
             for msg in channel.messages(sock):
                 if msg["event"] == "preview" and isinstance(msg.get("jpeg"), str):
@@ -135,9 +179,11 @@ def relay_preview(path, retry_s: float = RETRY_S) -> Iterator[bytes]:
         except (socket.timeout, OSError, ValueError):
             pass
         finally:
-            sock.close()
+            _closed(sock)
+        if _stopping.is_set():
+            return
         yield _part(placeholder_jpeg())
-        time.sleep(retry_s)
+        _stopping.wait(retry_s)
 
 
 @bp.get("/preview.mjpg")
