@@ -3,8 +3,8 @@
     PYTHONPATH=. .venv/bin/python bench/bench_sms_channels.py [--notices 60] [--round-trips 5]
 
 - messages per minute per channel: the same notices drained through the AT-modem emulator (Gammu behind
-  proxyat, delivery reports on, pace_s = 0), the ZNS emulator and the brandname emulator (both HTTP on
-  localhost), rate between the first and the last `sent_at`;
+  proxyat, delivery reports on, pace_s = 0), the ZNS emulator (also with delivery callbacks awaited) and
+  the brandname emulator (both HTTP on localhost), rate between the first and the last `sent_at`;
 - the text-in round trip on the emulator: a running gateway, a citizen's "HS <code> <secret>" put into
   the modem's memory, until the answer's PDU reaches the emulated network (median and max).
 Figures are printed as JSON; nothing is asserted.
@@ -109,6 +109,11 @@ def main() -> None:
                     "enabled": True, "api_url": zalo.url, "oauth_url": zalo.url, "app_id": "app-1",
                     "secret_key": "zalo-secret", "refresh_token": "rt-0",
                     "templates": {"result_ready": "tpl-ready"}}),
+                # The same with Zalo's delivery callbacks awaited (each sent notice also marked pending).
+                "zns_callbacks": _rate(root / "zns-callbacks", args.notices, "result_ready", zns={
+                    "enabled": True, "api_url": zalo.url, "oauth_url": zalo.url, "app_id": "app-1",
+                    "secret_key": "zalo-secret", "refresh_token": "rt-0", "templates": {"result_ready": "tpl-ready"},
+                    "delivery_callbacks": True, "oa_secret_key": "oa-secret"}),
                 "brandname": _rate(root / "brandname", args.notices, "text", brandname={
                     "enabled": True, "api_url": esms.url, "api_key": "esms-key", "secret_key": "esms-secret",
                     "brandname": "UBND YEN HOA"}),

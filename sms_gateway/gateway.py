@@ -569,6 +569,7 @@ class Gateway:
         else:
             notice_id, reports = row.id, self.cfg.sms.delivery_reports and channel == Channel.MODEM
             was_zns, awaiting = row.channel == Channel.ZNS, self.cfg.zns.delivery_callbacks
+            webhook = awaiting or bool(self.cfg.zns.oa_secret_key)
 
             def write(conn: sa.Connection) -> None:
                 if not outbox.mark_sent(conn, notice_id, refs, delivery_reports=reports, holder=self.name):
@@ -578,7 +579,7 @@ class Gateway:
                     conn.execute(outbox.notices.update().where(outbox.notices.c.id == notice_id)
                                  .values(channel=None if channel == Channel.MODEM else channel,
                                          provider_id=provider_id))
-                if channel == Channel.ZNS:
+                if channel == Channel.ZNS and webhook:  # no webhook: no callback to look for
                     zns_delivery.after_zns_sent(conn, notice_id, provider_id or "", awaiting=awaiting)
             self._pending.append(write)
             self.stats["sent"] += 1
