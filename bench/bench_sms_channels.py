@@ -102,6 +102,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         zalo, esms = ZnsEmulator().start(), BrandnameEmulator().start()
+        zalo2 = ZnsEmulator().start()  # its own refresh-token chain (the first one has rotated "rt-0" away)
         try:
             rates = {
                 "modem": _rate(root / "modem", args.notices, "text"),
@@ -111,7 +112,7 @@ def main() -> None:
                     "templates": {"result_ready": "tpl-ready"}}),
                 # The same with Zalo's delivery callbacks awaited (each sent notice also marked pending).
                 "zns_callbacks": _rate(root / "zns-callbacks", args.notices, "result_ready", zns={
-                    "enabled": True, "api_url": zalo.url, "oauth_url": zalo.url, "app_id": "app-1",
+                    "enabled": True, "api_url": zalo2.url, "oauth_url": zalo2.url, "app_id": "app-1",
                     "secret_key": "zalo-secret", "refresh_token": "rt-0", "templates": {"result_ready": "tpl-ready"},
                     "delivery_callbacks": True, "oa_secret_key": "oa-secret"}),
                 "brandname": _rate(root / "brandname", args.notices, "text", brandname={
@@ -120,6 +121,7 @@ def main() -> None:
             }
         finally:
             zalo.stop()
+            zalo2.stop()
             esms.stop()
         trips = _round_trips(root / "text-in", args.round_trips)
     print(json.dumps({"notices": args.notices, "messages_per_minute": rates,
