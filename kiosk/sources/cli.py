@@ -77,6 +77,8 @@ def sync_command(obj: AppContext, once: bool) -> None:
         if pushed.error and once:
             click.echo(f"ratings: push failed: {pushed.error}", err=True)
 
+    if not source.takes_ratings(cfg):
+        log.info("sync: %s takes no satisfaction ratings here; they stay on the kiosk (/staff/ratings)", source.kind)
     service = SyncService(cfg, engine, source, notify=notifier.notify, after_pass=push_ratings)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: service.stop.set())
