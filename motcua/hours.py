@@ -13,7 +13,7 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from motcua.config import OpeningPeriod, SiteConfig
-from motcua.statuses import N_
+from motcua.i18n import N_
 
 DAYS_SHORT = ("T2", "T3", "T4", "T5", "T6", "T7", "CN")
 DAYS_LONG = (N_("Thứ Hai"), N_("Thứ Ba"), N_("Thứ Tư"), N_("Thứ Năm"), N_("Thứ Sáu"), N_("Thứ Bảy"),

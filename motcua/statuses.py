@@ -10,10 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
-def N_(msgid: str) -> str:
-    """Mark a message id for extraction (pybabel's default keywords include N_); no translation here."""
-    return msgid
+from motcua.i18n import N_
 
 
 @dataclass(frozen=True)

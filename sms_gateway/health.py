@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from motcua.config import DEFAULT_STATION_ID, Config, ModemConfig
+from motcua.i18n import N_
 from motcua.timeutil import utcnow
 from sms_gateway.schema import modem_health
 
@@ -39,10 +40,6 @@ class ModemState(StrEnum):
     UNPLUGGED = "unplugged"
     ERROR = "error"
 
-
-def N_(msgid: str) -> str:
-    """Mark a message id for extraction (pybabel's default keywords include N_); no translation here."""
-    return msgid
 
 
 # The one wording per modem state: `sms-gateway status` prints it; the staff pages show it through

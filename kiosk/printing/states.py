@@ -8,6 +8,8 @@ from pathlib import Path
 
 from babel.support import NullTranslations, Translations
 
+from motcua.i18n import N_
+
 TRANSLATIONS = Path(__file__).resolve().parents[1] / "translations"
 
 
@@ -35,10 +37,6 @@ class JobState(StrEnum):
     EXPIRED = "expired"
     FAILED = "failed"
 
-
-def N_(msgid: str) -> str:
-    """Mark a message id for extraction (pybabel -k N_) without translating it here."""
-    return msgid
 
 
 # The one wording per printer state (Vietnamese message ids, English in the `kiosk` catalogue).

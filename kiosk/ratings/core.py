@@ -19,13 +19,8 @@ import sqlalchemy as sa
 from kiosk.ratings.schema import ratings
 from motcua.config import Config
 from motcua.hours import local_now
+from motcua.i18n import N_
 from motcua.timeutil import utcnow
-
-
-def N_(msgid: str) -> str:
-    """Mark a message id for extraction without translating it here (shown through the catalogue)."""
-    return msgid
-
 
 # 1..5 as VNPT iQMS counters ask (DOMAIN.md): a face and words, reasons asked at 3 and below.
 SCORES: dict[int, str] = {
