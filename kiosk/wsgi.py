@@ -53,12 +53,13 @@ class _Gunicorn(BaseApplication):
         from kiosk.app import create_app
         from motcua.config import load_config
         from motcua.logs import setup_logging
+        from motcua.memory import release_free_memory
 
         setup_logging(self.options.get("loglevel") == "debug")
         application = create_app(load_config(self.config_path))
         heartbeat.start(application)
         # Modules, templates and the app live as long as the worker: the collector need not walk them.
-        gc.collect()
+        release_free_memory()
         gc.freeze()
         return application
 

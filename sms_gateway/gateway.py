@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from motcua import stations
 from motcua.config import Config
 from motcua.db import reading
+from motcua.memory import release_free_memory
 from motcua.phones import InvalidPhone, normalise_vn_mobile
 from motcua.timeutil import utcnow
 from sms_gateway import health as h
@@ -161,6 +162,7 @@ class Gateway:
         if interrupted:
             log.warning("%d notice(s) were being sent when gateway %s stopped; marked uncertain: %s",
                         len(interrupted), self.name, interrupted)
+        release_free_memory()  # start-up's garbage back to the system before hours of idling
         self.notifier.notify("READY=1")
         self._set_status("started")
         code = EXIT_IDLE

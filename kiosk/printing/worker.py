@@ -25,6 +25,7 @@ from motcua import stations
 from motcua.config import Config
 from motcua.db import reading
 from motcua.devicelock import DeviceLock, for_device
+from motcua.memory import release_free_memory
 from motcua.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,7 @@ class PrintWorker:
     def run(self, stop: threading.Event | None = None) -> None:
         stop = stop or threading.Event()
         self.start()
+        release_free_memory()  # start-up's garbage back to the system before hours of idling
         self.notify("READY=1")
         while not stop.is_set():
             try:

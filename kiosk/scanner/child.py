@@ -48,6 +48,9 @@ def decode_child(spec: dict[str, Any], scanner: dict[str, Any], conn: Any, contr
     source = SourceSpec(**spec)
     chain = DecoderChain(scanner["decoders"], scanner["fallback_every"], scanner["fallback_cpu"])
     pipeline = ScanPipeline(chain, scanner["repeat_interval_s"], scanner["patterns"], scanner["code_pattern"])
+    from motcua.memory import release_free_memory
+
+    release_free_memory()  # what the imports left behind, before the camera's frames come
     reader = NewestFrameReader(source).start()
     preview_period = 1.0 / scanner["preview_fps"]
     idle_period = 1.0 / scanner["idle_fps"] if scanner["idle_fps"] else 0.0

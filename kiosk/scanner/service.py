@@ -27,6 +27,7 @@ from kiosk.scanner.channel import EventServer
 from kiosk.scanner.source import SourceSpec
 from kiosk.scanner.status import HEARTBEAT_S, camera_lock, socket_path, write_status
 from motcua import stations
+from motcua.memory import release_free_memory
 from motcua.stations import Device, DirectDatabase, Service
 from motcua.timeutil import utcnow
 
@@ -216,6 +217,7 @@ def _supervise(cfg: Any, source: SourceSpec, engine: Callable[[], Any] | None) -
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    release_free_memory()  # start-up's garbage (the config models) back to the system
     try:
         import sdnotify
 
