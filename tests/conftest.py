@@ -6,6 +6,7 @@ to that moment with time-machine, the clock still ticking; `.ci/run` runs the te
 (their result depends on the time, date or weekday) at a lunch break, an evening and a Sunday."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -162,48 +163,45 @@ def pg_server() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _pg_create(pg_server: str, template: str | None = None) -> tuple[sa.Engine, str]:
+@contextlib.contextmanager
+def _pg_new_database(pg_server: str, template: str | None = None) -> Iterator[str]:
+    """A new database on the session's server (a copy of `template` when given), dropped afterwards;
+    yields its name."""
     name = f"t_{int(time.time() * 1000) % 10**9}_{os.getpid()}_{_free_port()}"
     admin = sa.create_engine(pg_server.replace("/?", "/postgres?"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
-    return admin, name
+    try:
+        yield name
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
 
 
 @pytest.fixture(scope="session")
-def _pg_migrated(pg_server: str) -> str:
+def _pg_migrated(pg_server: str) -> Iterator[str]:
     """A database migrated to head once per session; `any_engine` copies it (CREATE DATABASE ... TEMPLATE)."""
-    admin, name = _pg_create(pg_server)
-    admin.dispose()
-    eng = sa.create_engine(pg_server.replace("/?", f"/{name}?"))
-    from motcua.db import migrate
-    migrate(eng)
-    eng.dispose()  # a template must have no connections when it is copied
-    return name
+    with _pg_new_database(pg_server) as name:
+        eng = sa.create_engine(pg_server.replace("/?", f"/{name}?"))
+        from motcua.db import migrate
+        migrate(eng)
+        eng.dispose()  # a template must have no connections when it is copied
+        yield name
 
 
 @pytest.fixture
 def pg_migrated_database(pg_server: str, _pg_migrated: str) -> Iterator[str]:
     """A fresh database already at head (a copy of the session's migrated one); yields its URL."""
-    admin, name = _pg_create(pg_server, _pg_migrated)
-    try:
+    with _pg_new_database(pg_server, _pg_migrated) as name:
         yield pg_server.replace("/?", f"/{name}?")
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 @pytest.fixture
 def pg_database(pg_server: str) -> Iterator[str]:
     """A fresh, empty database on the session's server; yields its URL."""
-    admin, name = _pg_create(pg_server)
-    try:
+    with _pg_new_database(pg_server) as name:
         yield pg_server.replace("/?", f"/{name}?")
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
