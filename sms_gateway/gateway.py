@@ -26,7 +26,6 @@ from datetime import datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
 from typing import Any, Callable
-from zoneinfo import ZoneInfo
 
 import sdnotify
 import sqlalchemy as sa
@@ -34,6 +33,7 @@ import sqlalchemy as sa
 from motcua import stations
 from motcua.config import Config
 from motcua.db import reading
+from motcua.hours import site_zone
 from motcua.memory import release_free_memory
 from motcua.phones import InvalidPhone, normalise_vn_mobile
 from motcua.timeutil import utcnow
@@ -112,7 +112,7 @@ class Gateway:
         self._uses_modem = self.brandname is None
         self.notifier = sdnotify.SystemdNotifier()
         self.stop_event = threading.Event()
-        self.zone = ZoneInfo(cfg.site.timezone)
+        self.zone = site_zone(cfg.site)
         self.state = ModemState.ERROR if self._uses_modem else ModemState.OK
         self.detail = "starting" if self._uses_modem else ""
         self.name = h.gateway_id(cfg)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Any, Mapping
-from zoneinfo import ZoneInfo
 
 from kiosk.printing.render import fmt_date, fmt_time
 from kiosk.store.dossiers import is_overdue
@@ -45,7 +44,7 @@ def opening_hours_text(cfg: Config) -> str:
 
 
 def _local(cfg: Config, when: datetime) -> datetime:
-    return when.astimezone(ZoneInfo(cfg.site.timezone))
+    return when.astimezone(hours.site_zone(cfg.site))
 
 
 def _counters(cfg: Config, service_code: str) -> str:

@@ -10,12 +10,12 @@ import math
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timezone
 from typing import Any, Sequence
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from kiosk.queue.schema import TicketState, queue_calls, queue_counters, queue_tickets
 from motcua.config import Config
+from motcua.hours import site_zone
 from motcua.timeutil import utcnow
 
 
@@ -107,11 +107,11 @@ def services_at_counter(cfg: Config, counter: str) -> list[Service]:
 
 
 def local_day(cfg: Config, now: datetime | None = None) -> date:
-    return (now or utcnow()).astimezone(ZoneInfo(cfg.site.timezone)).date()
+    return (now or utcnow()).astimezone(site_zone(cfg.site)).date()
 
 
 def day_start_utc(cfg: Config, day: date) -> datetime:
-    return datetime.combine(day, time(0), ZoneInfo(cfg.site.timezone)).astimezone(timezone.utc)
+    return datetime.combine(day, time(0), site_zone(cfg.site)).astimezone(timezone.utc)
 
 
 def format_label(prefix: str, number: int, digits: int) -> str:

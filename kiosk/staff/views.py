@@ -8,7 +8,6 @@ import time
 from datetime import datetime
 from functools import wraps
 from typing import Any, Callable
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, session, url_for
@@ -37,6 +36,7 @@ from kiosk.store.schema import dossiers
 from motcua import stations
 from motcua.config import SECRET_SETTING as SECRET_KEYS  # the one rule for which settings are credentials
 from motcua.db import reading
+from motcua.hours import local_now, site_zone
 from motcua.phones import InvalidPhone, normalise_vn_mobile
 from motcua.textnorm import clean_text
 from sms_gateway import api as sms
@@ -171,7 +171,7 @@ def localtime(value: Any, fmt: str = "%d/%m/%Y %H:%M") -> str:
         except ValueError:
             return value
     if hasattr(value, "astimezone"):
-        return value.astimezone(ZoneInfo(get_config().site.timezone)).strftime(fmt)
+        return value.astimezone(site_zone(get_config().site)).strftime(fmt)
     return str(value)
 
 
@@ -492,7 +492,7 @@ def _rating_query() -> tuple[str, Any, Any]:
 
     group = request.args.get("by", "day")
     group = group if group in ratings.GROUPS else "day"
-    today = datetime.now(ZoneInfo(get_config().site.timezone)).date()
+    today = local_now(get_config().site).date()
 
     def day(name: str, default: date) -> date:
         try:

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from kiosk.store.schema import dossier_history, dossiers, ingest_runs
 from motcua.config import Config
+from motcua.hours import site_zone
 from motcua.statuses import STATUSES, UnknownStatus, canonical_status
 from motcua.textnorm import clean_text, has_format_chars, is_code
 from motcua.timeutil import utcnow
@@ -77,7 +78,7 @@ class Parser:
     def from_config(cls, cfg: Config) -> "Parser":
         return cls(
             status_map=cfg.statuses.source_map,
-            tz=ZoneInfo(cfg.site.timezone),
+            tz=site_zone(cfg.site),
             date_formats=cfg.import_.date_formats,
             datetime_formats=cfg.import_.datetime_formats,
         )

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
 
 from kiosk.i18n import OVERDUE_LABEL, STATUS_LABELS, status_label
 from kiosk.store.dossiers import PublicDossier
 from motcua.config import Config
+from motcua.hours import site_zone
 
 # tone -> CSS class (colour); icon -> symbol id in templates/kiosk/_icons.html
 STATUS_LOOK: dict[str, tuple[str, str]] = {
@@ -51,7 +51,7 @@ def freshness(when: datetime | None, cfg: Config) -> str | None:
     """'Cập nhật lúc 08:15 ngày 01/12': when the provincial system last confirmed what is shown."""
     if when is None:
         return None
-    local = when.astimezone(ZoneInfo(cfg.site.timezone))
+    local = when.astimezone(site_zone(cfg.site))
     return _("Cập nhật lúc %(time)s ngày %(date)s", time=local.strftime("%H:%M"), date=local.strftime("%d/%m"))
 
 
