@@ -7,7 +7,9 @@ Starts the demo's services (bench/appliance.py) with the scanner on a still desk
 noise (each frame differs a little, as a real camera's do; no receipt in view), waits until every
 service reports healthy and then `--settle` seconds more (start-up work done), and reads utime+stime of
 every process of every service from /proc/<pid>/stat at the start and the end of the window. The
-figure is the share of one core. Target: at most 2.5 % here.
+figure is the share of one core. Target: at most 2.5 % here. The video is motion-JPEG, which the
+scanner reads as an MJPG camera delivers frames (kiosk/scanner/capture.py): a skipped frame is not
+decoded, so the figure is the appliance's work, not OpenCV decoding a file.
 
 Then, with the same scanner, the time from a receipt coming into view to its scan event: a video of
 the desk for `--still` seconds (long enough for an idle scanner to slow down), then a receipt held up;
