@@ -113,7 +113,8 @@ class Supervisor:
         frame = self.source.width * self.source.height * 3 + 65536
         env = {"MALLOC_MMAP_THRESHOLD_": str(frame), "MALLOC_TRIM_THRESHOLD_": str(2 * frame),
                "MALLOC_ARENA_MAX": "1", **os.environ}
-        # The child imports this same kiosk package, wherever the supervisor found it.
+        # The child imports this same kiosk package, wherever the supervisor found it (and, with -P,
+        # nothing from its working directory).
         here = str(Path(kiosk.__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join([here, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))])
         scanner = self.cfg.scanner.model_dump(include={"decoders", "fallback_every", "fallback_cpu",
@@ -125,7 +126,7 @@ class Supervisor:
         control_r, control_w = os.pipe()
         args = {"spec": asdict(self.source), "scanner": scanner, "events": events_w, "control": control_r}
         try:
-            child = subprocess.Popen([sys.executable, "-m", "kiosk.scanner.child", json.dumps(args)],
+            child = subprocess.Popen([sys.executable, "-P", "-m", "kiosk.scanner.child", json.dumps(args)],
                                      pass_fds=(events_w, control_r), env=env)
         finally:
             os.close(events_w)
