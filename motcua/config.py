@@ -376,8 +376,8 @@ class ScannerConfig(Section):
     height: int = Field(480, ge=120)
     fps: int = Field(15, ge=1, le=60)
     socket: str = Field("", description="Unix socket for scan events and preview; empty: data_dir/scanner.sock")
-    decoders: list[Literal["zxing", "zxing_retry", "pyzbar", "opencv"]] = Field(
-        default=["zxing", "zxing_retry", "pyzbar"],
+    decoders: list[Literal["zxing", "zxing_retry", "zxing_unwarp", "pyzbar", "opencv"]] = Field(
+        default=["zxing", "zxing_retry", "pyzbar", "zxing_unwarp"],
         description="Decoder chain, in order (see docs/scanner.md for the measurements behind it)")
     fallback_every: int = Field(
         3, ge=1, description="Run the slower fallback decoders on every Nth frame where the first finds nothing")

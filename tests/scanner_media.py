@@ -69,3 +69,21 @@ def abort_on_bomb(path: str, *args: object) -> dict:
     if Path(path).name.startswith("bomb"):
         os.abort()
     return decode_file(path, *args)
+
+
+def bent_receipt_frame(payload: str, bow: float, scale: int = 4, size: tuple[int, int] = (640, 480)) -> np.ndarray:
+    """A receipt bent round a hand: the sheet's rows bow by `bow` of its height, its edges turn away."""
+    qr = cv2.cvtColor(qr_grey(payload, scale), cv2.COLOR_GRAY2BGR)
+    q = qr.shape[0]
+    sheet = np.full((q + 140, q + 60, 3), (240, 242, 245), np.uint8)
+    sheet[100:100 + q, 30:30 + q] = qr
+    sh, sw = sheet.shape[:2]
+    yy, xx = np.mgrid[0:sh, 0:sw].astype(np.float32)
+    t = (xx / sw - 0.5) * 2
+    bent = cv2.remap(sheet, 0.5 * sw + (xx - 0.5 * sw) * (1 + 0.06 * t * t), yy - bow * sh * (1 - t * t),
+                     cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    img = desk(size)
+    h, w = img.shape[:2]
+    y0, x0 = (h - sh) // 2, (w - sw) // 2
+    img[y0:y0 + sh, x0:x0 + sw] = bent
+    return img

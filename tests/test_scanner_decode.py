@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from kiosk.demo import generate, receipt_payloads, write_receipt_images
 from kiosk.scanner.decoders import DecoderChain, make_decoder, to_grey
 from kiosk.scanner.pipeline import RepeatFilter, ScanPipeline
-from tests.scanner_media import abort_on_bomb, desk, motion_blur, receipt_frame
+from tests.scanner_media import abort_on_bomb, bent_receipt_frame, desk, motion_blur, receipt_frame
 
 REC = next(generate(1))
 URL = receipt_payloads(REC)["url"]
@@ -53,6 +53,15 @@ def test_zxing_retry_reads_motion_blur_the_default_binarizer_misses() -> None:
     assert make_decoder("zxing_retry").decode(blurred).texts == [URL]
     out = DecoderChain(["zxing", "zxing_retry", "pyzbar", "opencv"], fallback_every=1).decode(blurred)
     assert (out.texts, out.decoder) == ([URL], "zxing_retry")
+
+
+def test_zxing_unwarp_reads_a_bent_receipt_the_other_decoders_miss() -> None:
+    bent = to_grey(bent_receipt_frame(URL, bow=-0.07))
+    for name in ("zxing", "zxing_retry", "pyzbar", "opencv"):
+        assert make_decoder(name).decode(bent).texts == [], name
+    out = DecoderChain(["zxing", "zxing_retry", "pyzbar", "zxing_unwarp"], fallback_every=1).decode(bent)
+    assert (out.texts, out.decoder) == ([URL], "zxing_unwarp")
+    assert make_decoder("zxing_unwarp").decode(to_grey(desk())).texts == []
 
 
 def test_fallbacks_run_only_every_nth_empty_frame() -> None:

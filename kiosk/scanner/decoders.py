@@ -119,6 +119,65 @@ class ZxingRetryDecoder(ZxingDecoder):
         return self._read(big, self._z.Binarizer.LocalAverage)
 
 
+class ZxingUnwarpDecoder(ZxingDecoder):
+    """zxing-cpp on paper bent round a hand: where zxing sees a code it cannot read, the region round it
+    is bowed back straight, by a few guessed amounts along each axis, and read again. Costs one zxing read
+    on a frame with no code in view; a few ms more round each unreadable code (bench/bench_scanner.py)."""
+
+    name = "zxing_unwarp"
+    MAX_CODES = 2  # unreadable codes tried per frame (a receipt holds one)
+    GROW = 0.35  # margin added round the code's box, as a fraction of its side: the bent edges stick out
+    # The bow's depth at the middle of the region, as a fraction of its side; both directions, both axes.
+    BOWS = (-0.08, -0.05, -0.03, 0.03, 0.05, 0.08)
+
+    def _regions(self, grey: np.ndarray) -> list[np.ndarray]:
+        z = self._z
+        regions = []
+        for r in z.read_barcodes(grey, formats=self._formats, try_rotate=True, try_downscale=True, try_invert=False,
+                                 text_mode=z.TextMode.Plain, return_errors=True):
+            if r.valid:
+                continue
+            p = r.position
+            xs = [p.top_left.x, p.top_right.x, p.bottom_right.x, p.bottom_left.x]
+            ys = [p.top_left.y, p.top_right.y, p.bottom_right.y, p.bottom_left.y]
+            m = self.GROW * max(max(xs) - min(xs), max(ys) - min(ys))
+            x0, y0 = max(0, int(min(xs) - m)), max(0, int(min(ys) - m))
+            x1, y1 = min(grey.shape[1], int(max(xs) + m)), min(grey.shape[0], int(max(ys) + m))
+            if x1 - x0 >= 21 and y1 - y0 >= 21:  # a version-1 code is 21 modules: anything smaller is noise
+                regions.append(grey[y0:y1, x0:x1])
+            if len(regions) == self.MAX_CODES:
+                break
+        return regions
+
+    def decode(self, grey: np.ndarray) -> Outcome:
+        import cv2
+
+        out = Outcome()
+        for region in self._regions(grey):
+            h, w = region.shape
+            yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+            across_x = (xx / w - 0.5) * 2  # -1 .. 1 across the region
+            across_y = (yy / h - 0.5) * 2
+            for bow in self.BOWS:
+                # Rows bowed up or down (the sheet bent round a vertical axis), then columns bowed sideways.
+                for mx, my in ((xx, yy + bow * h * (1 - across_x * across_x)),
+                               (xx + bow * w * (1 - across_y * across_y), yy)):
+                    out = self._read_plain(cv2.remap(region, mx, my, cv2.INTER_LINEAR))
+                    if out.texts:
+                        return out
+        return out
+
+    def _read_plain(self, grey: np.ndarray) -> Outcome:
+        z = self._z
+        out = Outcome()
+        for r in z.read_barcodes(grey, formats=self._formats, try_rotate=True, try_downscale=True, try_invert=False,
+                                 text_mode=z.TextMode.Plain, return_errors=False):
+            if r.valid:
+                out.texts.append(r.text)
+                out.decoder = self.name
+        return out
+
+
 class PyzbarDecoder:
     name = "pyzbar"
     HALVE_ABOVE = 800  # frame width above which a failed read is retried at half size
@@ -173,8 +232,8 @@ class OpenCVDecoder:
         return out
 
 
-DECODERS = {"zxing": ZxingDecoder, "zxing_retry": ZxingRetryDecoder, "pyzbar": PyzbarDecoder,
-            "opencv": OpenCVDecoder}
+DECODERS = {"zxing": ZxingDecoder, "zxing_retry": ZxingRetryDecoder, "zxing_unwarp": ZxingUnwarpDecoder,
+            "pyzbar": PyzbarDecoder, "opencv": OpenCVDecoder}
 
 
 def make_decoder(name: str) -> Decoder:
