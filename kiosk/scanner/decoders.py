@@ -132,21 +132,32 @@ class ZxingUnwarpDecoder(ZxingDecoder):
 
     def _regions(self, grey: np.ndarray) -> list[np.ndarray]:
         z = self._z
-        regions = []
+        boxes = []
         for r in z.read_barcodes(grey, formats=self._formats, try_rotate=True, try_downscale=True, try_invert=False,
                                  text_mode=z.TextMode.Plain, return_errors=True):
-            if r.valid:
+            if not r.valid:
+                p = r.position
+                xs = [p.top_left.x, p.top_right.x, p.bottom_right.x, p.bottom_left.x]
+                ys = [p.top_left.y, p.top_right.y, p.bottom_right.y, p.bottom_left.y]
+                boxes.append((min(xs), min(ys), max(xs), max(ys)))
+        # zxing also reports pieces of a bent code (three finder patterns taken for a small code): the
+        # largest box is the whole code, and a box whose centre lies inside a kept one is a piece of it.
+        boxes.sort(key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
+        kept: list[tuple[int, int, int, int]] = []
+        for x0, y0, x1, y1 in boxes:
+            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+            if any(k[0] <= cx <= k[2] and k[1] <= cy <= k[3] for k in kept):
                 continue
-            p = r.position
-            xs = [p.top_left.x, p.top_right.x, p.bottom_right.x, p.bottom_left.x]
-            ys = [p.top_left.y, p.top_right.y, p.bottom_right.y, p.bottom_left.y]
-            m = self.GROW * max(max(xs) - min(xs), max(ys) - min(ys))
-            x0, y0 = max(0, int(min(xs) - m)), max(0, int(min(ys) - m))
-            x1, y1 = min(grey.shape[1], int(max(xs) + m)), min(grey.shape[0], int(max(ys) + m))
+            kept.append((x0, y0, x1, y1))
+            if len(kept) == self.MAX_CODES:
+                break
+        regions = []
+        for x0, y0, x1, y1 in kept:
+            m = self.GROW * max(x1 - x0, y1 - y0)
+            x0, y0 = max(0, int(x0 - m)), max(0, int(y0 - m))
+            x1, y1 = min(grey.shape[1], int(x1 + m)), min(grey.shape[0], int(y1 + m))
             if x1 - x0 >= 21 and y1 - y0 >= 21:  # a version-1 code is 21 modules: anything smaller is noise
                 regions.append(grey[y0:y1, x0:x1])
-            if len(regions) == self.MAX_CODES:
-                break
         return regions
 
     def decode(self, grey: np.ndarray) -> Outcome:
