@@ -5,6 +5,8 @@ Three decoders, each restricted to QR codes and fed a single-channel (grey) fram
   that is in view but unreadable is reported (it drives the "hold still" hint);
 - ``pyzbar``: zbar; large frames are retried at half size, where zbar reads noisy frames far better;
 - ``opencv``: OpenCV's QRCodeDetector.
+Two fallbacks built on zxing-cpp: ``zxing_retry`` (other binarizers, sharpening, 2x for tiny codes) and
+``zxing_unwarp`` (the region round an unreadable code bowed back straight, for curved paper).
 
 The chain runs the first decoder on every frame and the others only as fallbacks: on a frame where the
 first saw an unreadable code, and on every Nth frame otherwise (``[scanner] fallback_every``), so the
