@@ -131,7 +131,10 @@
      gap is scanner-fast, the field gets its old value back and the burst is looked up instead.
      The median tolerates the odd late key on a busy machine. */
   var SCAN_MEDIAN_MS = 40, BREAK_MS = 400, MIN_SCAN = 4, MAX_SCAN = 600;
-  var burst = [], gaps = [], lastKey = 0, before = null, overflow = false;
+  // lastKey starts (and restarts after Enter) at -Infinity, not 0: performance.now() counts from the
+  // page's load, so a scan begun within BREAK_MS of it was taken for the rest of an earlier burst, and
+  // the field's value from before the scan was never kept to give back.
+  var burst = [], gaps = [], lastKey = -Infinity, before = null, overflow = false;
   function median(xs) {
     if (!xs.length) return Infinity;
     var s = xs.slice().sort(function (a, b) { return a - b; });
@@ -154,7 +157,7 @@
       ev.preventDefault();
       var isScan = (burst.length >= MIN_SCAN || overflow) && median(gaps) <= SCAN_MEDIAN_MS;
       var payload = overflow ? new Array(MAX_SCAN + 2).join("x") : burst.join("");
-      burst = []; gaps = []; overflow = false; lastKey = 0;
+      burst = []; gaps = []; overflow = false; lastKey = -Infinity;
       if (isScan) {
         if (activeField && before !== null) activeField.value = before;
         scanned({ payload: payload, source: "wedge" }, "");
