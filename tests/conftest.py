@@ -81,6 +81,15 @@ def make_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[...
 
 
 @pytest.fixture
+def base(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Config overrides for `kiosk doctor` tests: an empty config.toml and a data folder in tmp_path."""
+    monkeypatch.delenv("MOTCUA_CONFIG", raising=False)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "config.toml").write_text("", encoding="utf-8")
+    return {"paths": {"data_dir": str(tmp_path / "data")}}
+
+
+@pytest.fixture
 def config(make_config: Callable[..., Config]) -> Config:
     return make_config()
 

@@ -2,22 +2,24 @@
 a device whose lock is held, and says who holds it; `kiosk doctor` checks this box's station id."""
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import textwrap
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Iterator
 
 import pytest
 
 from kiosk import doctor
-from kiosk.doctor import ERROR, OK, WARNING, Context, run_checks
+from kiosk.doctor import ERROR, OK, WARNING, Context
 from motcua.config import load_config
 from motcua.db import make_engine
 from motcua.devicelock import DeviceBusy, DeviceLock, device_key, holder, lock_dir
 from motcua.stations import Service, heartbeat
 from motcua.timeutil import utcnow
+from tests.test_doctor import check  # the doctor tests' helper; `base` is the conftest's
 
 HOLD = textwrap.dedent("""
     import sys
@@ -29,25 +31,27 @@ HOLD = textwrap.dedent("""
 """)
 
 
-def _hold(folder: Path, device: str, service: str) -> subprocess.Popen:
+@contextlib.contextmanager
+def _held(folder: Path, device: str, service: str) -> Iterator[subprocess.Popen]:
+    """Another process holds the device's lock until the block ends."""
     proc = subprocess.Popen([sys.executable, "-c", HOLD, str(folder), device, service], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "held"
-    return proc
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        yield proc
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
 
 
 def test_a_second_owner_is_refused_and_told_who_holds_the_device(tmp_path):
-    proc = _hold(tmp_path, "printer", "print-worker")
-    try:
+    with _held(tmp_path, "printer", "print-worker") as proc:
         with pytest.raises(DeviceBusy) as busy:
             DeviceLock(tmp_path, "printer", "kiosk-print").acquire()
         assert busy.value.holder is not None and busy.value.holder.pid == proc.pid
         assert str(busy.value) == f"printer is in use by print-worker pid {proc.pid}"
         assert holder(tmp_path, "printer").pid == proc.pid
         assert holder(tmp_path, "camera") is None  # another device is free
-    finally:
-        proc.stdin.close()
-        proc.wait(timeout=30)
     assert holder(tmp_path, "printer") is None  # the kernel dropped it with the process
     with DeviceLock(tmp_path, "printer", "kiosk-print"):
         assert holder(tmp_path, "printer") is not None
@@ -62,19 +66,6 @@ def test_one_modem_has_one_lock_by_whichever_path_names_it(tmp_path):
     assert device_key("modem", str(node)) != device_key("modem", str(tmp_path / "ttyUSB3"))
 
 
-@pytest.fixture
-def base(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    monkeypatch.delenv("MOTCUA_CONFIG", raising=False)
-    (tmp_path / "data").mkdir()
-    (tmp_path / "config.toml").write_text("", encoding="utf-8")
-    return {"paths": {"data_dir": str(tmp_path / "data")}}
-
-
-def check(tmp_path: Path, overrides: dict[str, Any], name: str) -> doctor.Finding:
-    ctx = Context(str(tmp_path / "config.toml"), overrides)
-    return {f.name: f for f in run_checks(ctx, only={name})}[name]
-
-
 def test_doctor_does_not_open_a_modem_a_gateway_holds_and_names_the_holder(tmp_path, base):
     from sms_gateway.api import modem_lock
 
@@ -82,12 +73,8 @@ def test_doctor_does_not_open_a_modem_a_gateway_holds_and_names_the_holder(tmp_p
     modem = {"model": "dummy", "connection": "none", "device": str(tmp_path / "gammu-dummy")}
     cfg = load_config(str(tmp_path / "config.toml"), {**base, "modem": modem})
     lock = modem_lock(cfg.modem, cfg.paths.data_dir)
-    proc = _hold(lock.folder, lock.device, "sms-gateway")
-    try:
+    with _held(lock.folder, lock.device, "sms-gateway") as proc:
         f = check(tmp_path, {**base, "modem": modem}, "modem")
-    finally:
-        proc.stdin.close()
-        proc.wait(timeout=30)
     assert f.state == WARNING and f"in use by sms-gateway pid {proc.pid}" in f.summary
     assert "signal_percent" not in f.data  # not opened: nothing was read from it
     f = check(tmp_path, {**base, "modem": modem}, "modem")  # free again: the doctor opens it itself
@@ -95,12 +82,8 @@ def test_doctor_does_not_open_a_modem_a_gateway_holds_and_names_the_holder(tmp_p
 
 
 def test_doctor_reports_the_print_worker_holding_the_printer(tmp_path, base):
-    proc = _hold(lock_dir(Path(base["paths"]["data_dir"])), "printer", "print-worker")
-    try:
+    with _held(lock_dir(Path(base["paths"]["data_dir"])), "printer", "print-worker") as proc:
         f = check(tmp_path, base, "printer")
-    finally:
-        proc.stdin.close()
-        proc.wait(timeout=30)
     assert f"in use by print-worker pid {proc.pid}" in f.summary
     assert f.data["in_use_by"] == f"print-worker pid {proc.pid}"
 
@@ -108,12 +91,8 @@ def test_doctor_reports_the_print_worker_holding_the_printer(tmp_path, base):
 def test_doctor_reports_the_scanner_holding_the_camera_without_opening_it(tmp_path, base):
     video = tmp_path / "no-such-camera"  # opening it would be an error finding
     overrides = {**base, "scanner": {"camera": str(video)}}
-    proc = _hold(lock_dir(Path(base["paths"]["data_dir"])), "camera", "scanner")
-    try:
+    with _held(lock_dir(Path(base["paths"]["data_dir"])), "camera", "scanner") as proc:
         f = check(tmp_path, overrides, "camera")
-    finally:
-        proc.stdin.close()
-        proc.wait(timeout=30)
     assert f"in use by scanner pid {proc.pid}" in f.summary and "does not exist" not in f.summary
 
 

@@ -30,14 +30,6 @@ REPO = Path(__file__).resolve().parents[1]
 KIOSK = Path(sys.executable).with_name("kiosk")
 
 
-@pytest.fixture
-def base(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    monkeypatch.delenv("MOTCUA_CONFIG", raising=False)
-    (tmp_path / "data").mkdir()
-    (tmp_path / "config.toml").write_text("", encoding="utf-8")
-    return {"paths": {"data_dir": str(tmp_path / "data")}}
-
-
 def check(tmp_path: Path, overrides: dict[str, Any], name: str, **ctx_args: Any) -> doctor.Finding:
     ctx = Context(str(tmp_path / "config.toml"), overrides, **ctx_args)
     found = {f.name: f for f in run_checks(ctx, only={name} if name != "config" else None)}
