@@ -198,15 +198,20 @@ def test_camera_scan_on_an_empty_keypad_opens_the_dossier_at_once(page, server, 
     assert page.inner_text("#dossier-code") == CODE_DOCS
 
 
-def test_usb_scanner_burst_while_typing_a_phone_number_asks_first(page, server, scanner):
+def _phone_page_with_digits_typed(page: Any, server: Any, digits: str) -> None:
+    """A citizen scans a receipt with the USB scanner, asks for SMS and taps `digits` of their number."""
     page.goto(server.url + "/")
     page.keyboard.type(f"D-DOC777-{CODE_DOCS}", delay=0)
     page.keyboard.press("Enter")
     page.wait_for_selector("#ask-sms")
     page.click("#ask-sms")
     page.wait_for_selector("#f-phone")
-    for d in "0912":
+    for d in digits:
         page.click(f'#keypad .key[data-key="{d}"]')
+
+
+def test_usb_scanner_burst_while_typing_a_phone_number_asks_first(page, server, scanner):
+    _phone_page_with_digits_typed(page, server, "0912")
     page.keyboard.type(f"D-ABC234-{CODE_A}", delay=0)  # someone scans a receipt with the USB scanner
     page.keyboard.press("Enter")
     page.wait_for_selector("#scan-ask:not([hidden])")
@@ -357,14 +362,7 @@ def test_status_at_800x480_shows_the_opening_hours_and_a_wrong_secret_overlaps_n
 
 
 def test_phone_error_keeps_every_button_on_the_800x480_screen(page, server, scanner):
-    page.goto(server.url + "/")
-    page.keyboard.type(f"D-DOC777-{CODE_DOCS}", delay=0)
-    page.keyboard.press("Enter")
-    page.wait_for_selector("#ask-sms")
-    page.click("#ask-sms")
-    page.wait_for_selector("#f-phone")
-    for d in "0912":
-        page.click(f'#keypad .key[data-key="{d}"]')
+    _phone_page_with_digits_typed(page, server, "0912")
     page.click("#consent-yes")
     page.wait_for_selector("#phone-error")
     audit_and_shoot(page, "visit-phone-error")

@@ -55,6 +55,10 @@ def _deliver(obj: AppContext, job_id: int, wait_s: float) -> None:
         "(it prints when the printer is back, see `kiosk print status`)")
 
 
+_wait_option = click.option("--wait", "wait_s", type=float, default=30, show_default=True,
+                            help="Seconds to wait for the print worker.")
+
+
 @click.group("print")
 def print_group() -> None:
     """Print queue tickets and dossier status slips (through the configured printer)."""
@@ -62,8 +66,7 @@ def print_group() -> None:
 
 @print_group.command("ticket")
 @click.option("--service", "service", required=True, help="Service code or ticket prefix, e.g. HT or A.")
-@click.option("--wait", "wait_s", type=float, default=30, show_default=True,
-              help="Seconds to wait for the print worker.")
+@_wait_option
 @click.pass_obj
 def print_ticket(obj: AppContext, service: str, wait_s: float) -> None:
     """Take the next queue number of a service and print its ticket."""
@@ -85,8 +88,7 @@ def print_ticket(obj: AppContext, service: str, wait_s: float) -> None:
 
 @print_group.command("slip")
 @click.argument("dossier_code")
-@click.option("--wait", "wait_s", type=float, default=30, show_default=True,
-              help="Seconds to wait for the print worker.")
+@_wait_option
 @click.pass_obj
 def print_slip(obj: AppContext, dossier_code: str, wait_s: float) -> None:
     """Print the status slip of a dossier."""
@@ -103,8 +105,7 @@ def print_slip(obj: AppContext, dossier_code: str, wait_s: float) -> None:
 
 @print_group.command("reprint")
 @click.argument("job_id", type=int)
-@click.option("--wait", "wait_s", type=float, default=30, show_default=True,
-              help="Seconds to wait for the print worker.")
+@_wait_option
 @click.pass_obj
 def print_reprint(obj: AppContext, job_id: int, wait_s: float) -> None:
     """Print a job again (a lost ticket, or a job left "uncertain" by a worker crash): `print status` lists them."""
