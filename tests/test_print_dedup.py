@@ -2,6 +2,7 @@
 (kiosk.printing.jobs), on SQLite and PostgreSQL."""
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -60,10 +61,24 @@ def test_staff_asking_twice_gets_two_slips(any_engine, make_config):
     assert _count(any_engine) == 2
 
 
+def _when_both_arrived(func):
+    """`func`, entered by two threads together: each waits (up to 1 s) for the other to arrive. SQLite
+    serialises writers at BEGIN, so there the second never gets here first and the wait just ends."""
+    both_inside = threading.Barrier(2)
+
+    def wrapper(*args, **kwargs):
+        try:
+            both_inside.wait(timeout=1.0)
+        except threading.BrokenBarrierError:
+            pass
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
 def test_a_double_tap_sending_one_request_key_twice_at_once_gets_one_number_and_one_printout(
         any_engine, make_config, monkeypatch):
     import re
-    import threading
     from concurrent.futures import ThreadPoolExecutor
 
     from kiosk.app import create_app
@@ -74,19 +89,8 @@ def test_a_double_tap_sending_one_request_key_twice_at_once_gets_one_number_and_
     cfg = make_config(site={"opening_hours": ALL_WEEK}, kiosk={"station_ticket_rate": "1000 per minute"})
     app = create_app(cfg, any_engine, test_config={"TESTING": True})
     service = queue.list_services(cfg)[0].code
-    both_inside = threading.Barrier(2)
-    real_take = queue.take_ticket
-
-    def take_when_both_arrived(*args, **kwargs):
-        # Both requests are past their "key already used?" read before either takes a number. SQLite
-        # serialises writers at BEGIN, so there the second never gets here first: the wait just ends.
-        try:
-            both_inside.wait(timeout=1.0)
-        except threading.BrokenBarrierError:
-            pass
-        return real_take(*args, **kwargs)
-
-    monkeypatch.setattr(queue, "take_ticket", take_when_both_arrived)
+    # Both requests are past their "key already used?" read before either takes a number.
+    monkeypatch.setattr(queue, "take_ticket", _when_both_arrived(queue.take_ticket))
 
     def tap(_):
         return app.test_client().post("/ticket", data={"service": service, "request_key": "e" * 32})
@@ -104,23 +108,12 @@ def test_a_double_tap_sending_one_request_key_twice_at_once_gets_one_number_and_
 
 def test_two_kiosk_taps_for_one_dossier_at_once_with_different_keys_are_one_slip(any_engine, make_config,
                                                                                  monkeypatch):
-    import threading
     from concurrent.futures import ThreadPoolExecutor
 
     _seed(any_engine)
     cfg = make_config()
-    both_inside = threading.Barrier(2)
-    real_recent = jobs._recent_duplicate
-
-    def look_when_both_arrived(*args, **kwargs):
-        # Both taps look for a recent slip before either has written one, unless the second is held back.
-        try:
-            both_inside.wait(timeout=1.0)
-        except threading.BrokenBarrierError:
-            pass
-        return real_recent(*args, **kwargs)
-
-    monkeypatch.setattr(jobs, "_recent_duplicate", look_when_both_arrived)
+    # Both taps look for a recent slip before either has written one, unless the second is held back.
+    monkeypatch.setattr(jobs, "_recent_duplicate", _when_both_arrived(jobs._recent_duplicate))
 
     def tap(key):
         with any_engine.begin() as conn:
