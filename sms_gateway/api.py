@@ -36,7 +36,7 @@ from sms_gateway.outbox import (
 from sms_gateway.probe import ModemProbe, modem_lock, probe_modem
 from sms_gateway.reminders import APPOINTMENT, UNCOLLECTED, Reminder, ReminderSource
 from sms_gateway.zns_delivery import MAX_BODY as ZNS_CALLBACK_MAX_BODY
-from sms_gateway.zns_delivery import CallbackRefused, handle
+from sms_gateway.zns_delivery import CallbackRefused, parse_verified, record_callback
 
 
 def run_gateway(cfg: Config, engine: sa.Engine, *, lookup: DossierLookup | None = None,
@@ -56,8 +56,9 @@ def zns_callback(cfg: Config, engine: sa.Engine, body: bytes, headers: Mapping[s
     """One request to Zalo's ZNS webhook: (HTTP status, JSON answer). A wrong signature or a body that
     is not a callback is refused (401/403/400/413) and writes nothing; a replay answers 200 again."""
     try:
+        data = parse_verified(cfg.zns, body, headers)  # first: a forged request opens no write transaction
         with engine.begin() as conn:
-            done = handle(conn, cfg.zns, body, headers)
+            done = record_callback(conn, data)
     except CallbackRefused as exc:
         return exc.status, {"error": str(exc)}
     return 200, {"event": done.event, "msg_id": done.msg_id, "notice": done.notice_id, "new": done.new}

@@ -199,8 +199,3 @@ def fall_back_to_sms(conn: sa.Connection, wait_s: float, *, actor: str, now: dat
                       f"ZNS {msg_id} not reported delivered within {wait_s:g} s: sent once by SMS", now)
             queued.append(notice_id)
     return queued
-
-
-def handle(conn: sa.Connection, cfg: ZnsConfig, body: bytes, headers: Mapping[str, str]) -> Callback:
-    """One webhook request, whole: verified, then kept. Raises CallbackRefused (nothing written)."""
-    return record_callback(conn, parse_verified(cfg, body, headers))

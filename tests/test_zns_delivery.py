@@ -27,9 +27,11 @@ def _sent_by_zns(conn, key, msg_id, minutes_ago):
 
 
 def _callback(msg_id):
+    """Zalo's signed callback for `msg_id`, as the webhook has verified it."""
     body = json.dumps({"event_name": "user_received_message", "app_id": "app-1", "timestamp": "1764600000000",
                        "message": {"msg_id": msg_id, "delivery_time": "1764600000000", "tracking_id": "t"}}).encode()
-    return body, {"X-ZEvent-Signature": "mac=" + zns_delivery.signature("app-1", body, "1764600000000", "oa-secret")}
+    headers = {"X-ZEvent-Signature": "mac=" + zns_delivery.signature("app-1", body, "1764600000000", "oa-secret")}
+    return zns_delivery.parse_verified(CFG, body, headers)
 
 
 def _row(conn, notice_id):
@@ -41,7 +43,7 @@ def test_fallback_is_queued_once_and_never_for_a_reported_notice(any_engine):
         late = _sent_by_zns(conn, "late", "m-late", 30)
         reported = _sent_by_zns(conn, "reported", "m-reported", 30)
         fresh = _sent_by_zns(conn, "fresh", "m-fresh", 1)
-        assert zns_delivery.handle(conn, CFG, *_callback("m-reported")).notice_id == reported
+        assert zns_delivery.record_callback(conn, _callback("m-reported")).notice_id == reported
         assert zns_delivery.fall_back_to_sms(conn, 900, actor="test") == [late]
         assert zns_delivery.fall_back_to_sms(conn, 900, actor="test") == []  # once
         assert _row(conn, late).state == "queued" and _row(conn, late).channel == Channel.ZNS
@@ -52,9 +54,9 @@ def test_a_callback_before_the_sms_is_claimed_withdraws_it_and_a_replay_changes_
     with any_engine.begin() as conn:
         notice_id = _sent_by_zns(conn, "n", "m-1", 30)
         assert zns_delivery.fall_back_to_sms(conn, 900, actor="test") == [notice_id]
-        first = zns_delivery.handle(conn, CFG, *_callback("m-1"))
+        first = zns_delivery.record_callback(conn, _callback("m-1"))
         row = _row(conn, notice_id)
         assert first.new and row.state == "sent" and row.delivery_status == "delivered" and row.next_attempt_at is None
-        assert not zns_delivery.handle(conn, CFG, *_callback("m-1")).new
+        assert not zns_delivery.record_callback(conn, _callback("m-1")).new
         assert conn.execute(sa.select(sa.func.count()).select_from(zns_receipts)).scalar() == 1
         assert outbox.due(conn, utcnow() + timedelta(days=1)) == []  # no SMS left to send
