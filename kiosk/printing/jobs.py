@@ -60,12 +60,13 @@ def _recent_duplicate(conn: sa.Connection, kind: str, ref: str, station: str, no
     ).scalar()
 
 
-def _one_slip_at_a_time(conn: sa.Connection, ref: str, station: str) -> None:
-    """Two kiosk taps for one dossier at the same instant (two request keys) must not both miss each
-    other's job: on PostgreSQL a transaction lock per (station, dossier) makes the second wait for the
-    first to commit. SQLite's writers already queue at BEGIN IMMEDIATE (motcua.db)."""
+def one_at_a_time(conn: sa.Connection, name: str) -> None:
+    """Hold a lock on `name` until `conn`'s transaction ends, so that two taps at the same instant (a
+    double tap) cannot both read "not printed yet" before either wrote its job: the second waits for
+    the first to commit, then finds its job. On PostgreSQL a transaction-level advisory lock; SQLite's
+    writers already queue at BEGIN IMMEDIATE (motcua.db)."""
     if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"slip:{station}:{ref}"})
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": name})
 
 
 def _insert_once(conn: sa.Connection, kind: str, ref: str, payload: dict[str, Any], source: str, station: str,
@@ -101,7 +102,7 @@ def submit_slip(conn: sa.Connection, cfg: Config, dossier_code: str, *, source: 
     if existing:
         return int(existing["id"])
     if source == "kiosk":  # staff and the CLI print what they ask for
-        _one_slip_at_a_time(conn, row["code"], cfg.station.id)
+        one_at_a_time(conn, f"slip:{cfg.station.id}:{row['code']}")  # one slip per dossier, two keys or not
         recent = _recent_duplicate(conn, "slip", row["code"], cfg.station.id, now or utcnow())
         if recent is not None:
             return int(recent)

@@ -417,17 +417,12 @@ def take_ticket() -> Any:
                        lines=[_("Vui lòng chờ một phút rồi lấy số, hoặc hỏi cán bộ.")])
     try:
         with engine.begin() as conn:
+            if key:  # two taps sending this key at once: the second waits here, then finds the first's job
+                printing.one_at_a_time(conn, f"ticket-key:{key}")
             done = printing.job_for_key(conn, key)
             if done is None:
                 ticket = queue.take_ticket(conn, cfg, service, priority=request.form.get("priority") == "1")
                 printing.submit_ticket(conn, cfg, ticket, request_key=key)
-                if key and printing.job_for_key(conn, key)["ref"] != ticket.label:
-                    # A tap with this key committed first (PostgreSQL lets both read "unused"): that
-                    # number is the citizen's; this one is rolled back, never queued or printed.
-                    raise _SameTap
-    except _SameTap:
-        with reading(engine) as conn:
-            done = printing.job_for_key(conn, key)
     except queue.QueueFull as exc:
         return _queue_full(exc)
     if done is not None:  # a second tap on the service button: the number already taken, not another
@@ -435,10 +430,6 @@ def take_ticket() -> Any:
                        title=_("Bạn đã lấy số %(label)s", label=done["ref"]),
                        lines=[_("Mời bạn lấy phiếu ở khe máy in và chờ gọi số.")])
     return _screen("ticket.html", screen="ticket", ticket=ticket, printed=True)
-
-
-class _SameTap(Exception):
-    """The request key of this tap was used by another tap that finished first."""
 
 
 def _queue_full(exc: Any) -> Any:
