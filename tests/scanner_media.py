@@ -87,3 +87,26 @@ def bent_receipt_frame(payload: str, bow: float, scale: int = 4, size: tuple[int
     y0, x0 = (h - sh) // 2, (w - sw) // 2
     img[y0:y0 + sh, x0:x0 + sw] = bent
     return img
+
+
+def crumpled_receipt_frame(payload: str, amp: float, scale: int = 4, seed: int = 1,
+                           size: tuple[int, int] = (640, 480)) -> np.ndarray:
+    """A crumpled receipt: the sheet displaced by a smooth random field of `amp` modules at most, with
+    bumps about a fifth of the code wide. The print stays sharp; its grid no longer lines up."""
+    qr = cv2.cvtColor(qr_grey(payload, scale), cv2.COLOR_GRAY2BGR)
+    q = qr.shape[0]
+    sheet = np.full((q + 140, q + 60, 3), (240, 242, 245), np.uint8)
+    sheet[100:100 + q, 30:30 + q] = qr
+    sh, sw = sheet.shape[:2]
+    rng = np.random.default_rng(seed)
+    field = []
+    for _ in range(2):
+        f = cv2.GaussianBlur(rng.normal(0, 1, (sh, sw)).astype(np.float32), (0, 0), sigmaX=q * 0.06)
+        field.append(f / (np.abs(f).max() + 1e-6) * amp * scale)
+    yy, xx = np.mgrid[0:sh, 0:sw].astype(np.float32)
+    sheet = cv2.remap(sheet, xx + field[0], yy + field[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    img = desk(size)
+    h, w = img.shape[:2]
+    x0, y0 = (w - sw) // 2, (h - sh) // 2
+    img[y0:y0 + sh, x0:x0 + sw] = sheet
+    return img

@@ -226,7 +226,7 @@ def test_usb_scanner_burst_looks_up_from_any_screen_and_slow_typing_goes_to_the_
 def test_camera_scan_event_opens_the_status_from_any_screen(kpage, server, scanner):
     for start in ("/", "/code", "/scan"):
         kpage.goto(server.url + start, wait_until="domcontentloaded")
-        time.sleep(0.3)  # let the event stream connect
+        kpage.wait_for_selector("body[data-stream=live]", state="attached")  # the event stream is connected
         scanner.publish("scan", {"code": CODE_DOCS, "secret": "DOC777", "kind": "url", "decoded_at": time.time()})
         kpage.wait_for_selector("#status", timeout=5000)
         assert status_label(kpage) == "Yêu cầu bổ sung giấy tờ"
@@ -235,12 +235,18 @@ def test_camera_scan_event_opens_the_status_from_any_screen(kpage, server, scann
 def test_scan_screen_shows_the_scanner_hints_and_camera_loss(kpage, server, scanner):
     kpage.goto(server.url + "/scan", wait_until="domcontentloaded")
     kpage.wait_for_selector("#viewer:not([hidden])")
-    time.sleep(0.3)
+    kpage.wait_for_selector("body[data-stream=live]", state="attached")  # the event stream is connected
     scanner.publish("hint", {"hint": "hold_still"})
     kpage.wait_for_selector('[data-hint="hold_still"]:not([hidden])')
     scanner.publish("hint", {"hint": "move_closer"})
     kpage.wait_for_selector('[data-hint="move_closer"]:not([hidden])')
     assert kpage.locator('[data-hint="hold_still"]').is_hidden()
+    scanner.publish("hint", {"hint": "flatten"})
+    kpage.wait_for_selector('[data-hint="flatten"]:not([hidden])')
+    assert kpage.inner_text("#hint").strip() == "Vuốt cho giấy phẳng rồi đưa lại."
+    scanner.publish("hint", {"hint": "<img src=x onerror=alert(1)>"})  # not one of the scanner's hints
+    kpage.wait_for_selector('[data-hint=""]:not([hidden])')
+    assert kpage.locator('[data-hint="flatten"]').is_hidden()
     scanner.publish("camera", {"state": "unavailable", "detail": "unplugged"})
     kpage.wait_for_selector("#camera-unavailable:not([hidden])")
     assert kpage.locator("#viewer").is_hidden()
@@ -266,7 +272,7 @@ def test_hostile_payloads_from_every_source_are_refused_without_running_or_navig
 
     # 2. camera scanner event
     kpage.goto(server.url + "/code")
-    time.sleep(0.3)
+    kpage.wait_for_selector("body[data-stream=live]", state="attached")  # the event stream is connected
     scanner.publish("scan", {"code": payload, "secret": "javascript:alert(1)", "kind": "bare"})
     kpage.wait_for_selector("#unreadable")
 

@@ -9,9 +9,16 @@ import pytest
 from click.testing import CliRunner
 
 from kiosk.demo import generate, receipt_payloads, write_receipt_images
-from kiosk.scanner.decoders import DecoderChain, make_decoder, to_grey
-from kiosk.scanner.pipeline import RepeatFilter, ScanPipeline
-from tests.scanner_media import abort_on_bomb, bent_receipt_frame, desk, motion_blur, receipt_frame
+from kiosk.scanner.decoders import DecoderChain, Outcome, edge_steepness, make_decoder, to_grey
+from kiosk.scanner.pipeline import HintTracker, RepeatFilter, ScanPipeline
+from tests.scanner_media import (
+    abort_on_bomb,
+    bent_receipt_frame,
+    crumpled_receipt_frame,
+    desk,
+    motion_blur,
+    receipt_frame,
+)
 
 REC = next(generate(1))
 URL = receipt_payloads(REC)["url"]
@@ -95,16 +102,47 @@ def test_repeat_filter_keeps_codes_apart() -> None:
     assert f.allow("A") and f.allow("B") and not f.allow("A")
 
 
-@pytest.mark.parametrize("scale, blur, hint", [(4, 2.4, "hold_still"), (2, 1.0, "move_closer")])
-def test_unreadable_code_in_view_gives_a_hint_then_clears(scale: int, blur: float, hint: str) -> None:
-    pipe = ScanPipeline(DecoderChain(["zxing"]), interval_s=3.0)
-    blurred = receipt_frame(URL, scale=scale, blur=blur)
+ALL_DECODERS = ["zxing", "zxing_retry", "pyzbar", "zxing_unwarp"]
+
+
+@pytest.mark.parametrize("frame, chain, hint", [
+    (lambda: receipt_frame(URL, scale=4, blur=2.4), ["zxing"], "hold_still"),  # blurred
+    (lambda: receipt_frame(URL, scale=2, blur=1.0), ["zxing"], "move_closer"),  # small and blurred
+    # sharp, but creased out of line: no decoder of the chain reads it, and holding still would not help
+    (lambda: crumpled_receipt_frame(URL, amp=1.2, scale=4), ALL_DECODERS, "flatten"),
+], ids=["blurred", "small", "crumpled"])
+def test_unreadable_code_in_view_gives_a_hint_then_clears(frame, chain: list[str], hint: str) -> None:
+    pipe = ScanPipeline(DecoderChain(chain), interval_s=3.0)
+    blurred = frame()
     seen = make_decoder("zxing").decode(to_grey(blurred))
     assert seen.unreadable and not seen.texts  # the situation the hint is for
     events = [ev for _ in range(3) for ev in pipe.process(blurred)]
     assert events == [("hint", {"hint": hint})]
     events = [ev for _ in range(8) for ev in pipe.process(desk())]
     assert events == [("hint", {"hint": None})]
+
+
+def test_edge_steepness_tells_a_sharp_code_from_a_blurred_one() -> None:
+    def edge(frame) -> float:
+        out = make_decoder("zxing").decode(to_grey(frame))
+        assert out.unreadable and not out.texts
+        return out.edge
+
+    crumpled = edge(crumpled_receipt_frame(URL, amp=1.2, scale=4))
+    assert crumpled >= HintTracker.SHARP_EDGE
+    for blur in (2.2, 2.4):  # out of focus: edges spread over ~5 pixels (more, and zxing sees no code)
+        assert edge(receipt_frame(URL, scale=4, blur=blur)) < HintTracker.SHARP_EDGE
+    assert edge_steepness(to_grey(desk()), [(0, 0), (5, 0), (5, 5), (0, 5)]) == 0.0  # too small to judge
+
+
+def test_one_blurred_frame_in_a_crumpled_run_keeps_the_flatten_hint() -> None:
+    tracker = HintTracker()
+    sharp = Outcome(unreadable=True, code_width=0.3, edge=0.5)
+    blurred = Outcome(unreadable=True, code_width=0.3, edge=0.2)
+    hints = [tracker.update(o, read=False) for o in (sharp, sharp, sharp, blurred, sharp)]
+    assert hints == [None, None, "flatten", "flatten", "flatten"]
+    hints = [tracker.update(blurred, read=False) for _ in range(3)]
+    assert hints == ["flatten", "hold_still", "hold_still"]  # most of the last 5 unreadable frames are blurred
 
 
 def test_a_read_clears_the_hint_at_once() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from typing import Any, Callable
 
 import numpy as np
@@ -40,32 +41,45 @@ class RepeatFilter:
 
 
 class HintTracker:
-    """'hold_still' when a code is in view but unreadable for a few frames; 'move_closer' when that
-    code is small in the picture; back to None after a read or once nothing is seen for a while."""
+    """What to tell a citizen whose code is in view but has stayed unreadable for a few frames:
+    'move_closer' when the code is small in the picture; 'flatten' when its print is sharp, so it is the
+    paper's creases or bend that defeat the decoders (holding still would not help); 'hold_still'
+    otherwise (blur: a shaking hand, or too close to focus). Back to None after a read or once nothing is
+    seen for a while."""
 
     SMALL_CODE = 0.18  # code width as a fraction of the frame width
+    SHARP_EDGE = 0.4  # decoders.edge_steepness at or above which an unreadable code counts as sharp
     SHOW_AFTER = 3  # consecutive unreadable frames
     CLEAR_AFTER = 8  # consecutive frames with nothing in view
+    SHARP_OF = 5  # 'flatten' when most of the last this many unreadable frames were sharp
 
     def __init__(self) -> None:
         self.hint: str | None = None
         self._unreadable = 0
+        self._sharp: deque[bool] = deque(maxlen=self.SHARP_OF)  # recent unreadable frames: sharp or not
         self._empty = 0
 
     def update(self, outcome: Outcome, read: bool) -> str | None:
         if read:
             self._unreadable = self._empty = 0
+            self._sharp.clear()
             self.hint = None
         elif outcome.unreadable:
             self._unreadable += 1
+            self._sharp.append(outcome.edge >= self.SHARP_EDGE)
             self._empty = 0
             if self._unreadable >= self.SHOW_AFTER:
-                small = 0 < outcome.code_width < self.SMALL_CODE
-                self.hint = "move_closer" if small else "hold_still"
+                if 0 < outcome.code_width < self.SMALL_CODE:
+                    self.hint = "move_closer"
+                elif 2 * sum(self._sharp) > len(self._sharp):  # one blurred frame among crumpled ones
+                    self.hint = "flatten"                       # does not flip the hint
+                else:
+                    self.hint = "hold_still"
         else:
             self._empty += 1
             if self._empty >= self.CLEAR_AFTER:
                 self._unreadable = 0
+                self._sharp.clear()
                 self.hint = None
         return self.hint
 

@@ -6,7 +6,7 @@ socket connection; a scan reaches the browser as soon as the scanner writes it (
 
 Event names and data (the screen's contract):
   scan    {"code", "secret", "kind", "decoded_at"}
-  hint    {"hint": "hold_still" | "move_closer" | null}
+  hint    {"hint": "hold_still" | "move_closer" | "flatten" | null}
   camera  {"state": "ok" | "unavailable" | "starting", "detail": str}
 When no scanner is running the stream says camera unavailable and keeps retrying the socket.
 """

@@ -196,6 +196,7 @@
 
   /* ---- camera scanner: same-origin server-sent events ------------------------------------------ */
   var events = null;
+  var HINTS = ["hold_still", "move_closer", "flatten"]; // the scanner's hints (kiosk/scanner/pipeline.py)
   function showHint(name) {
     document.querySelectorAll("[data-hint]").forEach(function (el) { el.hidden = el.dataset.hint !== (name || ""); });
   }
@@ -227,7 +228,7 @@
     });
     events.addEventListener("hint", function (ev) {
       var d = parse(ev);
-      if (d) showHint(d.hint === "hold_still" || d.hint === "move_closer" ? d.hint : "");
+      if (d) showHint(HINTS.indexOf(d.hint) >= 0 ? d.hint : "");
     });
     events.addEventListener("camera", function (ev) {
       var d = parse(ev);
