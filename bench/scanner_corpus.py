@@ -46,6 +46,7 @@ class Frame:
     image: np.ndarray  # BGR
     payload: str | None  # the text encoded, if any
     expected_code: str | None  # the dossier code a correct read yields (None: empty or foreign)
+    blur_modules: float = 0.0  # shake: the tremor path's RMS spread along its main axis, in code modules
 
 
 def _qr_image(payload: str, rng: random.Random) -> np.ndarray:
@@ -118,8 +119,14 @@ def _place(frame: np.ndarray, sheet: np.ndarray, center: tuple[float, float], an
     frame[:] = (warped * alpha + frame * (1 - alpha)).astype(np.uint8)
 
 
+def _spread(kernel: np.ndarray) -> float:
+    """RMS spread of a blur kernel along its main axis, in pixels."""
+    ys, xs = np.nonzero(kernel)
+    return float(np.sqrt(np.linalg.eigvalsh(np.cov(np.vstack([xs, ys]), aweights=kernel[ys, xs])).max()))
+
+
 def _fault(img: np.ndarray, category: str, rng: random.Random, nrng: np.random.Generator,
-           qr_box: tuple[float, float, float] | None) -> np.ndarray:
+           qr_box: tuple[float, float, float] | None, seen: dict | None = None) -> np.ndarray:
     h, w = img.shape[:2]
     s = w / 640
     if category == "defocus":
@@ -164,6 +171,8 @@ def _fault(img: np.ndarray, category: str, rng: random.Random, nrng: np.random.G
             x, y = min(max(x + vx * 0.5, 0), n - 1), min(max(y + vy * 0.5, 0), n - 1)
             kernel[int(y), int(x)] += 1.0
         img = cv2.filter2D(img, -1, kernel / kernel.sum())
+        if seen is not None:
+            seen["blur_px"] = _spread(kernel)
     elif category == "phone" and qr_box:
         cx, cy, size = qr_box
         overlay = np.zeros((h, w), np.float32)  # a window's reflection: a soft band across the glass
@@ -231,7 +240,11 @@ def _phone_sheet(qr: np.ndarray, code_px: int, rng: random.Random) -> tuple[np.n
 
 
 def make_frame(category: str, size: tuple[int, int], rng: random.Random, nrng: np.random.Generator,
-               record: dict) -> Frame:
+               record: dict, jitter: random.Random | None = None) -> Frame:
+    """One frame. With `jitter`, rng and nrng (seeded the same for every frame) fix the receipt, its
+    paper and its place, and `jitter` draws what changes from one frame to the next while a hand holds
+    it up: a slight move and turn, the fault (a new tremor path, a moving reflection) and sensor noise
+    (see `held_up`)."""
     w, h = size
     s = w / 640
     img = _background(w, h, rng, nrng)
@@ -283,14 +296,21 @@ def make_frame(category: str, size: tuple[int, int], rng: random.Random, nrng: n
         a = np.deg2rad(angle)
         cx = qcx - (qx_rel * np.cos(a) - qy_rel * np.sin(a))
         cy = qcy - (qx_rel * np.sin(a) + qy_rel * np.cos(a))
+        if jitter:  # the hand moves a little between frames
+            cx, cy = cx + jitter.gauss(0, 1.5 * s), cy + jitter.gauss(0, 1.5 * s)
+            angle += jitter.gauss(0, 0.5)
         _place(img, sheet, (cx, cy), angle, tilt, rng)
         qr_box = (qcx, qcy, code_px)
-    img = _fault(img, category, rng, nrng, qr_box)
+    if jitter:
+        rng, nrng = jitter, np.random.default_rng(jitter.randrange(2**32))
+    seen: dict = {}
+    img = _fault(img, category, rng, nrng, qr_box, seen)
     if category == "tiny":  # a far-away code is also a little soft: the lens, then the sensor's resolution
         img = cv2.GaussianBlur(img, (0, 0), sigmaX=0.6 * s)
     if category not in ("noise", "lowlight"):
         img = np.clip(img + nrng.normal(0, 2.0, img.shape), 0, 255).astype(np.uint8)  # sensor noise
-    return Frame(category, size, img, payload, expected)
+    blur = seen.get("blur_px", 0.0) / (code_px / modules) if payload else 0.0
+    return Frame(category, size, img, payload, expected, blur)
 
 
 def corpus(per_category: int = 30, seed: int = 4, categories: list[str] | None = None,
@@ -303,6 +323,30 @@ def corpus(per_category: int = 30, seed: int = 4, categories: list[str] | None =
             nrng = np.random.default_rng(rng.randrange(2**32))
             for i in range(per_category):
                 yield make_frame(category, size, rng, nrng, records[(i * 7 + len(category)) % len(records)])
+
+
+def held_up(receipts: int = 10, frames: int = 30, seed: int = 4, categories: list[str] | None = None,
+            resolutions: list[tuple[int, int]] | None = None
+            ) -> Iterator[tuple[str, tuple[int, int], str | None, Iterator[Frame]]]:
+    """What the camera sees while a citizen holds a receipt up: up to `frames` consecutive frames of the
+    same receipt (2 s at 15 fps by default), for `receipts` receipts per held-up category and resolution.
+    Each frame draws its own tremor path, reflection, small move and noise; the receipt, its creases
+    and its bend stay as they are. Yields (category, size, expected code, frames); the frames are made
+    as they are taken, so a reader that stops at the first read does not pay for the rest."""
+    records = list(generate(200, seed=seed))
+    for size in resolutions or RESOLUTIONS:
+        for category in categories or HELD_UP:
+            for i in range(receipts):
+                record = records[(i * 11 + len(category)) % len(records)]
+                yield category, size, record["code"], _held_frames(category, size, record, frames,
+                                                                   f"{seed}-held-{category}-{size}-{i}")
+
+
+def _held_frames(category: str, size: tuple[int, int], record: dict, frames: int, key: str) -> Iterator[Frame]:
+    jitter = random.Random(f"{key}-motion")
+    for _ in range(frames):
+        rng = random.Random(key)
+        yield make_frame(category, size, rng, np.random.default_rng(rng.randrange(2**32)), record, jitter=jitter)
 
 
 if __name__ == "__main__":  # write a few frames to look at: python bench/scanner_corpus.py OUTDIR
