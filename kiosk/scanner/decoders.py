@@ -57,7 +57,7 @@ def edge_steepness(grey: np.ndarray, corners: Sequence[tuple[float, float]]) -> 
 
     About 0.45-0.5 for a sharp print, and 1/n for edges smeared over n pixels. It tells the two reasons a
     code in view stays unreadable apart: blurred (a shaking hand, out of focus: 0.1-0.35 in the bench
-    corpus) or sharp but bent out of shape (crumpled or curved paper: 0.46-0.49), which holding still
+    corpus) or sharp but bent out of shape (crumpled or curved paper: 0.46-0.50), which holding still
     does not mend and smoothing the paper does. 0.0 when the region is too small to judge.
     """
     import cv2

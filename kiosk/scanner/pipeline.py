@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from enum import StrEnum
 from typing import Any, Callable
 
 import numpy as np
@@ -40,6 +41,13 @@ class RepeatFilter:
         return True
 
 
+class Hint(StrEnum):
+    """What the scan screen tells the citizen (kiosk/templates/kiosk/scan.html has a line for each)."""
+    HOLD_STILL = "hold_still"
+    MOVE_CLOSER = "move_closer"
+    FLATTEN = "flatten"
+
+
 class HintTracker:
     """What to tell a citizen whose code is in view but has stayed unreadable for a few frames:
     'move_closer' when the code is small in the picture; 'flatten' when its print is sharp, so it is the
@@ -54,12 +62,12 @@ class HintTracker:
     SHARP_OF = 5  # 'flatten' when most of the last this many unreadable frames were sharp
 
     def __init__(self) -> None:
-        self.hint: str | None = None
+        self.hint: Hint | None = None
         self._unreadable = 0
         self._sharp: deque[bool] = deque(maxlen=self.SHARP_OF)  # recent unreadable frames: sharp or not
         self._empty = 0
 
-    def update(self, outcome: Outcome, read: bool) -> str | None:
+    def update(self, outcome: Outcome, read: bool) -> Hint | None:
         if read:
             self._unreadable = self._empty = 0
             self._sharp.clear()
@@ -70,11 +78,11 @@ class HintTracker:
             self._empty = 0
             if self._unreadable >= self.SHOW_AFTER:
                 if 0 < outcome.code_width < self.SMALL_CODE:
-                    self.hint = "move_closer"
+                    self.hint = Hint.MOVE_CLOSER
                 elif 2 * sum(self._sharp) > len(self._sharp):  # one blurred frame among crumpled ones
-                    self.hint = "flatten"                       # does not flip the hint
+                    self.hint = Hint.FLATTEN                    # does not flip the hint
                 else:
-                    self.hint = "hold_still"
+                    self.hint = Hint.HOLD_STILL
         else:
             self._empty += 1
             if self._empty >= self.CLEAR_AFTER:
