@@ -95,8 +95,11 @@ def _open_counter(browser, base: str, cfg, engine, counter: str):
 def test_counter_page_calls_and_hall_display_shows_and_announces(live_server, sound_browser, tmp_path):
     data_dir = tmp_path / "hall"
     # The browser here is a counter PC on the LAN, not the kiosk screen (whose staff pages are refused).
+    # Cheap password hashing (two sign-ins) and the fastest speech espeak-ng allows: the test waits for
+    # the announcement to play to its end, not for what it says.
     sections = {"paths": {"data_dir": str(data_dir)}, "kiosk": {"kiosk_addresses": ["192.0.2.10"]},
-                "queue": {"display_poll_ms": 300}}
+                "queue": {"display_poll_ms": 300, "espeak_speed": 300},
+                "staff": {"password_time_cost": 1, "password_memory_kib": 8192}}
     base = live_server(sections)
     cfg = load_config(None, sections)
     engine = make_engine(cfg)
