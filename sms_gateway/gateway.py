@@ -220,7 +220,10 @@ class Gateway:
                     continue
                 if not self._connect():
                     failed_connects += 1
-                    if until_idle and (failed_connects >= 2 or not self._has_due()):
+                    # A SIM that wants its PIN (none configured, or the configured one was refused and is
+                    # not tried again) gives the same answer at a second try: a one-shot run stops at once.
+                    settled = self.state == ModemState.PIN_REQUIRED
+                    if until_idle and (failed_connects >= 2 or settled or not self._has_due()):
                         return EXIT_MODEM_UNUSABLE if self._has_due() else EXIT_IDLE
                     continue
                 failed_connects = 0

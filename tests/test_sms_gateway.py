@@ -194,6 +194,8 @@ def test_sim_pin_is_reported_then_entered_from_config(setup, modem):
     cfg, engine = setup()
     [notice_id] = _enqueue(engine, 1)
     assert _run(cfg, engine)[0] == EXIT_MODEM_UNUSABLE
+    # one start of the modem: a SIM that wants its PIN says so again at once, a one-shot run stops
+    assert len((modem.dir / "starts.log").read_text().splitlines()) == 1
     with engine.connect() as conn:
         health = read_modem_health(conn)
     assert health["state"] == "pin_required" and "[modem] pin" in health["detail"]
