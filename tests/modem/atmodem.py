@@ -52,6 +52,12 @@ from pathlib import Path
 
 DIR = Path(sys.argv[1])
 CTRL_Z, ESC = b"\x1a", b"\x1b"
+# After answering AT+CPIN?, Gammu's AT driver reads once more for "the possible left over OK" (some
+# modems send it late), and that read waits for data until the wall clock's next second: 0-1 s per
+# connect, ~0.5 s on average, in every test that starts a gateway. An empty line (line noise a modem
+# may send at any time, ignored by Gammu like the framing around every answer) this long after the
+# answer ends the wait; when the host's next command comes first, none is sent.
+BLANK_LINE_AFTER_S = 0.02
 
 
 def load(name: str, default: dict) -> dict:
@@ -101,6 +107,7 @@ class Modem:
         self.pdu_len: int | None = None
         self.mem = "ME"  # the memory AT+CPMS chose; messages live in "ME" only
         self.log = open(DIR / "commands.log", "a", buffering=1)
+        self.blank_line_at: float | None = None
 
     def scenario(self) -> dict:
         return load("scenario.json", {})
@@ -188,6 +195,7 @@ class Modem:
         if up == "AT+CPIN?":
             if scen.get("sim", True) is False:
                 return self.reply(final="+CME ERROR: 10")
+            self.blank_line_at = time.monotonic() + BLANK_LINE_AFTER_S  # see BLANK_LINE_AFTER_S
             return self.reply("+CPIN: SIM PIN" if self.locked() else "+CPIN: READY")
         if up.startswith("AT+CPIN="):
             given = cmd.split("=", 1)[1].strip('"')
@@ -351,11 +359,16 @@ class Modem:
         buf = b""
         fd = sys.stdin.buffer.fileno()
         while True:
-            readable, _, _ = select.select([fd], [], [], 0.1)
+            wait = 0.1 if self.blank_line_at is None else max(0.0, min(0.1, self.blank_line_at - time.monotonic()))
+            readable, _, _ = select.select([fd], [], [], wait)
             if not readable:
+                if self.blank_line_at is not None and time.monotonic() >= self.blank_line_at:
+                    self.blank_line_at = None
+                    self.write(b"\r\n")
                 if self.pdu_len is None:  # never inside a command's answer
                     self.announce()
                 continue
+            self.blank_line_at = None  # the host sent its next command: it was not waiting
             chunk = os.read(fd, 4096)
             if not chunk:
                 return  # the gateway went away (or killed us): a modem without a host
