@@ -25,10 +25,11 @@ SCHEDULES = {
 @pytest.mark.real_clock  # the test enqueues, the gateway processes it starts send: one clock for both
 @pytest.mark.parametrize("schedule", SCHEDULES)
 def test_sigkill_at_random_moments_loses_nothing_and_doubles_nothing(tmp_path, schedule):
-    # 24 notices, 6 kills: a life is ~1.5 s of start-up, then 0.7 s per send inside Gammu; measured, 3-6
-    # of the 6 kills cut a send (that notice uncertain, then settled), the others the start-up. More
-    # notices mostly lengthen the clean run at the end. SMS_CRASH_NOTICES=40 runs the former 40 / 8.
-    n = int(os.environ.get("SMS_CRASH_NOTICES", "24"))
+    # 16 notices, 6 kills: a life is ~1.5 s of start-up, then 0.7 s per send inside Gammu; measured, 3-6
+    # of the 6 kills cut a send (that notice uncertain, then settled), the others the start-up, and
+    # ~10 notices are left for the clean run at the end, which more notices only lengthen (0.7 s
+    # each). SMS_CRASH_NOTICES=40 runs the former 40 notices / 8 kills.
+    n = int(os.environ.get("SMS_CRASH_NOTICES", "16"))
     reports = os.environ.get("SMS_CRASH_REPORTS", "1") != "0"
     kw = dict(SCHEDULES[schedule])
     if n > 40 and schedule == "after_start":
