@@ -27,6 +27,9 @@ from motcua.db import make_engine
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 NOW_ENV = "MOTCUA_TEST_NOW"
 TOKEN = "test-token-0123456789"
+# argon2 at its cheapest, for tests that sign staff in: the default cost is ~0.2 s of CPU per hash or check
+# (tests/test_staff.py pins the default).
+CHEAP_HASHING = {"password_time_cost": 1, "password_memory_kib": 8192}
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -34,7 +34,7 @@ from motcua.config import load_config
 from motcua.db import make_engine
 from motcua.stations import Device, Service, heartbeat, list_stations
 from motcua.timeutil import utcnow
-from tests.conftest import write_config_file
+from tests.conftest import CHEAP_HASHING, write_config_file
 
 pytestmark = pytest.mark.postgres
 STATIONS = ("kiosk-a", "kiosk-b")
@@ -47,7 +47,7 @@ def _sections(tmp_path: Path, station: str, db_url: str) -> dict[str, Any]:
         "paths": {"data_dir": str(data)},
         "database": {"url": db_url},
         "printer": {"kind": "file", "target": str(data / "printer.out"), "poll_s": 0.2},
-        "staff": {"password_time_cost": 1, "password_memory_kib": 8192},
+        "staff": CHEAP_HASHING,
         "kiosk": {"station_ticket_rate": "1000 per minute"},  # a burst, not one citizen tapping (issue 17)
     }
 
@@ -192,7 +192,7 @@ def test_a_print_worker_starting_at_one_kiosk_leaves_the_other_kiosks_printing_j
 def test_each_kiosk_sees_its_own_printer_and_the_health_page_shows_every_station_stale_ones_marked(
         make_config, pg_database):
     cfg_a = make_config(station={"id": "kiosk-a", "stale_after_s": 120},
-                        staff={"password_time_cost": 1, "password_memory_kib": 8192}, database={"url": pg_database})
+                        staff=CHEAP_HASHING, database={"url": pg_database})
     cfg_b = make_config(station={"id": "kiosk-b"}, database={"url": pg_database})
     engine = make_engine(cfg_a)
     now = utcnow()

@@ -17,17 +17,16 @@ from kiosk.store.ingest import Parser, ingest_batch
 from kiosk.store.schema import dossiers, ingest_runs
 from kiosk.web.ratelimit import SCHEME, SqliteStorage
 from motcua.textnorm import clean_text, is_code
-from tests.conftest import TOKEN
+from tests.conftest import CHEAP_HASHING, TOKEN
 
 ALL_WEEK = [{"days": [0, 1, 2, 3, 4, 5, 6], "open": "00:00", "close": "00:00"}]
 CODE = "000.00.21.H42-251125-0001"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-CHEAP = {"password_time_cost": 1, "password_memory_kib": 8192}
 
 
 @pytest.fixture
 def hall(make_config, engine):
-    cfg = make_config(site={"opening_hours": ALL_WEEK}, staff=CHEAP)
+    cfg = make_config(site={"opening_hours": ALL_WEEK}, staff=CHEAP_HASHING)
     app = create_app(cfg, engine, test_config={"TESTING": True})
     report = ingest_batch(engine, Parser.from_config(cfg), [
         {"code": CODE, "secret": "ABC234", "procedure": "Đăng ký khai sinh", "applicant_name": "Nguyễn Văn Hùng",
@@ -197,7 +196,7 @@ def still_clock():
 
 
 def _limited_hall(make_config, engine, **kiosk):
-    cfg = make_config(site={"opening_hours": ALL_WEEK}, staff=CHEAP, kiosk=kiosk)
+    cfg = make_config(site={"opening_hours": ALL_WEEK}, staff=CHEAP_HASHING, kiosk=kiosk)
     app = create_app(cfg, engine, test_config={"TESTING": True})
     ingest_batch(engine, Parser.from_config(cfg), [{"code": CODE, "status": "processing"}], via="api")
     return app
@@ -222,7 +221,7 @@ def test_a_gadget_at_the_screen_gets_only_the_station_ticket_rate(make_config, e
 def test_numbering_never_runs_past_its_digits_and_the_official_is_told(make_config, engine, still_clock, caplog):
     from kiosk.queue.schema import queue_tickets
 
-    cfg = make_config(site={"opening_hours": ALL_WEEK}, staff=CHEAP, queue={"number_digits": 1},
+    cfg = make_config(site={"opening_hours": ALL_WEEK}, staff=CHEAP_HASHING, queue={"number_digits": 1},
                       kiosk={"station_ticket_rate": "1000 per minute"})
     app = create_app(cfg, engine, test_config={"TESTING": True})
     client = app.test_client()
@@ -241,7 +240,7 @@ def test_numbering_never_runs_past_its_digits_and_the_official_is_told(make_conf
 
 
 def test_tickets_waiting_per_service_are_capped(make_config, engine, still_clock):
-    cfg = make_config(site={"opening_hours": ALL_WEEK}, staff=CHEAP, queue={"max_waiting": 5},
+    cfg = make_config(site={"opening_hours": ALL_WEEK}, staff=CHEAP_HASHING, queue={"max_waiting": 5},
                       kiosk={"station_ticket_rate": "1000 per minute"})
     client = create_app(cfg, engine, test_config={"TESTING": True}).test_client()
     codes = [client.post("/queue/tickets", json={"service": "HT", "print": False}).status_code for _ in range(7)]
@@ -429,7 +428,7 @@ def test_eight_parallel_sign_ups_save_one_phone_with_history_and_audit(make_conf
     from kiosk.staff.models import staff_audit
     from kiosk.store.schema import dossier_history
 
-    cfg = make_config(site={"opening_hours": ALL_WEEK}, staff=CHEAP)
+    cfg = make_config(site={"opening_hours": ALL_WEEK}, staff=CHEAP_HASHING)
     app = create_app(cfg, engine, test_config={"TESTING": True})
     ingest_batch(engine, Parser.from_config(cfg), [{"code": CODE, "secret": "ABC234", "status": "processing"}],
                  via="api")

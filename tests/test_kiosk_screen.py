@@ -6,6 +6,7 @@ import pytest
 
 from kiosk.app import create_app
 from kiosk.security import is_kiosk_address
+from tests.conftest import CHEAP_HASHING
 
 KIOSK, MAPPED, LAN = "127.0.0.1", "::ffff:127.0.0.1", "192.0.2.50"
 ALL_WEEK = [{"days": [0, 1, 2, 3, 4, 5, 6], "open": "00:00", "close": "00:00"}]
@@ -15,7 +16,7 @@ ALL_WEEK = [{"days": [0, 1, 2, 3, 4, 5, 6], "open": "00:00", "close": "00:00"}]
 def app(make_config, engine):
     cfg = make_config(site={"opening_hours": ALL_WEEK},
                       kiosk={"kiosk_addresses": [KIOSK], "public_lookup_rate": "3 per minute"},
-                      staff={"password_time_cost": 1, "password_memory_kib": 8192})
+                      staff=CHEAP_HASHING)
     return create_app(cfg, engine, test_config={"TESTING": True})
 
 

@@ -17,7 +17,7 @@ from kiosk.printing.schema import print_jobs
 from kiosk.queue import core
 from motcua.config import load_config
 from motcua.db import make_engine
-from tests.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.conftest import ARTIFACTS, CHEAP_HASHING, CHROMIUM, CHROMIUM_ARGS
 
 STAFF = importlib.util.find_spec("kiosk.staff") is not None
 
@@ -99,7 +99,7 @@ def test_counter_page_calls_and_hall_display_shows_and_announces(live_server, so
     # the announcement to play to its end, not for what it says.
     sections = {"paths": {"data_dir": str(data_dir)}, "kiosk": {"kiosk_addresses": ["192.0.2.10"]},
                 "queue": {"display_poll_ms": 300, "espeak_speed": 300},
-                "staff": {"password_time_cost": 1, "password_memory_kib": 8192}}
+                "staff": CHEAP_HASHING}
     base = live_server(sections)
     cfg = load_config(None, sections)
     engine = make_engine(cfg)

@@ -16,6 +16,7 @@ from motcua.timeutil import utcnow
 from sms_gateway import outbox
 from sms_gateway.health import count_parts, list_modem_health, parts_sent_on, write_modem_health
 from sms_gateway.schema import notice_events, notices
+from tests.conftest import CHEAP_HASHING
 
 A, B = "kiosk-a/modem", "kiosk-b/modem"
 
@@ -198,7 +199,7 @@ def test_sim_at_its_daily_cap_waits_for_local_midnight(make_config, tmp_path):
 def staff_app(make_config):
     from kiosk.app import create_app
 
-    cfg = make_config(staff={"password_time_cost": 1, "password_memory_kib": 8192})
+    cfg = make_config(staff=CHEAP_HASHING)
     engine = make_engine(cfg)
     yield create_app(cfg, engine, test_config={"TESTING": True}), engine
     engine.dispose()

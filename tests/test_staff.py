@@ -17,16 +17,15 @@ from kiosk.store.ingest import DossierEvent, apply_event
 from kiosk.store.schema import dossier_history, dossiers
 from motcua.timeutil import utcnow
 from sms_gateway.schema import notices
+from tests.conftest import CHEAP_HASHING
 
-PASSWORD = "dung-mat-khau-2025"
-# argon2id at its lowest allowed cost keeps these tests quick; the production default is pinned in
-# test_passwords_are_argon2id_with_the_default_cost_and_upgraded_at_sign_in.
-CHEAP = {"password_time_cost": 1, "password_memory_kib": 8192}
+PASSWORD = "dung-mat-khau-2025"  # signed in at CHEAP_HASHING; the default cost is pinned in
+# test_passwords_are_argon2id_with_the_default_cost_and_upgraded_at_sign_in
 
 
 @pytest.fixture
 def config(make_config):
-    return make_config(staff=CHEAP)
+    return make_config(staff=CHEAP_HASHING)
 HOSTILE = [
     "<script>alert(1)</script>",
     '"><img src=x onerror=alert(1)>',
@@ -105,7 +104,7 @@ def test_kiosk_addresses_may_be_let_in_by_configuration(make_config):
     from kiosk.app import create_app
     from motcua.db import make_engine
 
-    cfg = make_config(staff={**CHEAP, "allow_kiosk_addresses": True})
+    cfg = make_config(staff={**CHEAP_HASHING, "allow_kiosk_addresses": True})
     app = create_app(cfg, make_engine(cfg), test_config={"TESTING": True})
     assert app.test_client().get("/staff/login").status_code == 200
 
@@ -130,7 +129,7 @@ def test_cookie_secure_always(make_config):
     from kiosk.app import create_app
     from motcua.db import make_engine
 
-    cfg = make_config(staff={**CHEAP, "cookie_secure": "always"})
+    cfg = make_config(staff={**CHEAP_HASHING, "cookie_secure": "always"})
     app = create_app(cfg, make_engine(cfg), test_config={"TESTING": True})
     assert "Secure" in lan_client(app).get("/staff/login").headers["Set-Cookie"]
 
@@ -226,7 +225,7 @@ def test_one_address_guessing_many_names_is_refused(make_config):
     from kiosk.app import create_app
     from motcua.db import make_engine
 
-    cfg = make_config(staff={**CHEAP, "address_failures": 3, "login_rate": "100 per minute"})
+    cfg = make_config(staff={**CHEAP_HASHING, "address_failures": 3, "login_rate": "100 per minute"})
     app = create_app(cfg, make_engine(cfg), test_config={"TESTING": True})
     name, password = create_account(app)
     client = lan_client(app, "10.0.0.9")
@@ -239,7 +238,7 @@ def test_login_rate_limit_per_address(make_config):
     from kiosk.app import create_app
     from motcua.db import make_engine
 
-    cfg = make_config(staff={**CHEAP, "login_rate": "3 per minute"})
+    cfg = make_config(staff={**CHEAP_HASHING, "login_rate": "3 per minute"})
     app = create_app(cfg, make_engine(cfg), test_config={"TESTING": True})
     client = lan_client(app)
     codes = [_login(client, "ai-do", "sai-mat-khau").status_code for _ in range(4)]
@@ -458,7 +457,7 @@ def test_daily_counts_parts_and_cost(make_config):
     from kiosk.app import create_app
     from motcua.db import make_engine
 
-    cfg = make_config(staff={**CHEAP, "sms_part_price_vnd": 350})
+    cfg = make_config(staff={**CHEAP_HASHING, "sms_part_price_vnd": 350})
     engine = make_engine(cfg)
     app = create_app(cfg, engine, test_config={"TESTING": True})
     now = utcnow()
@@ -644,7 +643,7 @@ def test_forty_parallel_guesses_from_four_addresses_check_at_most_five_passwords
 
     from motcua.db import make_engine
 
-    overrides = {"staff": CHEAP}
+    overrides = {"staff": CHEAP_HASHING}
     if backend == "postgresql":
         overrides["database"] = {"url": request.getfixturevalue("pg_database")}
     cfg = make_config(overrides)
@@ -687,7 +686,7 @@ def test_kiosk_user_unlock_ends_a_lockout(make_config, tmp_path):
     from kiosk.cli import cli
     from motcua.db import make_engine
 
-    cfg = make_config(staff=CHEAP)
+    cfg = make_config(staff=CHEAP_HASHING)
     path = tmp_path / "cli.toml"
     path.write_text(f'[paths]\ndata_dir = "{cfg.paths.data_dir}"\n', encoding="utf-8")
     engine = make_engine(cfg)
@@ -712,7 +711,7 @@ def test_kiosk_user_unlock_ends_a_lockout(make_config, tmp_path):
 def test_passwords_are_argon2id_with_the_default_cost_and_upgraded_at_sign_in(make_config):
     from motcua.db import make_engine
 
-    cheap = make_config(staff=CHEAP)
+    cheap = make_config(staff=CHEAP_HASHING)
     engine = make_engine(cheap)
     with engine.begin() as conn:
         users.create_user(conn, cheap.staff, "nang-cap", PASSWORD)
@@ -729,7 +728,7 @@ def test_admins_see_the_settings_without_secrets(make_config):
     from kiosk.app import create_app
     from motcua.db import make_engine
 
-    cfg = make_config(staff=CHEAP, kiosk={"secret_key": "khoa-bi-mat-123"}, modem={"pin": "4321"})
+    cfg = make_config(staff=CHEAP_HASHING, kiosk={"secret_key": "khoa-bi-mat-123"}, modem={"pin": "4321"})
     app = create_app(cfg, make_engine(cfg), test_config={"TESTING": True})
     assert sign_in(app).get("/staff/settings").status_code == 403
     body = sign_in(app, role=users.ADMIN).get("/staff/settings").get_data(as_text=True)

@@ -19,6 +19,7 @@ from motcua.config import load_config
 from motcua.db import make_engine
 from motcua.timeutil import utcnow
 from sms_gateway.schema import notices
+from tests.conftest import CHEAP_HASHING
 
 PASSWORD = "mat-khau-can-bo-2025"
 CODE = "000.00.21.H42-251125-0001"
@@ -95,8 +96,7 @@ def _sign_in(page: Any, base: str, username: str, password: str) -> None:
 
 def test_staff_flow_in_chromium(live_server, page, tmp_path):
     base = live_server({"kiosk": {"kiosk_addresses": ["192.0.2.10"]}, "staff": {"login_rate": "60 per minute",
-                                                                                  "password_time_cost": 1,
-                                                                                  "password_memory_kib": 8192}})
+                                                                                  **CHEAP_HASHING}})
     cfg_path = _config_path(tmp_path, base)
     _kiosk_cli(cfg_path, "user", "add", "quantri", "--role", "admin", "--name", "Quản Trị Viên")
     _kiosk_cli(cfg_path, "user", "add", "canbo", "--name", "Cán Bộ Một Cửa")

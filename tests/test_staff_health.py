@@ -14,6 +14,7 @@ from kiosk.store.schema import ingest_runs
 from motcua.timeutil import utcnow
 from sms_gateway.health import write_modem_health
 from sms_gateway.schema import notices
+from tests.conftest import CHEAP_HASHING
 
 # Health ages (last ingest, modem last seen) are measured from now.
 pytestmark = pytest.mark.clock
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.clock
 
 @pytest.fixture
 def config(make_config):
-    return make_config(staff={"password_time_cost": 1, "password_memory_kib": 8192})
+    return make_config(staff=CHEAP_HASHING)
 
 
 CHECK_NAMES = {"database", "disk", "last_ingest", "source", "camera", "printer", "modem", "outbox", "limits"}
@@ -134,7 +135,7 @@ def test_staff_health_page_says_every_check_in_vietnamese_then_in_english_on_req
     from kiosk.sources.schema import source_sync
     from motcua.db import make_engine
 
-    cfg = make_config(staff={"password_time_cost": 1, "password_memory_kib": 8192},
+    cfg = make_config(staff=CHEAP_HASHING,
                       source={"kind": "opencps", "base_url": "http://127.0.0.1:9/o/rest/v2"})
     engine = make_engine(cfg)
     now = utcnow()

@@ -9,13 +9,12 @@ from motcua.timeutil import utcnow
 from sms_gateway import outbox
 from sms_gateway.incoming import IncomingPart, Message, handle
 from sms_gateway.schema import notices
-
-CHEAP = {"password_time_cost": 1, "password_memory_kib": 8192}
+from tests.conftest import CHEAP_HASHING
 
 
 @pytest.fixture
 def config(make_config):
-    return make_config(staff=CHEAP)
+    return make_config(staff=CHEAP_HASHING)
 
 
 def _incoming(engine, number, text):
