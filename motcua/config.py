@@ -390,6 +390,10 @@ class ScannerConfig(Section):
     idle_fps: float = Field(
         6.0, ge=0, le=60, description="Frames taken per second while the camera sees an empty, unchanged scene "
         "(0: always all); the first frame that differs restores the full rate")
+    sharp_edge: float = Field(
+        0.4, gt=0, le=1, description="Edge steepness at or above which an unreadable code counts as sharp "
+        "(creased paper or glare: the 'flatten' hint rather than 'hold still'); the scanner logs each "
+        "hint with the value it measured, to set this for a softer camera")
     preview_fps: float = Field(3.0, gt=0, le=15, description="MJPEG preview frame rate for aiming")
     preview_width: int = Field(320, ge=80, description="MJPEG preview width in pixels")
 

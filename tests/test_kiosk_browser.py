@@ -243,7 +243,8 @@ def test_scan_screen_shows_the_scanner_hints_and_camera_loss(kpage, server, scan
     assert kpage.locator('[data-hint="hold_still"]').is_hidden()
     scanner.publish("hint", {"hint": "flatten"})
     kpage.wait_for_selector('[data-hint="flatten"]:not([hidden])')
-    assert kpage.inner_text("#hint").strip() == "Vuốt cho giấy phẳng, hoặc nghiêng nhẹ cho khỏi lóa."
+    flatten = "Vuốt phẳng tờ giấy, hoặc nghiêng giấy hay điện thoại một chút cho đỡ chói."
+    assert kpage.inner_text("#hint").strip() == flatten
     audit_and_shoot(kpage, "scan-hint-flatten")  # the longest hint still fits every kiosk screen size
     scanner.publish("hint", {"hint": "<img src=x onerror=alert(1)>"})  # not one of the scanner's hints
     kpage.wait_for_selector('[data-hint=""]:not([hidden])')

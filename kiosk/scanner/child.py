@@ -47,7 +47,8 @@ def decode_child(spec: dict[str, Any], scanner: dict[str, Any], conn: Any, contr
 
     source = SourceSpec(**spec)
     chain = DecoderChain(scanner["decoders"], scanner["fallback_every"], scanner["fallback_cpu"])
-    pipeline = ScanPipeline(chain, scanner["repeat_interval_s"], scanner["patterns"], scanner["code_pattern"])
+    pipeline = ScanPipeline(chain, scanner["repeat_interval_s"], scanner["patterns"], scanner["code_pattern"],
+                            sharp_edge=scanner["sharp_edge"])
     from motcua.memory import release_free_memory
 
     release_free_memory()  # what the imports left behind, before the camera's frames come

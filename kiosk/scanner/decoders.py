@@ -55,10 +55,13 @@ def edge_steepness(grey: np.ndarray, corners: Sequence[tuple[float, float]]) -> 
     """How sharp the code inside `corners` is: the steepest 2 % of its grey gradients (per pixel, Sobel),
     over its grey range (5th to 95th percentile).
 
-    About 0.45-0.5 for a sharp print, and 1/n for edges smeared over n pixels. It tells the two reasons a
-    code in view stays unreadable apart: blurred (a shaking hand, out of focus: 0.1-0.35 in the bench
-    corpus) or sharp but bent out of shape (crumpled or curved paper: 0.46-0.50), which holding still
-    does not mend and smoothing the paper does. 0.0 when the region is too small to judge.
+    About 0.45-0.5 for a sharp print, and about 1/n for edges smeared over n pixels. It tells the two
+    kinds of reason a code in view stays unreadable apart: blurred (a shaking hand, out of focus:
+    0.07-0.34 in the bench corpus), or sharp but bent out of shape or washed out (crumpled or curved
+    paper 0.46-0.50, a phone screen 0.40-0.44, glare 0.64), which holding still does not mend. Tiny
+    codes measure 0.40-0.44 too; the hint for them is "move closer", decided first. A camera's own
+    softness lowers every figure (a crumpled code blurred by sigma 0.8 px measures 0.37), hence
+    `[scanner] sharp_edge`. 0.0 when the region is too small to judge.
     """
     import cv2
 

@@ -51,17 +51,18 @@ class Hint(StrEnum):
 class HintTracker:
     """What to tell a citizen whose code is in view but has stayed unreadable for a few frames:
     'move_closer' when the code is small in the picture; 'flatten' when its print is sharp, so it is the
-    paper's creases or bend that defeat the decoders (holding still would not help); 'hold_still'
-    otherwise (blur: a shaking hand, or too close to focus). Back to None after a read or once nothing is
-    seen for a while."""
+    paper's creases or bend, or a reflection, that defeat the decoders (holding still would not help);
+    'hold_still' otherwise (blur: a shaking hand, or too close to focus). Back to None after a read or
+    once nothing is seen for a while."""
 
     SMALL_CODE = 0.18  # code width as a fraction of the frame width
-    SHARP_EDGE = 0.4  # decoders.edge_steepness at or above which an unreadable code counts as sharp
+    SHARP_EDGE = 0.4  # the default of [scanner] sharp_edge (motcua.config; a test keeps the two equal)
     SHOW_AFTER = 3  # consecutive unreadable frames
     CLEAR_AFTER = 8  # consecutive frames with nothing in view
     SHARP_OF = 5  # 'flatten' when most of the last this many unreadable frames were sharp
 
-    def __init__(self) -> None:
+    def __init__(self, sharp_edge: float = SHARP_EDGE) -> None:
+        self.sharp_edge = sharp_edge
         self.hint: Hint | None = None
         self._unreadable = 0
         self._sharp: deque[bool] = deque(maxlen=self.SHARP_OF)  # recent unreadable frames: sharp or not
@@ -74,7 +75,7 @@ class HintTracker:
             self.hint = None
         elif outcome.unreadable:
             self._unreadable += 1
-            self._sharp.append(outcome.edge >= self.SHARP_EDGE)
+            self._sharp.append(outcome.edge >= self.sharp_edge)
             self._empty = 0
             if self._unreadable >= self.SHOW_AFTER:
                 if 0 < outcome.code_width < self.SMALL_CODE:
@@ -158,11 +159,11 @@ class StillnessGate:
 class ScanPipeline:
     def __init__(self, chain: DecoderChain, interval_s: float, patterns: list[str] | None = None,
                  code_pattern: str | None = None, clock: Callable[[], float] = time.monotonic,
-                 gate: StillnessGate | None = None):
+                 gate: StillnessGate | None = None, sharp_edge: float = HintTracker.SHARP_EDGE):
         self.chain = chain
         self.gate = gate or StillnessGate(clock=clock)
         self.repeats = RepeatFilter(interval_s, clock)
-        self.hints = HintTracker()
+        self.hints = HintTracker(sharp_edge)
         self.patterns = patterns or []
         self.code_pattern = code_pattern or None
         self.rejected_logged = RepeatFilter(60.0, clock)  # one log line per odd payload per minute
@@ -196,5 +197,10 @@ class ScanPipeline:
         before = self.hints.hint
         after = self.hints.update(outcome, read)
         if after != before:
-            events.append(("hint", {"hint": after}))
+            # A plain str: events are pickled to the supervisor, which must not import this module
+            # (and NumPy with it) to read an enum member.
+            events.append(("hint", {"hint": after.value if after else None}))
+            if after:
+                log.info("hint %s (unreadable code %.0f%% of the frame wide, edge steepness %.2f)",
+                         after.value, 100 * outcome.code_width, outcome.edge)
         return events

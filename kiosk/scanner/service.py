@@ -119,7 +119,7 @@ class Supervisor:
         env["PYTHONPATH"] = os.pathsep.join([here, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))])
         scanner = self.cfg.scanner.model_dump(include={"decoders", "fallback_every", "fallback_cpu",
                                                         "repeat_interval_s", "patterns", "code_pattern",
-                                                        "preview_fps", "preview_width", "idle_fps"})
+                                                        "preview_fps", "preview_width", "idle_fps", "sharp_edge"})
         # A fresh interpreter (no inherited threads or sockets) on two pipes: events up, the preview
         # wish down. Not multiprocessing: its spawn starts a resource-tracker process (~7 MB) for good.
         events_r, events_w = os.pipe()

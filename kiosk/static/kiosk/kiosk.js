@@ -196,9 +196,11 @@
 
   /* ---- camera scanner: same-origin server-sent events ------------------------------------------ */
   var events = null;
-  var HINTS = ["hold_still", "move_closer", "flatten"]; // the scanner's hints (kiosk/scanner/pipeline.py)
   function showHint(name) {
-    document.querySelectorAll("[data-hint]").forEach(function (el) { el.hidden = el.dataset.hint !== (name || ""); });
+    // Only a hint the screen has a line for (scan.html, one per kiosk.scanner.pipeline.Hint); else the default.
+    var lines = Array.prototype.slice.call(document.querySelectorAll("[data-hint]"));
+    var known = lines.some(function (el) { return el.dataset.hint === name; });
+    lines.forEach(function (el) { el.hidden = el.dataset.hint !== (known ? name : ""); });
   }
   function showCamera(state) {
     var viewer = document.getElementById("viewer"), down = document.getElementById("camera-unavailable");
@@ -228,7 +230,7 @@
     });
     events.addEventListener("hint", function (ev) {
       var d = parse(ev);
-      if (d) showHint(HINTS.indexOf(d.hint) >= 0 ? d.hint : "");
+      if (d) showHint(typeof d.hint === "string" ? d.hint : "");
     });
     events.addEventListener("camera", function (ev) {
       var d = parse(ev);
