@@ -146,9 +146,10 @@ def test_without_a_source_nothing_changes_on_screen(make_config):
 
 def test_source_credentials_never_appear_on_the_settings_page(make_config, emu):
     from kiosk.staff import users
-    from tests.test_staff import CHEAP, sign_in
+    from tests.conftest import CHEAP_HASHING
+    from tests.test_staff import sign_in
 
-    cfg = make_config(staff=CHEAP, source={
+    cfg = make_config(staff=CHEAP_HASHING, source={
         "kind": "opencps", "base_url": f"{emu.url}/o/rest/v2",
         "opencps": {"group_id": "35417", "username": "kiosk", "password": "mat-khau-tinh-987"},
         "dvcqg": {"password": "mat-khau-cong-654"}, "http_json": {"bearer_token": "token-json-321"}})
