@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -49,6 +49,11 @@ class Decoder(Protocol):
 
 def _width_fraction(xs: Sequence[float], frame_width: int) -> float:
     return (max(xs) - min(xs)) / frame_width if xs else 0.0
+
+
+def _corners(p: Any) -> list[tuple[float, float]]:
+    """A zxing-cpp position's four corners, clockwise from the top left."""
+    return [(q.x, q.y) for q in (p.top_left, p.top_right, p.bottom_right, p.bottom_left)]
 
 
 def edge_steepness(grey: np.ndarray, corners: Sequence[tuple[float, float]]) -> float:
@@ -103,21 +108,33 @@ class ZxingDecoder:
         results = z.read_barcodes(grey, formats=self._formats, try_rotate=True, try_downscale=True,
                                   try_invert=False, text_mode=z.TextMode.Plain, return_errors=True)
         width = grey.shape[1]
-        widest_unreadable = 0.0
+        widest_unreadable: tuple[float, list[tuple[float, float]]] | None = None
         for r in results:
-            p = r.position
-            frac = _width_fraction([p.top_left.x, p.top_right.x, p.bottom_left.x, p.bottom_right.x], width)
+            corners = _corners(r.position)
+            frac = _width_fraction([x for x, _ in corners], width)
             out.code_width = max(out.code_width, frac)
             if r.valid:
                 out.texts.append(r.text)
             else:
                 out.unreadable = True
-                if frac > widest_unreadable and not out.texts:
-                    widest_unreadable = frac
-                    corners = [(q.x, q.y) for q in (p.top_left, p.top_right, p.bottom_right, p.bottom_left)]
-                    out.edge = edge_steepness(grey, corners)
+                if widest_unreadable is None or frac > widest_unreadable[0]:
+                    widest_unreadable = (frac, corners)
         if out.texts:
             out.decoder = self.name
+        elif widest_unreadable is not None:  # measured only when nothing was read (it feeds the hint)
+            out.edge = edge_steepness(grey, widest_unreadable[1])
+        return out
+
+    def _valid_reads(self, grey: np.ndarray, binarizer: object = None) -> Outcome:
+        """The codes zxing-cpp reads in `grey` (none of its errors), credited to this decoder."""
+        z = self._z
+        out = Outcome()
+        for r in z.read_barcodes(grey, formats=self._formats, try_rotate=True, try_downscale=True, try_invert=False,
+                                 text_mode=z.TextMode.Plain, binarizer=binarizer or z.Binarizer.LocalAverage,
+                                 return_errors=False):
+            if r.valid:
+                out.texts.append(r.text)
+                out.decoder = self.name
         return out
 
 
@@ -128,26 +145,16 @@ class ZxingRetryDecoder(ZxingDecoder):
 
     name = "zxing_retry"
 
-    def _read(self, grey: np.ndarray, binarizer: object) -> Outcome:
-        z = self._z
-        out = Outcome()
-        for r in z.read_barcodes(grey, formats=self._formats, try_rotate=True, try_downscale=True, try_invert=False,
-                                 text_mode=z.TextMode.Plain, binarizer=binarizer, return_errors=False):
-            if r.valid:
-                out.texts.append(r.text)
-                out.decoder = self.name
-        return out
-
     UPSCALE_UP_TO = 800  # frame width up to which a last try runs on the frame at twice the size
 
     def decode(self, grey: np.ndarray) -> Outcome:
         import cv2
 
-        out = self._read(grey, self._z.Binarizer.FixedThreshold)
+        out = self._valid_reads(grey, self._z.Binarizer.FixedThreshold)
         if out.texts:
             return out
         sharp = cv2.addWeighted(grey, 2.0, cv2.GaussianBlur(grey, (0, 0), 2.0), -1.0, 0)
-        out = self._read(sharp, self._z.Binarizer.LocalAverage)
+        out = self._valid_reads(sharp)
         if out.texts or grey.shape[1] > self.UPSCALE_UP_TO:
             return out
         # A small, low-resolution code (under ~2 pixels a module: a receipt held far off, a photocopy)
@@ -155,7 +162,7 @@ class ZxingRetryDecoder(ZxingDecoder):
         # (bench/bench_scanner.py "tiny"). ~15 ms at 640x480, so it comes last.
         big = cv2.resize(grey, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
         big = cv2.addWeighted(big, 2.0, cv2.GaussianBlur(big, (0, 0), 2.0), -1.0, 0)
-        return self._read(big, self._z.Binarizer.LocalAverage)
+        return self._valid_reads(big)
 
 
 class ZxingUnwarpDecoder(ZxingDecoder):
@@ -175,9 +182,7 @@ class ZxingUnwarpDecoder(ZxingDecoder):
         for r in z.read_barcodes(grey, formats=self._formats, try_rotate=True, try_downscale=True, try_invert=False,
                                  text_mode=z.TextMode.Plain, return_errors=True):
             if not r.valid:
-                p = r.position
-                xs = [p.top_left.x, p.top_right.x, p.bottom_right.x, p.bottom_left.x]
-                ys = [p.top_left.y, p.top_right.y, p.bottom_right.y, p.bottom_left.y]
+                xs, ys = zip(*_corners(r.position), strict=True)
                 boxes.append((min(xs), min(ys), max(xs), max(ys)))
         # zxing also reports pieces of a bent code (three finder patterns taken for a small code): the
         # largest box is the whole code, and a box whose centre lies inside a kept one is a piece of it.
@@ -212,19 +217,9 @@ class ZxingUnwarpDecoder(ZxingDecoder):
                 # Rows bowed up or down (the sheet bent round a vertical axis), then columns bowed sideways.
                 for mx, my in ((xx, yy + bow * h * (1 - across_x * across_x)),
                                (xx + bow * w * (1 - across_y * across_y), yy)):
-                    out = self._read_plain(cv2.remap(region, mx, my, cv2.INTER_LINEAR))
+                    out = self._valid_reads(cv2.remap(region, mx, my, cv2.INTER_LINEAR))
                     if out.texts:
                         return out
-        return out
-
-    def _read_plain(self, grey: np.ndarray) -> Outcome:
-        z = self._z
-        out = Outcome()
-        for r in z.read_barcodes(grey, formats=self._formats, try_rotate=True, try_downscale=True, try_invert=False,
-                                 text_mode=z.TextMode.Plain, return_errors=False):
-            if r.valid:
-                out.texts.append(r.text)
-                out.decoder = self.name
         return out
 
 
