@@ -20,10 +20,11 @@ import gc
 import os
 import signal
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from gunicorn.app.base import BaseApplication
+
+from kiosk import python_module
 
 if TYPE_CHECKING:
     from motcua.config import Config
@@ -84,13 +85,8 @@ def run_gunicorn(cfg: Config, config_path: str | None, bind: str | None = None, 
                  verbose: bool = False) -> NoReturn:
     """Replace this process with gunicorn's master (`main` below) serving the app of `config_path`
     ($MOTCUA_CONFIG or the default when None), with `cfg`'s [kiosk] settings."""
-    # -P: not the working directory (the data directory under systemd) first on sys.path; the kiosk
-    # package is found where this process found it.
-    here = str(Path(__file__).resolve().parent.parent)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([here, *filter(None, os.environ.get("PYTHONPATH", "").split(
-        os.pathsep))]))
-    argv = [sys.executable, "-P", "-m", "kiosk.wsgi", "--bind", bind or cfg.kiosk.bind,
-            "--workers", str(workers or cfg.kiosk.workers), "--threads", str(cfg.kiosk.threads)]
+    argv, env = python_module("kiosk.wsgi", "--bind", bind or cfg.kiosk.bind,
+                              "--workers", str(workers or cfg.kiosk.workers), "--threads", str(cfg.kiosk.threads))
     if config_path:
         argv += ["--config", config_path]
     if verbose:

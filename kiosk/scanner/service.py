@@ -14,12 +14,10 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import asdict
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any, Callable
 
 import kiosk
@@ -113,10 +111,6 @@ class Supervisor:
         frame = self.source.width * self.source.height * 3 + 65536
         env = {"MALLOC_MMAP_THRESHOLD_": str(frame), "MALLOC_TRIM_THRESHOLD_": str(2 * frame),
                "MALLOC_ARENA_MAX": "1", **os.environ}
-        # The child imports this same kiosk package, wherever the supervisor found it (and, with -P,
-        # nothing from its working directory).
-        here = str(Path(kiosk.__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = os.pathsep.join([here, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))])
         scanner = self.cfg.scanner.model_dump(include={"decoders", "fallback_every", "fallback_cpu",
                                                         "repeat_interval_s", "patterns", "code_pattern",
                                                         "preview_fps", "preview_width", "idle_fps", "sharp_edge"})
@@ -126,8 +120,9 @@ class Supervisor:
         control_r, control_w = os.pipe()
         args = {"spec": asdict(self.source), "scanner": scanner, "events": events_w, "control": control_r}
         try:
-            child = subprocess.Popen([sys.executable, "-P", "-m", "kiosk.scanner.child", json.dumps(args)],
-                                     pass_fds=(events_w, control_r), env=env)
+            # The child imports this same kiosk package, wherever the supervisor found it.
+            argv, env = kiosk.python_module("kiosk.scanner.child", json.dumps(args), env=env)
+            child = subprocess.Popen(argv, pass_fds=(events_w, control_r), env=env)
         finally:
             os.close(events_w)
             os.close(control_r)
