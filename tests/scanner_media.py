@@ -71,32 +71,39 @@ def abort_on_bomb(path: str, *args: object) -> dict:
     return decode_file(path, *args)
 
 
-def bent_receipt_frame(payload: str, bow: float, scale: int = 4, size: tuple[int, int] = (640, 480)) -> np.ndarray:
-    """A receipt bent round a hand: the sheet's rows bow by `bow` of its height, its edges turn away."""
+def _receipt_sheet(payload: str, scale: int) -> tuple[np.ndarray, int]:
+    """A white sheet with the QR 30 px from its left and 100 px from its top; and the QR's side."""
     qr = cv2.cvtColor(qr_grey(payload, scale), cv2.COLOR_GRAY2BGR)
     q = qr.shape[0]
     sheet = np.full((q + 140, q + 60, 3), (240, 242, 245), np.uint8)
     sheet[100:100 + q, 30:30 + q] = qr
+    return sheet, q
+
+
+def _on_desk(sheet: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    img = desk(size)
+    (h, w), (sh, sw) = img.shape[:2], sheet.shape[:2]
+    y0, x0 = (h - sh) // 2, (w - sw) // 2
+    img[y0:y0 + sh, x0:x0 + sw] = sheet
+    return img
+
+
+def bent_receipt_frame(payload: str, bow: float, scale: int = 4, size: tuple[int, int] = (640, 480)) -> np.ndarray:
+    """A receipt bent round a hand: the sheet's rows bow by `bow` of its height, its edges turn away."""
+    sheet, _ = _receipt_sheet(payload, scale)
     sh, sw = sheet.shape[:2]
     yy, xx = np.mgrid[0:sh, 0:sw].astype(np.float32)
     t = (xx / sw - 0.5) * 2
     bent = cv2.remap(sheet, 0.5 * sw + (xx - 0.5 * sw) * (1 + 0.06 * t * t), yy - bow * sh * (1 - t * t),
                      cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
-    img = desk(size)
-    h, w = img.shape[:2]
-    y0, x0 = (h - sh) // 2, (w - sw) // 2
-    img[y0:y0 + sh, x0:x0 + sw] = bent
-    return img
+    return _on_desk(bent, size)
 
 
 def crumpled_receipt_frame(payload: str, amp: float, scale: int = 4, seed: int = 1,
                            size: tuple[int, int] = (640, 480)) -> np.ndarray:
     """A crumpled receipt: the sheet displaced by a smooth random field of `amp` modules at most, with
     bumps about a fifth of the code wide. The print stays sharp; its grid no longer lines up."""
-    qr = cv2.cvtColor(qr_grey(payload, scale), cv2.COLOR_GRAY2BGR)
-    q = qr.shape[0]
-    sheet = np.full((q + 140, q + 60, 3), (240, 242, 245), np.uint8)
-    sheet[100:100 + q, 30:30 + q] = qr
+    sheet, q = _receipt_sheet(payload, scale)
     sh, sw = sheet.shape[:2]
     rng = np.random.default_rng(seed)
     field = []
@@ -105,8 +112,4 @@ def crumpled_receipt_frame(payload: str, amp: float, scale: int = 4, seed: int =
         field.append(f / (np.abs(f).max() + 1e-6) * amp * scale)
     yy, xx = np.mgrid[0:sh, 0:sw].astype(np.float32)
     sheet = cv2.remap(sheet, xx + field[0], yy + field[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    img = desk(size)
-    h, w = img.shape[:2]
-    x0, y0 = (w - sw) // 2, (h - sh) // 2
-    img[y0:y0 + sh, x0:x0 + sw] = sheet
-    return img
+    return _on_desk(sheet, size)
